@@ -1,0 +1,8 @@
+"""Test-suite setup: every test and every notebook kernel runs in the smoke profile on the CPU."""
+import os
+
+# Set at import time so the nbval kernels (started from this environment) inherit them.
+os.environ["GANKIT_PROFILE"] = "smoke"
+os.environ.setdefault("GANKIT_DEVICE", "cpu")
+os.environ.setdefault("GANKIT_RUNS", os.path.join(os.path.dirname(os.path.abspath(__file__)), "runs", "test"))
+os.environ["TQDM_DISABLE"] = "1"

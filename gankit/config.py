@@ -1,0 +1,228 @@
+"""Run configuration: profiles, devices, seeding, the typed GANConfig and the lesson presets."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "cpu", "full")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ConfigError(ValueError):
+    """A setting (environment variable, preset name, option) has a value we cannot use."""
+
+
+def resolve_device(name: str | None = None) -> torch.device:
+    """The training device: `name`, else $GANKIT_DEVICE, else auto (cuda, then mps, then cpu)."""
+    raw = name if name is not None else os.environ.get("GANKIT_DEVICE", "auto")
+    choice = raw.strip().lower() or "auto"
+    base = choice.split(":")[0]
+    if base not in DEVICES:
+        raise ConfigError(
+            f"unknown device {raw!r} (from {'argument' if name else 'GANKIT_DEVICE'}); "
+            f"use one of {', '.join(DEVICES)}, e.g. GANKIT_DEVICE=cpu"
+        )
+    if base == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {raw!r} was asked for but CUDA is not available here; unset GANKIT_DEVICE or use cpu")
+    if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device {raw!r} was asked for but Apple MPS is not available here; use cpu")
+    return torch.device(choice)
+
+
+def resolve_profile(name: str | None = None, device: torch.device | None = None) -> str:
+    """The budget profile: `name`, else $GANKIT_PROFILE, else `full` on a GPU and `cpu` otherwise."""
+    raw = name if name is not None else os.environ.get("GANKIT_PROFILE", "")
+    choice = raw.strip().lower()
+    if not choice or choice == "auto":
+        device = device or resolve_device()
+        return "full" if device.type in ("cuda", "mps") else "cpu"
+    if choice not in PROFILES:
+        raise ConfigError(
+            f"unknown profile {raw!r} (from {'argument' if name else 'GANKIT_PROFILE'}); "
+            f"use one of {', '.join(PROFILES)}"
+        )
+    return choice
+
+
+def project_dir() -> Path:
+    """The checkout's root when working inside one (e.g. from notebooks/), else the current folder."""
+    here = Path.cwd()
+    for d in (here, *here.parents):
+        if (d / "pyproject.toml").exists() and (d / "gankit").is_dir():
+            return d
+    return here
+
+
+def data_root(path: str | os.PathLike | None = None) -> Path:
+    """Where data sets live: `path`, else $GANKIT_DATA, else <project>/data (created on demand by downloads)."""
+    raw = path if path is not None else os.environ.get("GANKIT_DATA") or project_dir() / "data"
+    root = Path(raw).expanduser()
+    if "GANKIT_DATA" in os.environ and path is None and not root.exists():
+        raise ConfigError(
+            f"GANKIT_DATA points at {str(root)!r}, which does not exist; fix the path "
+            "(it should contain e.g. MNIST/raw/) or unset it to use ./data"
+        )
+    return root
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so a run can be repeated."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@dataclass
+class GANConfig:
+    """Everything that defines one training run; saved in every checkpoint and run folder."""
+
+    preset: str = "custom"
+    # data
+    dataset: str = "mnist"  # mnist | fashion-mnist | cifar10 | folder | posters
+    data_path: str | None = None  # image folder or poster root; None = under GANKIT_DATA
+    image_size: int = 28
+    channels: int = 1
+    subset: int | None = None  # use only the first N training images (smoke profile)
+    augment: bool = False  # random flip (+ jitter for RGB) on each batch, on the device
+    # model
+    model: str = "mlp"  # mlp | dcgan
+    latent_dim: int = 64  # from our source report; digits need few latent factors
+    hidden_dim: int = 256  # MLP width; 256 learns all ten digits in minutes on a CPU
+    g_width: int = 64  # DCGAN base width (ngf): canonical DCGAN uses 64
+    d_width: int = 64  # DCGAN base width (ndf)
+    d_norm: str = "batch"  # batch | layer | none; a WGAN-GP critic must not use batch norm
+    num_classes: int = 0  # > 0: conditional on class ids (MNIST labels)
+    cond_dim: int = 0  # > 0: conditional on a multi-hot vector (poster genres)
+    cond_mode: str = "projection"  # concat | projection (Miyato & Koyama 2018)
+    latent: str = "normal"  # normal | uniform (uniform is the lesson-01 pitfall, never a default)
+    # objective
+    loss: str = "bce"  # bce | wgan
+    g_loss: str = "non-saturating"  # non-saturating | minimax (only for loss="bce")
+    real_label: float = 1.0  # 0.9 = one-sided label smoothing (Salimans et al. 2016)
+    gp_weight: float = 0.0  # lambda of the gradient penalty; 10 in Gulrajani et al.
+    clip_value: float = 0.0  # > 0: WGAN weight clipping bound (0.01 in Arjovsky et al.)
+    n_critic: int = 1  # discriminator steps per generator step; 5 for WGAN
+    # optimisation
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # beta1=0.5 stabilises GANs (Radford et al.)
+    optimizer: str = "adam"  # adam | rmsprop (RMSprop for weight-clipped WGAN, as in its paper)
+    epochs: int = 10
+    steps_per_epoch: int | None = None  # cap on batches per epoch (smoke profile)
+    drop_last: bool = True  # a 1-sample last batch breaks batch norm and skews D; drop it
+    # bookkeeping
+    seed: int = 0
+    log_every: int = 50  # steps between host syncs (loss .item()) and progress updates
+    checkpoint_every: int = 0  # steps between extra checkpoints; 0 = only at each epoch end
+    keep_checkpoints: int = 3  # keep the last K step checkpoints (last.pt is always kept)
+    n_fixed: int = 64  # samples in the per-epoch grid (fixed noise)
+    profile: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)  # lesson-specific options
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # JSON round trips give lists
+        checks = {
+            "dataset": (self.dataset, ("mnist", "fashion-mnist", "cifar10", "folder", "posters")),
+            "model": (self.model, ("mlp", "dcgan")),
+            "loss": (self.loss, ("bce", "wgan")),
+            "g_loss": (self.g_loss, ("non-saturating", "minimax")),
+            "latent": (self.latent, ("normal", "uniform")),
+            "d_norm": (self.d_norm, ("batch", "layer", "none")),
+            "cond_mode": (self.cond_mode, ("concat", "projection")),
+            "optimizer": (self.optimizer, ("adam", "rmsprop")),
+            "profile": (self.profile, PROFILES),
+        }
+        for name, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+        for name in ("batch_size", "epochs", "latent_dim", "n_critic", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_classes and self.cond_dim:
+            raise ConfigError("set num_classes (class ids) or cond_dim (multi-hot), not both")
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.num_classes or self.cond_dim)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GANConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"config has fields this gankit version does not know: {sorted(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "GANConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# Lesson presets: the base config (the `full` profile), then per-profile overrides.
+PRESETS: dict[str, dict[str, Any]] = {
+    "mlp-mnist": dict(model="mlp", latent_dim=64, hidden_dim=256, batch_size=64, epochs=60,
+                      lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
+    "dcgan-mnist": dict(model="dcgan", image_size=32, latent_dim=100, g_width=64, d_width=64,
+                        batch_size=128, epochs=20),
+    "wgan-gp-mnist": dict(model="dcgan", image_size=32, latent_dim=128, g_width=64, d_width=64,
+                          d_norm="layer", loss="wgan", gp_weight=10.0, n_critic=5, batch_size=64,
+                          lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), epochs=30),
+    "cgan-mnist": dict(model="mlp", num_classes=10, latent_dim=64, hidden_dim=512, batch_size=64,
+                       epochs=40, cond_mode="projection"),
+    "poster-cgan": dict(dataset="posters", model="dcgan", image_size=64, channels=3, cond_dim=28,
+                        latent_dim=128, g_width=64, d_width=64, d_norm="layer", loss="wgan",
+                        gp_weight=10.0, n_critic=5, batch_size=64, lr_g=1e-4, lr_d=1e-4,
+                        betas=(0.0, 0.9), epochs=100, augment=True, cond_mode="projection"),
+}
+
+# How each profile shrinks a preset: smoke runs every code path in seconds; cpu gives
+# recognisable results in minutes on a laptop; full is the preset itself.
+PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {
+        "*": dict(epochs=2, steps_per_epoch=20, subset=2048, log_every=5, n_fixed=16),
+        "dcgan-mnist": dict(g_width=16, d_width=16),
+        "wgan-gp-mnist": dict(g_width=16, d_width=16),
+        "poster-cgan": dict(g_width=16, d_width=16, subset=256),
+    },
+    "cpu": {
+        "*": dict(),
+        "mlp-mnist": dict(epochs=12, batch_size=64),
+        "dcgan-mnist": dict(epochs=3, g_width=32, d_width=32, batch_size=64),
+        "wgan-gp-mnist": dict(epochs=4, g_width=32, d_width=32),
+        "cgan-mnist": dict(epochs=12),
+        "poster-cgan": dict(epochs=15, g_width=32, d_width=32),
+    },
+    "full": {"*": dict()},
+}
+
+
+def make_config(preset: str, profile: str | None = None, **overrides: Any) -> GANConfig:
+    """The config of a lesson preset under a profile (None: $GANKIT_PROFILE or auto), with overrides."""
+    if preset not in PRESETS:
+        import difflib
+
+        close = difflib.get_close_matches(preset, PRESETS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.{hint}")
+    profile = resolve_profile(profile)
+    values: dict[str, Any] = dict(PRESETS[preset])
+    values.update(PROFILE_OVERRIDES[profile].get("*", {}))
+    values.update(PROFILE_OVERRIDES[profile].get(preset, {}))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return GANConfig(preset=preset, profile=profile, **values)

@@ -1,0 +1,198 @@
+"""Data sets as in-memory uint8 tensors, and a device-resident batch source that replaces a DataLoader."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .config import ConfigError, GANConfig, data_root
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+)
+
+
+def to_model(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images in [0, 255] -> float in [-1, 1], the range of the generator's Tanh."""
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def to_display(x: torch.Tensor) -> torch.Tensor:
+    """Model-space images in [-1, 1] -> [0, 1] for plotting and saving (clamped)."""
+    return x.detach().add(1.0).div(2.0).clamp(0.0, 1.0)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Model-space images in [-1, 1] -> uint8 in [0, 255] (what `gankit sample --out x.npz` stores)."""
+    return to_display(x).mul(255.0).round().to(torch.uint8)
+
+
+@dataclass
+class Dataset:
+    """A whole data set in memory: images uint8 (N, C, H, W), optional labels and their names."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None = None  # int64 (N,) class ids, or float (N, G) multi-hot
+    label_names: list[str] = field(default_factory=list)
+    name: str = ""
+    summary: str = ""  # what was loaded and what was skipped (never silently dropped)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+def _mnist_missing_error(root: Path, name: str, cause: Exception | None) -> FileNotFoundError:
+    raw = root / name / "raw"
+    files = "\n  ".join(str(raw / f) for f in MNIST_FILES)
+    why = f" (download failed: {cause})" if cause else ""
+    return FileNotFoundError(
+        f"{name} is not under GANKIT_DATA={str(root)!r} and could not be downloaded{why}.\n"
+        f"Expected these four files (the originals, .gz or unpacked):\n  {files}\n"
+        "Set GANKIT_DATA to the folder that contains MNIST/raw, or go online once so torchvision can download it."
+    )
+
+
+def load_mnist(train: bool = True, root: str | os.PathLike | None = None, *, download: bool = True,
+               fashion: bool = False) -> Dataset:
+    """MNIST (or Fashion-MNIST) via torchvision: images uint8 (N, 1, 28, 28), labels int64 (N,)."""
+    from torchvision import datasets
+
+    root = data_root(root)
+    cls = datasets.FashionMNIST if fashion else datasets.MNIST
+    name = cls.__name__
+    try:
+        ds = cls(str(root), train=train, download=False)
+    except RuntimeError:
+        if not download:
+            raise _mnist_missing_error(root, name, None) from None
+        try:
+            ds = cls(str(root), train=train, download=True)
+        except Exception as e:  # offline: urllib errors, or torchvision's own RuntimeError
+            raise _mnist_missing_error(root, name, e) from None
+    images = ds.data.unsqueeze(1).contiguous()  # torchvision keeps the raw uint8 (N, 28, 28)
+    split = "train" if train else "test"
+    return Dataset(images, ds.targets.long(), [str(c) for c in ds.classes], f"{name} {split}",
+                   f"{name} {split}: {len(images)} images 28x28, 10 classes")
+
+
+def load_cifar10(train: bool = True, root: str | os.PathLike | None = None, *, download: bool = True) -> Dataset:
+    """CIFAR-10 via torchvision: images uint8 (N, 3, 32, 32), labels int64 (N,)."""
+    from torchvision import datasets
+
+    root = data_root(root)
+    try:
+        ds = datasets.CIFAR10(str(root), train=train, download=download)
+    except Exception as e:
+        raise FileNotFoundError(
+            f"CIFAR-10 is not under GANKIT_DATA={str(root)!r} (expected cifar-10-batches-py/) and could not "
+            f"be downloaded ({e}). Put the extracted folder there or go online once."
+        ) from None
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    return Dataset(images, torch.tensor(ds.targets), list(ds.classes), "CIFAR-10",
+                   f"CIFAR-10 {'train' if train else 'test'}: {len(images)} images 32x32")
+
+
+def resize_uint8(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Resize a uint8 batch (N, C, H, W) with antialiasing; a no-op at the same size."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(images.shape[-2:]) == size:
+        return images
+    out = [F.interpolate(chunk.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+           for chunk in images.split(8192)]  # chunks bound the float copy's memory
+    return torch.cat(out).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def load_dataset(config: GANConfig, root: str | os.PathLike | None = None, *, train: bool = True) -> Dataset:
+    """The training set a config asks for, at config.image_size and config.channels."""
+    if config.dataset in ("mnist", "fashion-mnist"):
+        ds = load_mnist(train, root, fashion=config.dataset == "fashion-mnist")
+    elif config.dataset == "cifar10":
+        ds = load_cifar10(train, root)
+    elif config.dataset == "folder":
+        from .images import load_image_folder
+
+        if not config.data_path:
+            raise ConfigError("dataset='folder' needs data_path (the image folder); pass --data PATH")
+        images, summary = load_image_folder(config.data_path, config.image_size, config.channels)
+        ds = Dataset(images, None, [], Path(config.data_path).name, str(summary))
+    elif config.dataset == "posters":
+        from . import posters
+
+        path, is_toy = (Path(config.data_path), False) if config.data_path else posters.poster_root(data_root(root))
+        pd_ = posters.load_posters(path, (config.image_size, config.image_size),
+                                   top_k=config.extra.get("top_k"), encoding=config.extra.get("encoding", "multi-hot"))
+        what = "the generated toy poster set (the real set is not downloaded)" if is_toy else f"posters from {path.name}"
+        ds = Dataset(pd_.images, pd_.genres, pd_.names, "posters-toy" if is_toy else "posters",
+                     f"{what}: {pd_.summary}")
+    else:  # GANConfig validates dataset names; this guards new ones added without a loader
+        raise ConfigError(f"no loader for dataset {config.dataset!r}")
+
+    if ds.images.shape[1] != config.channels:
+        if config.channels == 3 and ds.images.shape[1] == 1:
+            ds.images = ds.images.expand(-1, 3, -1, -1).contiguous()
+        elif config.channels == 1 and ds.images.shape[1] == 3:  # ITU-R 601 luma, as PIL's convert('L')
+            w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            ds.images = (ds.images.float() * w).sum(1, keepdim=True).round().to(torch.uint8)
+    # 28 is the only non-power-of-two size the models accept, and they take it as is.
+    ds.images = resize_uint8(ds.images, config.image_size)
+    if config.subset:
+        ds.images = ds.images[: config.subset]
+        if ds.labels is not None:
+            ds.labels = ds.labels[: config.subset]
+    if len(ds) == 0:
+        raise ValueError(f"the data set {ds.name!r} is empty; {ds.summary}")
+    return ds
+
+
+class BatchSource:
+    """Shuffled batches served from a uint8 tensor that lives on the training device.
+
+    Every epoch's order is a permutation drawn from its own torch.Generator seeded with
+    (seed, epoch), so it does not move when other code consumes random numbers, and a run
+    resumed mid-epoch replays exactly the batches it had left (`epoch(e, start=k)`).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int, *,
+                 device: torch.device | str = "cpu", seed: int = 0, drop_last: bool = True,
+                 augment: bool = False, steps_per_epoch: int | None = None) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise TypeError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        n = images.shape[0]
+        if n == 0:
+            raise ValueError("the data set is empty: nothing to train on")
+        if batch_size > n and drop_last:
+            raise ValueError(
+                f"batch_size={batch_size} is larger than the data set ({n} images): with drop_last there "
+                f"would be no batch at all. Use batch_size <= {n} or more data."
+            )
+        self.device = torch.device(device)
+        self.images = images.to(self.device)
+        self.labels = None if labels is None else labels.to(self.device)
+        self.batch_size, self.seed, self.drop_last = batch_size, seed, drop_last
+        self.augment = augment
+        full = n // batch_size if drop_last else -(-n // batch_size)
+        self.batches_per_epoch = min(full, steps_per_epoch) if steps_per_epoch else full
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.images.shape[0], generator=g).to(self.device)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Yield (x in [-1, 1] float (B, C, H, W), labels or None) for batches start.. of `epoch`."""
+        perm = self.permutation(epoch)
+        for i in range(start, self.batches_per_epoch):
+            idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
+            x = to_model(self.images[idx])
+            if self.augment:
+                from .images import augment
+
+                x = augment(x, flip=True, jitter=0.1 if x.shape[1] == 3 else 0.0)
+            yield x, (None if self.labels is None else self.labels[idx])

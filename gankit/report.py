@@ -1,0 +1,743 @@
+"""Progress reports from run folders (Markdown, self-contained HTML, PDF) and notebook exports with an index."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+TIMESTAMP = "%Y%m%d-%H%M%S"  # run folder names: runs/<preset>/20261122-143005/
+KEY_HPARAMS = ("profile", "dataset", "model", "loss", "epochs", "batch_size", "lr_g", "lr_d", "betas",
+               "latent_dim", "n_critic", "gp_weight", "seed")  # always shown, even when all runs agree
+METRIC_ORDER = ("fid", "kid_mean", "classes_covered", "kl_uniform", "mean_confidence", "cond_accuracy")
+METRIC_LABELS = {"fid": "FID", "kid_mean": "KID", "kid_std": "KID std", "classes_covered": "classes covered",
+                 "kl_uniform": "KL to uniform", "mean_confidence": "mean confidence",
+                 "cond_accuracy": "label accuracy"}
+NOT_METRICS = ("step", "epoch", "seconds")
+LOG4 = 2 * math.log(2)  # BCE loss_d when D outputs 1/2 for every image: -log(1/2) - log(1/2)
+CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+@dataclass
+class RunSummary:
+    """One run folder, read once: config, history (one row per logging interval), metrics and sample grids."""
+
+    path: Path
+    preset: str
+    started: datetime
+    config: dict[str, Any]
+    history: pd.DataFrame  # step, epoch, loss_d, loss_g, d_real, d_fake, seconds
+    metrics: dict[str, Any]  # {"evaluations": [...], "final": {...}, "status": ..., "notes": ...}
+    samples: list[Path]  # samples/epoch_XXXX.png sorted by epoch
+    hours: float  # training time: the last logged `seconds`, in hours
+    status: str  # finished | running | diverged (from metrics.json) or incomplete (inferred)
+    missing: list[str] = field(default_factory=list)  # files absent, empty or unreadable
+
+    @property
+    def label(self) -> str:
+        return f"{self.preset} {self.started:%m-%d %H:%M}"
+
+    @property
+    def evaluations(self) -> list[dict[str, Any]]:
+        return [e for e in self.metrics.get("evaluations") or [] if isinstance(e, dict)]
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.metrics.get("final") or (self.evaluations[-1] if self.evaluations else {})
+
+    @property
+    def epochs_planned(self) -> int | None:
+        return self.config.get("epochs")
+
+    @property
+    def epochs_done(self) -> int:
+        """Highest epoch with a sample grid or an evaluation (both are written at the end of an epoch)."""
+        done = [_epoch_of(p) for p in self.samples] + [e["epoch"] for e in self.evaluations if _is_num(e.get("epoch"))]
+        if done:
+            return int(max(done))
+        if "epoch" in self.history and self.history["epoch"].notna().any():
+            return int(self.history["epoch"].max())
+        return 0
+
+
+def find_runs(runs_root: str | Path = "runs", since: date | str | None = None,
+              until: date | str | None = None) -> list[RunSummary]:
+    """Runs under `runs_root/<preset>/<timestamp>/` started within [since, until] (dates inclusive), oldest first."""
+    root, since, until = Path(runs_root), _as_date(since), _as_date(until)
+    runs = []
+    for path in root.glob("*/*") if root.is_dir() else []:
+        if not path.is_dir() or path.name.startswith("."):
+            continue
+        started = _started(path)
+        if (since and started.date() < since) or (until and started.date() > until):
+            continue
+        runs.append(_load_run(path, started))
+    return sorted(runs, key=lambda r: (r.started, str(r.path)))
+
+
+def build_report(runs_root: str | Path = "runs", out: str | Path = "reports", *, since: date | str | None = None,
+                 until: date | str | None = None, title: str | None = None, pdf: bool = True,
+                 notes: str = "") -> dict[str, Path | str]:
+    """Write out/progress-YYYY-MM-DD.{md,html[,pdf]} over the runs started in [since, until] (until: today).
+
+    The Markdown keeps its images in out/progress-YYYY-MM-DD_files/; the HTML embeds them as base64 data
+    URIs with inline CSS, so it opens offline as one file. The PDF is the HTML printed by headless Chromium;
+    without Chromium the result has a 'message' saying so instead of a 'pdf'. Also refreshes out/index.html.
+    """
+    root = Path(runs_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"runs folder {str(root)!r} does not exist; train first (`gankit train PRESET` "
+                                "writes runs/<preset>/<timestamp>/) or pass the folder that holds your runs")
+    since, until = _as_date(since), _as_date(until)
+    day = until or date.today()
+    runs = find_runs(root, since, until)
+    blocks, images = _compose(runs, title or "gankit progress report", since, day, notes)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"progress-{day:%Y-%m-%d}"
+    files_dir = out / f"{stem}_files"
+    if files_dir.exists():
+        shutil.rmtree(files_dir)  # a rebuild on the same day must not keep stale figures
+    if images:
+        files_dir.mkdir()
+        for name, data in images.items():
+            (files_dir / name).write_bytes(data)
+    result: dict[str, Path | str] = {"md": out / f"{stem}.md", "html": out / f"{stem}.html"}
+    result["md"].write_text(_to_markdown(blocks, files_dir.name), encoding="utf-8")
+    result["html"].write_text(_to_html(blocks, images, title or "gankit progress report"), encoding="utf-8")
+    if pdf:
+        pdf_path, message = html_to_pdf(result["html"], out / f"{stem}.pdf")
+        if pdf_path:
+            result["pdf"] = pdf_path
+        else:
+            result["message"] = message
+            print(message)
+    result["index"] = write_index(out)
+    return result
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium/Chrome binary on PATH, or None."""
+    return next((p for p in map(shutil.which, CHROMIUMS) if p), None)
+
+
+def html_to_pdf(html_path: Path, pdf_path: Path, timeout: float = 120) -> tuple[Path | None, str]:
+    """Print an HTML file to PDF with headless Chromium; (pdf_path, "") or (None, why it was skipped)."""
+    chromium = find_chromium()
+    if not chromium:
+        return None, ("PDF skipped: no Chromium on PATH (looked for " + ", ".join(CHROMIUMS) + "). Install it "
+                      "(Debian/Ubuntu: `apt install chromium`; macOS: `brew install --cask chromium`) and run "
+                      f"`gankit report` again, or open {html_path.name} in a browser and print it to PDF.")
+    pdf_path = Path(pdf_path).resolve()
+    pdf_path.unlink(missing_ok=True)  # never leave an older PDF beside a newer HTML
+    with tempfile.TemporaryDirectory() as profile:  # a fresh profile: no first-run state, no shared locks
+        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}",
+               "--no-pdf-header-footer", "--print-to-pdf-no-header",  # new and old spelling; unknown flags are ignored
+               f"--print-to-pdf={pdf_path}", Path(html_path).resolve().as_uri()]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return None, f"PDF skipped: {chromium} failed to run ({err}); the HTML report is complete."
+    if pdf_path.is_file() and pdf_path.read_bytes()[:4] == b"%PDF":
+        return pdf_path, ""
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    return None, f"PDF skipped: {chromium} exited with {proc.returncode} and wrote no PDF: {' | '.join(tail)}"
+
+
+def export_notebooks(notebooks: Sequence[str | Path], out: str | Path = "reports") -> list[Path]:
+    """Export executed notebooks to out/<name>.html without code (as `jupyter nbconvert --no-input`); refresh index."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    # The three switches of nbconvert's --no-input flag; embed_images inlines images linked from Markdown.
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                            embed_images=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for nb_path in map(Path, notebooks):
+        nb = nbformat.read(nb_path, as_version=4)
+        unrun = [c for c in nb.cells if c.cell_type == "code" and c.source.strip() and c.execution_count is None]
+        if unrun:
+            warnings.warn(f"{nb_path.name}: {len(unrun)} code cells were never run, so the export lacks their "
+                          "output; execute the notebook first (e.g. `jupyter nbconvert --execute --inplace`)",
+                          stacklevel=2)
+        resources = {"metadata": {"name": _notebook_title(nb) or nb_path.stem, "path": str(nb_path.parent)}}
+        body, _ = exporter.from_notebook_node(nb, resources=resources)
+        target = out / f"{nb_path.stem}.html"
+        target.write_text(body, encoding="utf-8")
+        written.append(target)
+    write_index(out)
+    return written
+
+
+def write_index(out: str | Path = "reports") -> Path:
+    """Write out/index.html and out/README.md linking the notebook exports and progress reports found in out/."""
+    out = Path(out)
+    reports = sorted(out.glob("progress-*.html"), reverse=True)  # newest first
+    lessons = sorted(p for p in out.glob("*.html") if p.name != "index.html" and not p.name.startswith("progress-"))
+    blocks: list[tuple] = [("h", 1, "gankit reports")]
+    blocks += [("h", 2, "Lessons (executed notebooks, code hidden)")]
+    blocks += [("links", [(_html_title(p) or p.stem, [(p.name, "html")]) for p in lessons])] if lessons else \
+        [("p", "No notebook exports yet: run `make reports`.")]
+    blocks += [("h", 2, "Progress reports")]
+    entries = [(p.stem.removeprefix("progress-"), [(q.name, q.suffix[1:]) for q in
+                (p, p.with_suffix(".md"), p.with_suffix(".pdf")) if q.exists()]) for p in reports]
+    blocks += [("links", entries)] if entries else [("p", "No progress reports yet: run `gankit report`.")]
+    (out / "README.md").write_text(_to_markdown(blocks, ""), encoding="utf-8")
+    (out / "index.html").write_text(_to_html(blocks, {}, "gankit reports"), encoding="utf-8")
+    return out / "index.html"
+
+
+# ----------------------------------------------------------------------------- reading runs
+
+def _load_run(path: Path, started: datetime) -> RunSummary:
+    missing: list[str] = []
+    config = _read_json(path / "config.json", missing)
+    metrics = _read_json(path / "metrics.json", missing)
+    history = _read_history(path / "history.csv", missing)
+    samples = sorted((path / "samples").glob("epoch_*.png"), key=_epoch_of)
+    if not samples:
+        missing.append("samples/epoch_*.png")
+    run = RunSummary(path=path, preset=str(config.get("preset") or metrics.get("preset") or path.parent.name),
+                     started=started, config=config, history=history, metrics=metrics, samples=samples,
+                     hours=0.0, status="", missing=missing)
+    seconds = [run.final.get("seconds")]
+    if "seconds" in history and history["seconds"].notna().any():
+        seconds.append(history["seconds"].dropna().iloc[-1])
+    run.hours = max([float(s) for s in seconds if _is_num(s)], default=0.0) / 3600
+    losses = history[[c for c in ("loss_d", "loss_g") if c in history]]
+    if metrics.get("status"):
+        run.status = str(metrics["status"])
+    elif len(losses) and not losses.apply(lambda c: c.map(math.isfinite)).all().all():
+        run.status = "diverged"
+    elif run.epochs_planned and run.epochs_done >= run.epochs_planned:
+        run.status = "finished"
+    else:
+        run.status = "incomplete"
+    return run
+
+
+def _started(path: Path) -> datetime:
+    try:
+        return datetime.strptime(path.name[:15], TIMESTAMP)
+    except ValueError:  # a hand-made or renamed folder: its modification time is the best guess
+        return datetime.fromtimestamp(path.stat().st_mtime)
+
+
+def _read_json(path: Path, missing: list[str]) -> dict[str, Any]:
+    if not path.is_file():
+        missing.append(path.name)
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:  # e.g. cut off while being written
+        missing.append(f"{path.name} (unreadable: {err})")
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_history(path: Path, missing: list[str]) -> pd.DataFrame:
+    if not path.is_file():
+        missing.append(path.name)
+        return pd.DataFrame()
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        df = pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        missing.append(f"{path.name} (unreadable: {err})")
+        return pd.DataFrame()
+    if df.empty:
+        missing.append(f"{path.name} (no rows)")
+    return df.apply(pd.to_numeric, errors="coerce")
+
+
+def _epoch_of(path: Path) -> int:
+    digits = re.findall(r"\d+", path.stem)
+    return int(digits[-1]) if digits else 0
+
+
+def _as_date(value: date | str | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value.date() if isinstance(value, datetime) else value
+    return date.fromisoformat(value)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _fmt(v: Any) -> str:
+    """Numbers for prose and tables: 3 significant digits below 10, one decimal above (FID 85.1, KID 0.0123)."""
+    v = v.item() if hasattr(v, "item") else v
+    if isinstance(v, float) and math.isfinite(v):
+        return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+    return "–" if v is None else str(v)
+
+
+def _hp(v: Any) -> str:
+    """A config value as written by a person: 0.0002, (0.5, 0.999), {}."""
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return "(" + ", ".join(map(_hp, v)) + ")"
+    if isinstance(v, dict):
+        return json.dumps(v, separators=(", ", ": ")) if v else "{}"
+    return "–" if v is None else str(v)
+
+
+def _label(key: str) -> str:
+    return METRIC_LABELS.get(key, key.replace("_", " "))
+
+
+def _is_count(key: str) -> bool:
+    return key.startswith("n_") or key.endswith("_samples")
+
+
+def _metric_keys(evaluations: list[dict[str, Any]]) -> list[str]:
+    """Metric names worth a curve: numeric, not a sample count or a spread, known ones first."""
+    keys = {k: None for e in evaluations for k, v in e.items()
+            if _is_num(v) and k not in NOT_METRICS and not _is_count(k) and not k.endswith("_std")}
+    return sorted(keys, key=lambda k: (METRIC_ORDER.index(k) if k in METRIC_ORDER else len(METRIC_ORDER), k))
+
+
+def _n_classes(run: RunSummary) -> int | None:
+    c = run.config
+    return c.get("num_classes") or c.get("cond_dim") or (10 if c.get("dataset", "mnist") in
+                                                         ("mnist", "fashion-mnist", "cifar10") else None)
+
+
+def _duration(hours: float) -> str:
+    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
+
+
+# ----------------------------------------------------------------------------- composing the report
+
+def _compose(runs: list[RunSummary], title: str, since: date | None, day: date,
+             notes: str) -> tuple[list[tuple], dict[str, bytes]]:
+    """The report as a list of blocks (rendered to Markdown and HTML alike) and its PNG images by file name."""
+    start = since or (runs[0].started.date() if runs else day)
+    total = sum(r.hours for r in runs)
+    blocks: list[tuple] = [("h", 1, title), ("meta", f"Period {start:%Y-%m-%d} to {day:%Y-%m-%d} · {len(runs)} runs · "
+                                                      f"{_duration(total)} of training · built by `gankit report`")]
+    images: dict[str, bytes] = {}
+    if not runs:
+        return blocks + [("p", "No runs started in this period. Train with `gankit train PRESET`, or widen "
+                               "`--since`.")] + _next_steps(runs, notes), images
+
+    blocks += [("h", 2, "Status"), ("list", [_status_line(r) for r in runs], [r.status == "finished" for r in runs])]
+
+    blocks += [("h", 2, "Hyperparameters"),
+               ("p", "Runs as columns; the key settings, then every setting that differs between runs "
+                     "(the appendix lists them all).")]
+    blocks += _config_tables(runs, full=False)
+
+    blocks += [("h", 2, "Samples"), ("p", "Fixed-noise grids at the first, middle and last epoch with a grid.")]
+    for run in runs:
+        blocks.append(("h", 3, run.label))
+        picks = sorted({0, len(run.samples) // 2, len(run.samples) - 1}) if run.samples else []
+        figs = []
+        for i in picks:
+            name = f"{run.preset}-{run.path.name}-{run.samples[i].stem}.png"
+            images[name] = run.samples[i].read_bytes()
+            figs.append((name, f"epoch {_epoch_of(run.samples[i])}"))
+        blocks.append(("figs", figs, "sample") if figs else ("p", "No sample grids (samples/ is missing or empty)."))
+
+    blocks += [("h", 2, "Training curves")]
+    colors = {r.path: f"C{i % 10}" for i, r in enumerate(runs)}
+    loss_png = _loss_figure(runs)
+    if loss_png:
+        images["losses.png"] = loss_png
+        blocks += [("figs", [("losses.png", "loss_d and loss_g per logged step (faint: raw; solid: running mean). "
+                                            "Dotted: 2·ln 2, the BCE loss_d of a D that outputs 1/2 everywhere.")],
+                    "plot")]
+    else:
+        blocks += [("p", "No loss curves: no run has a readable history.csv.")]
+    datasets = sorted({str(r.config.get("dataset", "?")) for r in runs if _metric_keys(r.evaluations)})
+    for ds in datasets:  # metrics of different data sets live in different feature spaces: never on one axis
+        group = [r for r in runs if str(r.config.get("dataset", "?")) == ds and _metric_keys(r.evaluations)]
+        for x, what in (("seconds", "training time"), ("step", "training step")):
+            name = f"quality-{ds}-{x}.png"
+            images[name] = _quality_figure(group, colors, x)
+            blocks += [("figs", [(name, f"Sample quality on {ds} against {what}. {_counts(group)}")], "plot")]
+    if not datasets:
+        blocks += [("p", "No quality curves: no run has evaluations in metrics.json.")]
+
+    blocks += [("h", 2, "Metrics")] + _metrics_table(runs)
+    blocks += [("h", 2, "Observations"), ("list", _observations(runs), None)]
+    blocks += _next_steps(runs, notes)
+    blocks += [("h", 2, "Appendix: full configurations")] + _config_tables(runs, full=True)
+    return blocks, images
+
+
+def _status_line(run: RunSummary) -> str:
+    planned = run.epochs_planned if run.epochs_planned is not None else "?"
+    final, parts = run.final, []
+    if _is_num(final.get("fid")):
+        parts.append(f"FID {_fmt(final['fid'])}")
+    if _is_num(final.get("kid_mean")):
+        parts.append(f"KID {_fmt(final['kid_mean'])}")
+    if _is_num(final.get("classes_covered")):
+        total = _n_classes(run)
+        parts.append(f"{int(final['classes_covered'])}{f'/{total}' if total else ''} classes")
+    if _is_num(final.get("cond_accuracy")):
+        acc = final["cond_accuracy"]
+        parts.append(f"label accuracy {acc * 100 if acc <= 1 else acc:.0f}%")
+    line = f"**{run.label}**: {run.status}, epoch {run.epochs_done}/{planned}, {_duration(run.hours)}"
+    line += (", " + ", ".join(parts)) if parts else ""
+    return line + (f"; missing: {', '.join(run.missing)}" if run.missing else "")
+
+
+def _config_tables(runs: list[RunSummary], full: bool) -> list[tuple]:
+    lacking = [r.label for r in runs if not r.config]
+    runs = [r for r in runs if r.config]  # a column of dashes says less than one sentence
+    keys: dict[str, None] = {}
+    for run in runs:
+        keys.update(dict.fromkeys(run.config))
+    keys.pop("preset", None)  # already in every column header
+    if not full:
+        differ = [k for k in keys if len({_hp(r.config.get(k)) for r in runs}) > 1]
+        keys = dict.fromkeys([k for k in KEY_HPARAMS if k in keys] + [k for k in differ if k not in KEY_HPARAMS])
+    tables: list[tuple] = [("p", "No config.json in " + ", ".join(lacking) + ".")] if lacking else []
+    per = math.ceil(len(runs) / math.ceil(len(runs) / 4)) if runs else 1  # <= 4 runs a table: fits A4
+    for i in range(0, len(runs), per):
+        chunk = runs[i:i + per]
+        rows = [[k] + [_hp(r.config.get(k)) for r in chunk] for k in keys]
+        if full:
+            rows.insert(0, ["folder"] + [f"{r.path.parent.name}/{r.path.name}" for r in chunk])
+        tables.append(("table", ["setting"] + [r.label for r in chunk], rows))
+    return tables
+
+
+def _metrics_table(runs: list[RunSummary]) -> list[tuple]:
+    finals = [r.final for r in runs]
+    keys = _metric_keys(finals)
+    merged = {k: k[:-5] + "_std" for k in keys if k.endswith("_mean") and any(k[:-5] + "_std" in f for f in finals)}
+    counts = sorted({k for f in finals for k, v in f.items() if _is_count(k) and _is_num(v)})
+    header = ["run", "status", "epoch", "time"] + [_label(k) for k in keys] + [k.replace("_", " ") for k in counts]
+    rows = []
+    for run, f in zip(runs, finals):
+        cells = [_fmt(f.get(k)) + (f" ± {_fmt(f[merged[k]])}" if k in merged and _is_num(f.get(merged[k])) else "")
+                 for k in keys]
+        rows.append([run.label, run.status, _fmt(f.get("epoch", run.epochs_done or None)),
+                     _duration(run.hours)] + cells + [_fmt(f.get(k)) for k in counts])
+    note = "Final evaluation of each run. FID and KID fall as the number of samples grows, so compare runs " + \
+        ("at equal sample counts (last columns)." if counts else "at equal sample counts (not recorded here).")
+    return [("p", note), ("table", header, rows, True)]  # True: right-align the numbers
+
+
+def _counts(runs: list[RunSummary]) -> str:
+    counts = sorted({f"{k.replace('_', ' ')} = {_fmt(v)}" for r in runs for k, v in r.final.items()
+                     if _is_count(k) and _is_num(v)})
+    return ("Sample counts: " + ", ".join(counts) + ".") if counts else "Sample counts were not recorded."
+
+
+def _observations(runs: list[RunSummary]) -> list[str]:
+    """Factual sentences from the numbers: metric trends, coverage, loss levels, what is missing."""
+    out = [f"{len(runs)} runs, {_duration(sum(r.hours for r in runs))} of training in total."]
+    for run in runs:
+        facts, final = [], run.final
+        fids = [e for e in run.evaluations if _is_num(e.get("fid"))]
+        when = (lambda e: f"epoch {e['epoch']}" if "epoch" in e else f"step {e.get('step', '?')}")
+        if len(fids) >= 2:
+            first, last, best = fids[0], fids[-1], min(fids, key=lambda e: e["fid"])
+            verb = "fell" if last["fid"] < first["fid"] else "rose"
+            facts.append(f"FID {verb} from {_fmt(first['fid'])} to {_fmt(last['fid'])} between {when(first)} and "
+                         f"{when(last)}" + (f" (best {_fmt(best['fid'])} at {when(best)})"
+                                            if best["fid"] < 0.95 * last["fid"] else ""))
+        elif fids:
+            facts.append(f"FID {_fmt(fids[0]['fid'])} at {when(fids[0])} (one evaluation)")
+        total = _n_classes(run)
+        if _is_num(final.get("classes_covered")):
+            covered = int(final["classes_covered"])
+            facts.append(f"all {total} classes covered" if total and covered >= total else
+                         f"{covered}{f' of {total}' if total else ''} classes covered")
+        if _is_num(final.get("cond_accuracy")):
+            acc = final["cond_accuracy"]
+            facts.append(f"samples show the requested label {acc * 100 if acc <= 1 else acc:.1f}% of the time")
+        facts += _loss_facts(run)
+        if run.status != "finished":
+            facts.append(f"stopped at epoch {run.epochs_done} of {run.epochs_planned or '?'} (status: {run.status})")
+        if run.missing:
+            facts.append("missing " + ", ".join(run.missing))
+        if run.metrics.get("notes"):
+            facts.append(f"run notes: {run.metrics['notes']}")
+        out.append(f"**{run.label}**: " + "; ".join(facts or ["no numbers to report"]) + ".")
+    for preset in dict.fromkeys(r.preset for r in runs):  # compare repeated runs of one preset
+        scored = sorted((r.final["fid"], r) for r in runs if r.preset == preset and _is_num(r.final.get("fid")))
+        if len(scored) < 2:
+            continue
+        differ = [k for k in dict.fromkeys(k for _, r in scored for k in r.config)
+                  if len({_hp(r.config.get(k)) for _, r in scored}) > 1][:3]
+        parts = [f"{_fmt(fid)} ({', '.join(f'{k}={_hp(r.config.get(k))}' for k in differ) or r.label})"
+                 for fid, r in scored]
+        out.append(f"**{preset}**: final FID by run, best first: " + "; ".join(parts) + ".")
+    return out
+
+
+def _loss_facts(run: RunSummary) -> list[str]:
+    h = run.history
+    if not {"loss_d", "loss_g"} <= set(h.columns) or len(h) < 4:
+        return []
+    facts = []
+    finite = h[["loss_d", "loss_g"]].apply(lambda c: c.map(math.isfinite)).all(axis=1)
+    if not finite.all():
+        facts.append(f"losses became NaN/inf at step {_fmt(h.loc[~finite, 'step'].iloc[0]) if 'step' in h else '?'}")
+        h = h.iloc[: int((~finite).to_numpy().argmax())]  # the facts below describe the run before it broke
+        if len(h) < 4:
+            return facts
+    quarter = max(1, len(h) // 4)
+    tail = h.iloc[-quarter:]
+    if run.config.get("loss", "bce") == "bce":
+        m = tail["loss_d"].mean()
+        near = abs(m - LOG4) < 0.2 * LOG4
+        facts.append(f"loss_d averaged {_fmt(m)} over the last quarter of logged steps" +
+                     (f", near 2·ln 2 ≈ {LOG4:.2f}, the loss of a D that outputs 1/2 for every image" if near else
+                      ": D separates real from fake almost perfectly" if m < 0.3 else f" (2·ln 2 ≈ {LOG4:.2f})"))
+    elif {"d_real", "d_fake"} <= set(h.columns):
+        gap = h["d_real"] - h["d_fake"]
+        facts.append(f"critic gap d_real − d_fake (its Wasserstein estimate) averaged {_fmt(gap.iloc[:quarter].mean())} "
+                     f"in the first and {_fmt(gap.iloc[-quarter:].mean())} in the last quarter of logged steps")
+    return facts
+
+
+def _next_steps(runs: list[RunSummary], notes: str) -> list[tuple]:
+    todo = [f"finish **{r.label}**: `gankit train {r.preset} --resume`" for r in runs
+            if r.status in ("running", "incomplete")]
+    todo += [f"find why **{r.label}** diverged (loss curves above)" for r in runs if r.status == "diverged"]
+    todo += ["_(instructor: add next steps)_"]
+    blocks: list[tuple] = [("h", 2, "Notes and next steps")]
+    blocks += [("p", para.strip()) for para in notes.split("\n\n") if para.strip()]
+    return blocks + [("list", todo, [False] * len(todo))]
+
+
+# ----------------------------------------------------------------------------- figures (Agg, PNG)
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})  # no version stamp: stable bytes
+    return buf.getvalue()
+
+
+def _loss_figure(runs: list[RunSummary]) -> bytes | None:
+    # matplotlib.figure.Figure renders with Agg without pyplot: no global backend switch, no figure leaks
+    from matplotlib.figure import Figure
+
+    runs = [r for r in runs if {"step", "loss_d", "loss_g"} <= set(r.history.columns) and len(r.history)]
+    if not runs:
+        return None
+    ncols = 2 if len(runs) in (2, 4) else min(3, len(runs))
+    nrows = math.ceil(len(runs) / ncols)
+    fig = Figure(figsize=(3.2 * ncols if ncols < 3 else 9.5, 2.5 * nrows + 0.3), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, run in zip(axes.flat, runs):
+        h = run.history
+        window = max(1, len(h) // 40)  # ~40 points of running mean whatever the logging interval
+        for col, color in (("loss_d", "C0"), ("loss_g", "C1")):
+            if window > 1:
+                ax.plot(h["step"], h[col], color=color, alpha=0.25, lw=0.8)
+            ax.plot(h["step"], h[col].rolling(window, min_periods=1).mean(), color=color, lw=1.6, label=col)
+        if run.config.get("loss", "bce") == "bce":
+            ax.axhline(LOG4, color="0.4", ls=":", lw=1.2, label="2·ln 2")
+        ax.set_title(f"{run.label} ({run.config.get('loss', 'bce')})", fontsize=9)
+        ax.set_xlabel("step", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(runs):]:
+        ax.set_visible(False)
+    legend: dict[str, Any] = {}  # one legend for all panels: same colours everywhere
+    for ax in axes.flat:
+        handles, labels = ax.get_legend_handles_labels()
+        legend.update(zip(labels, handles))
+    fig.legend(legend.values(), legend.keys(), loc="outside upper center", ncols=3, fontsize=9, frameon=False)
+    return _png(fig)
+
+
+def _quality_figure(runs: list[RunSummary], colors: dict[Path, str], x: str) -> bytes:
+    """One panel per metric, each run a line, against x = "seconds" (shown in minutes or hours) or "step"."""
+    from matplotlib.figure import Figure
+
+    keys = _metric_keys([e for r in runs for e in r.evaluations])
+    longest = max((e["seconds"] for r in runs for e in r.evaluations if _is_num(e.get("seconds"))), default=0)
+    unit, scale = ("hours", 3600) if longest > 2 * 3600 else ("minutes", 60)
+    scale, xlabel = (scale, f"training time ({unit})") if x == "seconds" else (1, "step")
+    ncols = min(3, len(keys))
+    nrows = math.ceil(len(keys) / ncols)
+    fig = Figure(figsize=(9.5, 2.4 * nrows + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True)
+    for ax, key in zip(axes.flat, keys):
+        values = []
+        for run in runs:
+            pts = [e for e in run.evaluations if _is_num(e.get(key)) and _is_num(e.get(x))]
+            ax.plot([e[x] / scale for e in pts], [e[key] for e in pts], color=colors[run.path], marker="o", ms=3.5,
+                    lw=1.5, label=run.label)
+            values += [e[key] for e in pts]
+        if key in ("fid", "kid_mean") and values and min(values) > 0 and max(values) / min(values) > 10:
+            ax.set_yscale("log")  # early FIDs are 10x the late ones; log keeps the late progress visible
+        ax.set_title(_label(key), fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel)
+        ax.xaxis.set_tick_params(labelbottom=True)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(4, len(runs)), fontsize=9, frameon=False)
+    return _png(fig)
+
+
+# ----------------------------------------------------------------------------- rendering blocks
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _to_markdown(blocks: list[tuple], files_dir: str) -> str:
+    # Tables are written by hand: DataFrame.to_markdown needs the optional `tabulate` package.
+    lines: list[str] = []
+    for kind, *args in blocks:
+        if kind == "h":
+            lines += ["#" * args[0] + " " + args[1], ""]
+        elif kind in ("p", "meta"):
+            lines += [args[0] if kind == "p" else f"*{args[0]}*", ""]
+        elif kind == "list":
+            items, checks = args
+            lines += [f"- {'' if checks is None else '[x] ' if c else '[ ] '}{t}"
+                      for t, c in zip(items, checks or [None] * len(items))] + [""]
+        elif kind == "table":
+            header, rows = args[:2]
+            lines += ["| " + " | ".join(map(_md_cell, header)) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in rows] + [""]
+        elif kind == "figs":
+            figs, _ = args
+            src = [f"{files_dir}/{name}" for name, _ in figs]
+            if len(figs) == 1:
+                lines += [f"![{_md_cell(figs[0][1])}]({src[0]})", "", f"*{figs[0][1]}*", ""]
+            else:  # a one-row table puts the grids side by side
+                lines += ["| " + " | ".join(_md_cell(c) for _, c in figs) + " |", "|" + "---|" * len(figs),
+                          "| " + " | ".join(f"![{c}]({s})" for (_, c), s in zip(figs, src)) + " |", ""]
+        elif kind == "links":
+            lines += [f"- {name}: " + ", ".join(f"[{label}]({href})" for href, label in links)
+                      for name, links in args[0]] + [""]
+    return "\n".join(lines)
+
+
+def _inline(text: str) -> str:
+    """Escape, then the two Markdown marks the report uses: **bold** and `code` (and _italic_ placeholders)."""
+    text = html.escape(text, quote=False)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+    return re.sub(r"(?<!\w)_(\(.+?\))_(?!\w)", r"<em>\1</em>", text)
+
+
+def _is_numeric_cell(text: str) -> bool:
+    return text == "–" or bool(re.fullmatch(r"[-+]?[\d.]+(e[-+]?\d+)?( ± \S+)?( min| h)?", text))
+
+
+def _img_tag(data: bytes, alt: str, kind: str) -> str:
+    width = int.from_bytes(data[16:20], "big") if data[:8] == b"\x89PNG\r\n\x1a\n" else 0
+    cls = kind + (" px" if kind == "sample" and 0 < width < 240 else "")  # upscale small grids without blur
+    uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return f'<img class="{cls}" src="{uri}" alt="{html.escape(alt)}">'
+
+
+def _to_html(blocks: list[tuple], images: dict[str, bytes], title: str) -> str:
+    body: list[str] = []
+    for kind, *args in blocks:
+        if kind == "h":
+            body.append(f"<h{args[0]}>{_inline(args[1])}</h{args[0]}>")
+        elif kind in ("p", "meta"):
+            body.append(f'<p class="{kind}">{_inline(args[0])}</p>')
+        elif kind == "list":
+            items, checks = args
+            boxes = [""] * len(items) if checks is None else \
+                [f'<input type="checkbox" disabled{" checked" if c else ""}> ' for c in checks]
+            body.append(f'<ul{"" if checks is None else " class=checklist"}>' +
+                        "".join(f"<li>{b}{_inline(t)}</li>" for b, t in zip(boxes, items)) + "</ul>")
+        elif kind == "table":
+            header, rows, numeric = (*args, False)[:3]
+            tr = "".join("<tr>" + "".join(f'<td{" class=num" if numeric and _is_numeric_cell(c) else ""}>'
+                                          f"{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+            body.append('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                        + f"</tr></thead><tbody>{tr}</tbody></table></div>")
+        elif kind == "figs":
+            figs, fig_kind = args
+            body.append(f'<div class="figs {fig_kind}">' + "".join(
+                f"<figure>{_img_tag(images[name], caption, fig_kind)}<figcaption>{_inline(caption)}</figcaption></figure>"
+                for name, caption in figs) + "</div>")
+        elif kind == "links":
+            body.append("<ul>" + "".join(f"<li>{html.escape(name)}: " + ", ".join(
+                f'<a href="{html.escape(href)}">{label}</a>' for href, label in links) + "</li>"
+                for name, links in args[0]) + "</ul>")
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>{CSS}</style>\n</head>\n'
+            '<body>\n' + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+def _notebook_title(nb) -> str | None:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return None
+
+
+def _html_title(path: Path) -> str | None:
+    found = re.search(r"<title>(.*?)</title>", path.read_text(encoding="utf-8", errors="replace")[:20000], re.S)
+    return html.unescape(found.group(1)).strip() if found else None
+
+
+CSS = """
+:root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --head: #f3f5f7; }
+body { font: 15px/1.55 "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; color: var(--fg);
+       max-width: 1000px; margin: 2rem auto; padding: 0 1.5rem; }
+h1 { font-size: 1.75rem; margin: 0 0 .2rem; }
+h2 { font-size: 1.3rem; margin: 2rem 0 .6rem; padding-bottom: .25rem; border-bottom: 1px solid var(--line);
+     break-after: avoid; }
+h3 { font-size: 1.02rem; margin: 1.2rem 0 .4rem; break-after: avoid; }
+p.meta { color: var(--muted); margin-top: 0; padding-bottom: .6rem; border-bottom: 2px solid var(--line); }
+ul { padding-left: 1.3rem; } li { margin: .25rem 0; }
+ul.checklist { list-style: none; padding-left: .2rem; }
+ul.checklist input { margin: 0 .45rem 0 0; vertical-align: -1px; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: .4rem 0 1rem; font-size: .84rem; break-inside: avoid; }
+th, td { border: 1px solid var(--line); padding: .22rem .6rem; text-align: left; white-space: nowrap; }
+th { background: var(--head); font-weight: 600; white-space: normal; vertical-align: bottom; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tbody tr:nth-child(even) td { background: #fafbfc; }
+.figs { display: flex; flex-wrap: wrap; gap: 1.2rem; align-items: flex-end; margin: .3rem 0 1rem;
+        break-inside: avoid; }
+figure { margin: 0; break-inside: avoid; }
+img.sample { width: 240px; border: 1px solid var(--line); display: block; }
+img.px { image-rendering: pixelated; }
+img.plot { max-width: 100%; max-height: 245mm; display: block; }
+figcaption { font-size: .8rem; color: var(--muted); margin-top: .3rem; }
+.figs.sample figcaption { text-align: center; }
+code { font: .88em "DejaVu Sans Mono", Menlo, Consolas, monospace; background: var(--head); padding: .05rem .3rem;
+       border-radius: 4px; }
+@page { size: A4; margin: 13mm 12mm; }
+@media print {
+  body { margin: 0; max-width: none; padding: 0; font-size: 12px; }
+  img.sample { width: 190px; }
+  .scroll { overflow: visible; }
+  table { font-size: .8rem; }
+  th, td { padding: .16rem .4rem; }
+  a { color: inherit; }
+}
+"""

@@ -1,0 +1,483 @@
+"""One model-agnostic Trainer: step order, n_critic, logging, sample grids, checkpoints, exact resume."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from . import __version__
+from .config import GANConfig, project_dir, resolve_device, seed_everything
+from .data import BatchSource, load_dataset
+from .losses import LossFn, clip_weights, gradient_penalty, losses_for
+from .models import build_models
+
+HISTORY_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "seconds"]
+CHECKPOINT_FORMAT = 1
+Callback = Callable[["Trainer"], None]
+EVENTS = ("on_batch_end", "on_log", "on_epoch_end", "on_fit_end")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used: truncated, corrupted, or from another preset or version."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Losses or weights became NaN or Inf."""
+
+
+class RunLocked(RuntimeError):
+    """Another live process is training into the same run folder."""
+
+
+def runs_root(root: str | os.PathLike | None = None) -> Path:
+    """Where run folders go: `root`, else $GANKIT_RUNS, else <project>/runs."""
+    return Path(root or os.environ.get("GANKIT_RUNS") or project_dir() / "runs")
+
+
+def new_run_dir(preset: str, root: str | os.PathLike | None = None) -> Path:
+    """A fresh runs/<preset>/<YYYYmmdd-HHMMSS>/ folder (suffixed if two start in one second)."""
+    base = runs_root(root) / preset
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, k = base / stamp, 1
+    while path.exists():
+        path, k = base / f"{stamp}-{k}", k + 1
+    path.mkdir(parents=True)
+    return path
+
+
+def latest_run(preset: str, root: str | os.PathLike | None = None) -> Path | None:
+    """The newest run folder of a preset that holds a checkpoint, or None."""
+    base = runs_root(root) / preset
+    runs = sorted(p for p in base.glob("*") if (p / "checkpoints" / "last.pt").exists()) if base.exists() else []
+    return runs[-1] if runs else None
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint safely (weights_only: a stranger's file cannot run code) with clear errors."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        others = sorted(p.name for p in path.parent.glob("*.pt") if p != path)
+        hint = f" Other checkpoints in that folder: {', '.join(others)}." if others else ""
+        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupted and cannot be read ({type(e).__name__}: "
+                              f"{str(e)[:200]}).{hint}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a gankit checkpoint (format {CHECKPOINT_FORMAT} expected)")
+    return ckpt
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+class Trainer:
+    """Trains any (G, D) pair: a D step on every batch, a G step every `n_critic` batches.
+
+    The objective comes in as functions (`d_loss(d_real, d_fake)`, `g_loss(d_fake)`, an optional
+    `penalty(D, x_real, x_fake, y)` weighted by config.gp_weight, and `g_aux(trainer, x_real, x_fake, y)`
+    for extra generator terms such as feature matching); labels are passed to G and D when the
+    config is conditional. `step` counts batches (discriminator steps). Hooks: `add_callback(event, fn)`
+    with events on_batch_end, on_log, on_epoch_end, on_fit_end; fn(trainer).
+    """
+
+    def __init__(self, config: GANConfig, G: nn.Module, D: nn.Module, data: BatchSource | None, *,
+                 device: torch.device | str | None = None, run_dir: str | os.PathLike | None = "auto",
+                 d_loss: LossFn | None = None, g_loss: LossFn | None = None,
+                 penalty: Callable[..., torch.Tensor] | None = None,
+                 g_aux: Callable[..., torch.Tensor] | None = None, progress: bool = True) -> None:
+        self.config = config
+        self.device = torch.device(device) if device is not None else (data.device if data else resolve_device())
+        self.G, self.D, self.data = G.to(self.device), D.to(self.device), data
+        default_d, default_g = losses_for(config)
+        self.d_loss, self.g_loss = d_loss or default_d, g_loss or default_g
+        self.penalty = penalty or (gradient_penalty if config.gp_weight > 0 else None)
+        self.g_aux, self.progress = g_aux, progress
+        self.opt_g, self.opt_d = self._optimizer(G, config.lr_g), self._optimizer(D, config.lr_d)
+        self.score = torch.sigmoid if config.loss == "bce" else (lambda t: t)  # D(x) as a probability for BCE
+        self.run_dir = new_run_dir(config.preset) if run_dir == "auto" else (Path(run_dir) if run_dir else None)
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.elapsed = 0.0
+        self.records: list[dict[str, float]] = []
+        self.evaluations: list[dict[str, float]] = []
+        self.callbacks: dict[str, list[Callback]] = defaultdict(list)
+        self._accum = torch.zeros(5, device=self.device)  # sums of loss_d, loss_g, d_real, d_fake; g-step count
+        self._accum_n = 0
+        # The visualisation noise comes from its own generator so it never moves with other randomness.
+        g = torch.Generator().manual_seed(config.seed + 12345)
+        self.fixed_noise = self._draw_latent(config.n_fixed, g).to(self.device)
+        self.fixed_labels = self._fixed_labels(g)
+        if self.run_dir:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+
+    # ------------------------------------------------------------------ setup helpers
+    def _optimizer(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
+        if self.config.optimizer == "rmsprop":
+            return torch.optim.RMSprop(module.parameters(), lr=lr)
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=self.config.betas)
+
+    def _draw_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        shape = (n, self.config.latent_dim)
+        if self.config.latent == "uniform":  # the lesson-01 pitfall, kept only to be shown
+            return torch.rand(shape, generator=generator, device="cpu" if generator else self.device)
+        return torch.randn(shape, generator=generator, device="cpu" if generator else self.device)
+
+    def _fixed_labels(self, g: torch.Generator) -> torch.Tensor | None:
+        n, c = self.config.n_fixed, self.config
+        if c.num_classes:
+            return (torch.arange(n) % c.num_classes).to(self.device)
+        if c.cond_dim:
+            if self.data is not None and self.data.labels is not None:
+                idx = torch.randperm(self.data.labels.shape[0], generator=g)[:n]
+                return self.data.labels[idx.to(self.data.labels.device)].to(self.device)
+            return torch.nn.functional.one_hot(torch.arange(n) % c.cond_dim, c.cond_dim).float().to(self.device)
+        return None
+
+    def add_callback(self, event: str, fn: Callback) -> None:
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r}; use one of {', '.join(EVENTS)}")
+        self.callbacks[event].append(fn)
+
+    def _fire(self, event: str) -> None:
+        for fn in self.callbacks[event]:
+            fn(self)
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(self, n: int, labels: torch.Tensor | None = None, *, temperature: float = 1.0,
+               seed: int | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """n images in [-1, 1], (n, C, H, W), from z * temperature (eval mode, batch norm uses running stats)."""
+        if noise is None:
+            g = torch.Generator().manual_seed(seed) if seed is not None else None
+            noise = self._draw_latent(n, g).to(self.device)
+        if self.config.conditional and labels is None:
+            raise ValueError("this model is conditional: pass labels (class ids or genre vectors)")
+        was_training = self.G.training
+        self.G.eval()
+        try:
+            out = [self.G(z * temperature, None if labels is None else y.to(self.device))
+                   for z, y in zip(noise.split(500), labels.split(500) if labels is not None else [None] * n)]
+        finally:
+            self.G.train(was_training)
+        return torch.cat(out)
+
+    # ------------------------------------------------------------------ training
+    def _requires_grad(self, module: nn.Module, flag: bool) -> None:
+        for p in module.parameters():
+            p.requires_grad_(flag)
+
+    def train_step(self, x_real: torch.Tensor, y: torch.Tensor | None) -> None:
+        """One discriminator step, plus a generator step every n_critic batches. No host sync."""
+        c, G, D = self.config, self.G, self.D
+        b = x_real.shape[0]
+        with torch.no_grad():
+            x_fake = G(self._draw_latent(b), y) if y is not None else G(self._draw_latent(b))
+        args = (y,) if y is not None else ()
+        d_real, d_fake = D(x_real, *args), D(x_fake, *args)
+        loss_d = self.d_loss(d_real, d_fake)
+        if self.penalty is not None:
+            loss_d = loss_d + c.gp_weight * self.penalty(D, x_real, x_fake, y)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        if c.clip_value > 0:
+            clip_weights(D, c.clip_value)
+        acc = torch.stack([loss_d.detach(), torch.zeros((), device=self.device),
+                           self.score(d_real.detach()).mean(), self.score(d_fake.detach()).mean(),
+                           torch.zeros((), device=self.device)])
+        if (self.step + 1) % c.n_critic == 0:
+            self._requires_grad(D, False)  # D's parameter gradients are not needed for the G step
+            x_fake = G(self._draw_latent(b), *args)
+            loss_g = self.g_loss(D(x_fake, *args))
+            if self.g_aux is not None:
+                loss_g = loss_g + self.g_aux(self, x_real, x_fake, y)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+            self._requires_grad(D, True)
+            acc[1], acc[4] = loss_g.detach(), 1.0
+        self._accum += acc
+        self._accum_n += 1
+
+    def _log(self) -> None:
+        """Turn the accumulated sums into one history row: the only host sync of the loop."""
+        if self._accum_n == 0:
+            return
+        s = self._accum.tolist()
+        n, n_g = self._accum_n, max(s[4], 1.0)
+        row = {"step": self.step, "epoch": self.epoch + self.batch_in_epoch / max(len(self.data), 1),
+               "loss_d": s[0] / n, "loss_g": s[1] / n_g if s[4] else float("nan"),
+               "d_real": s[2] / n, "d_fake": s[3] / n, "seconds": self.elapsed + time.perf_counter() - self._t0}
+        self._accum.zero_()
+        self._accum_n = 0
+        bad = [k for k in ("loss_d", "loss_g", "d_real", "d_fake") if s[4] or k != "loss_g"
+               if not math.isfinite(row[k])]
+        if bad:
+            last = self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
+            where = f"the last good checkpoint is {last}" if last and last.exists() else "no checkpoint was written yet"
+            raise TrainingDiverged(f"training diverged at step {self.step}: {', '.join(bad)} became NaN/Inf; {where}. "
+                                   "Lower the learning rates or check the data range, then resume.")
+        self.records.append(row)
+        self._fire("on_log")
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """One row per logging interval: step, epoch, loss_d, loss_g, D(x), D(G(z)), seconds."""
+        return pd.DataFrame(self.records, columns=HISTORY_COLUMNS)
+
+    def log_metrics(self, values: dict[str, float]) -> None:
+        """Record an evaluation (e.g. FID) at the current step and write metrics.json."""
+        row = {"step": self.step, "epoch": self.epoch, "seconds": self.elapsed, **values}
+        self.evaluations.append(row)
+        self._write_metrics("running")
+
+    def _write_metrics(self, status: str) -> None:
+        if not self.run_dir:
+            return
+        final = self.evaluations[-1] if self.evaluations else {}
+        doc = {"preset": self.config.preset, "status": status, "evaluations": self.evaluations, "final": final}
+        (self.run_dir / "metrics.json").write_text(json.dumps(doc, indent=2))
+
+    def fit(self, epochs: int | None = None, *, resume: bool = False) -> pd.DataFrame:
+        """Train until `epochs` (default config.epochs) epochs are complete; returns the history."""
+        if self.data is None:
+            raise ValueError("this Trainer has no data: pass a BatchSource to train")
+        if resume:
+            self.resume()
+        target = epochs or self.config.epochs
+        steps_left = (target - self.epoch) * len(self.data) - self.batch_in_epoch
+        lock = self._lock()
+        try:
+            with _progress(self.progress, max(steps_left, 0), f"{self.config.preset}") as bar:
+                self._t0 = time.perf_counter()
+                while self.epoch < target:
+                    for x, y in self.data.epoch(self.epoch, self.batch_in_epoch):
+                        self.train_step(x, y)
+                        self.step += 1
+                        self.batch_in_epoch += 1
+                        bar.update(1)
+                        if self.step % self.config.log_every == 0:
+                            self._log()
+                            r = self.records[-1]
+                            bar.set_postfix(loss_d=f"{r['loss_d']:.3f}", loss_g=f"{r['loss_g']:.3f}",
+                                            D_x=f"{r['d_real']:.2f}", D_G_z=f"{r['d_fake']:.2f}", refresh=False)
+                        if self.run_dir and self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                            self.save_checkpoint(keep=True)
+                        if self.callbacks["on_batch_end"]:
+                            self._fire("on_batch_end")
+                    self._log()
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    self._tick()
+                    self.save_samples()
+                    self._fire("on_epoch_end")
+                    if self.run_dir:
+                        self.save_checkpoint()
+                self._tick()
+            self._write_metrics("finished")
+            self._fire("on_fit_end")
+        finally:
+            self.__dict__.pop("_t0", None)
+            if lock:
+                lock.unlink(missing_ok=True)
+        return self.history
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.elapsed += now - self._t0
+        self._t0 = now
+
+    def _lock(self) -> Path | None:
+        """Refuse to train into a run folder that a live process is writing."""
+        if not self.run_dir:
+            return None
+        lock = self.run_dir / ".lock"
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+                os.kill(pid, 0)  # raises if that process is gone
+            except (ValueError, ProcessLookupError):
+                lock.unlink(missing_ok=True)  # stale lock of a killed run: take it over
+                return self._lock()
+            except PermissionError:
+                pass
+            raise RunLocked(f"{self.run_dir} is in use by another training process (pid {pid}); "
+                            "wait for it or train into a new run folder") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return lock
+
+    # ------------------------------------------------------------------ outputs
+    def save_samples(self) -> Path | None:
+        """The fixed-noise grid of this epoch: samples/epoch_XXXX.png."""
+        if not self.run_dir:
+            return None
+        from .viz import save_grid
+
+        path = self.run_dir / "samples" / f"epoch_{self.epoch:04d}.png"
+        save_grid(self.sample(len(self.fixed_noise), self.fixed_labels, noise=self.fixed_noise), path)
+        if not self.records:
+            return path
+        self.history.to_csv(self.run_dir / "history.csv", index=False)
+        return path
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "version": __version__, "config": self.config.to_dict(),
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "elapsed": self.elapsed,
+            "fixed_noise": self.fixed_noise.cpu(),
+            "fixed_labels": None if self.fixed_labels is None else self.fixed_labels.cpu(),
+            "accum": self._accum.cpu(), "accum_n": self._accum_n,
+            "records": self.records, "evaluations": self.evaluations, "rng": _rng_state(),
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike | None = None, *, keep: bool = False) -> Path:
+        """Write checkpoints/last.pt (and step_XXXXXXXX.pt when keep=True, pruned to the last K)."""
+        if hasattr(self, "_t0"):
+            self._tick()
+        state = self.state_dict()
+        if path is not None:
+            atomic_save(state, Path(path))
+            return Path(path)
+        if not self.run_dir:
+            raise ValueError("no run folder: pass a path to save_checkpoint")
+        folder = self.run_dir / "checkpoints"
+        if keep:
+            atomic_save(state, folder / f"step_{self.step:08d}.pt")
+            for old in sorted(folder.glob("step_*.pt"))[: -self.config.keep_checkpoints or None]:
+                old.unlink(missing_ok=True)
+        atomic_save(state, folder / "last.pt")
+        return folder / "last.pt"
+
+    def load_state_dict(self, ckpt: dict[str, Any], *, source: str = "checkpoint") -> None:
+        saved = GANConfig.from_dict(ckpt["config"])
+        if saved.preset != self.config.preset:
+            raise CheckpointError(f"{source} is from preset {saved.preset!r}, not {self.config.preset!r}")
+        arch = ("model", "image_size", "channels", "latent_dim", "hidden_dim", "g_width", "d_width", "d_norm",
+                "num_classes", "cond_dim", "cond_mode")
+        diff = {k: (getattr(saved, k), getattr(self.config, k)) for k in arch if getattr(saved, k) != getattr(self.config, k)}
+        if diff:
+            text = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in diff.items())
+            raise CheckpointError(f"{source} has another architecture ({text}); saved with gankit {ckpt['version']}")
+        self.G.load_state_dict(ckpt["G"])
+        self.D.load_state_dict(ckpt["D"])
+        self.opt_g.load_state_dict(ckpt["opt_g"])
+        self.opt_d.load_state_dict(ckpt["opt_d"])
+        self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+        self.elapsed = ckpt["elapsed"]
+        self.fixed_noise = ckpt["fixed_noise"].to(self.device)
+        self.fixed_labels = None if ckpt["fixed_labels"] is None else ckpt["fixed_labels"].to(self.device)
+        self._accum, self._accum_n = ckpt["accum"].to(self.device), ckpt["accum_n"]
+        self.records, self.evaluations = list(ckpt["records"]), list(ckpt["evaluations"])
+        _set_rng_state(ckpt["rng"])
+
+    def resume(self, path: str | os.PathLike | None = None) -> bool:
+        """Continue from a checkpoint (default: run_dir/checkpoints/last.pt). False if there is none yet."""
+        if path is None:
+            if not self.run_dir or not (self.run_dir / "checkpoints" / "last.pt").exists():
+                return False
+            path = self.run_dir / "checkpoints" / "last.pt"
+        self.load_state_dict(load_checkpoint(path, self.device), source=str(path))
+        return True
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, data: BatchSource | None = None, *,
+                        device: torch.device | str | None = None, **kwargs: Any) -> "Trainer":
+        """Rebuild a Trainer (models, optimizers, history) from a checkpoint; its run folder is the checkpoint's."""
+        path = Path(path)
+        ckpt = load_checkpoint(path)
+        config = GANConfig.from_dict(ckpt["config"])
+        G, D = build_models(config)
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+        trainer = cls(config, G, D, data, device=device, run_dir=kwargs.pop("run_dir", run_dir), **kwargs)
+        trainer.load_state_dict(ckpt, source=str(path))
+        return trainer
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix(self, **kw: Any) -> None: ...
+    def __enter__(self) -> "_NoBar":
+        return self
+    def __exit__(self, *exc: Any) -> None: ...
+
+
+def _progress(enabled: bool, total: int, desc: str) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", mininterval=0.5)
+
+
+def setup(preset_or_config: str | GANConfig, *, profile: str | None = None, data_path: str | None = None,
+          device: str | None = None, run_dir: str | os.PathLike | None = "auto", progress: bool = True,
+          **overrides: Any) -> Trainer:
+    """Config -> seed -> data -> models -> Trainer: everything a lesson or `gankit train` needs."""
+    from .config import make_config
+
+    if isinstance(preset_or_config, GANConfig):
+        config = preset_or_config.replace(**{k: v for k, v in overrides.items() if v is not None})
+    else:
+        config = make_config(preset_or_config, profile, data_path=data_path, **overrides)
+    dev = resolve_device(device)
+    seed_everything(config.seed)
+    ds = load_dataset(config)
+    source = BatchSource(ds.images, ds.labels if config.conditional else None, config.batch_size, device=dev,
+                         seed=config.seed, drop_last=config.drop_last, augment=config.augment,
+                         steps_per_epoch=config.steps_per_epoch)
+    if config.cond_dim and ds.label_names:  # genre names travel with the checkpoint, for `gankit sample --genres`
+        config.extra["label_names"] = list(ds.label_names)
+    G, D = build_models(config)
+    trainer = Trainer(config, G, D, source, device=dev, run_dir=run_dir, progress=progress)
+    trainer.dataset = ds
+    return trainer

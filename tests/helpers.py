@@ -1,0 +1,44 @@
+"""Small shared builders for the tests: tiny configs and synthetic data (no downloads)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from gankit.config import GANConfig
+from gankit.data import BatchSource
+from gankit.models import build_models
+from gankit.train import Trainer
+
+
+def tiny_config(**kw) -> GANConfig:
+    base = dict(preset="mlp-mnist", model="mlp", latent_dim=8, hidden_dim=16, batch_size=8, epochs=2,
+                steps_per_epoch=4, log_every=2, n_fixed=4, profile="smoke", seed=3)
+    base.update(kw)
+    return GANConfig(**base)
+
+
+def synthetic(n: int = 64, channels: int = 1, size: int = 28, classes: int = 0, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, channels, size, size), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, classes, (n,), generator=g) if classes else None
+    return images, labels
+
+
+def tiny_trainer(config: GANConfig, run_dir=None, images=None, labels=None) -> Trainer:
+    torch.manual_seed(config.seed)
+    if images is None:
+        images, labels = synthetic(64, config.channels, config.image_size, config.num_classes)
+    source = BatchSource(images, labels, config.batch_size, seed=config.seed, steps_per_epoch=config.steps_per_epoch)
+    G, D = build_models(config)
+    return Trainer(config, G, D, source, device="cpu", run_dir=run_dir, progress=False)
+
+
+def have_mnist() -> bool:
+    root = os.environ.get("GANKIT_DATA", "data")
+    return os.path.exists(os.path.join(root, "MNIST", "raw", "t10k-images-idx3-ubyte")) or os.path.exists(
+        os.path.join(root, "MNIST", "raw", "t10k-images-idx3-ubyte.gz"))
+
+
+needs_mnist = pytest.mark.skipif(not have_mnist(), reason="MNIST not under GANKIT_DATA (set GANKIT_DATA=../shared/data)")

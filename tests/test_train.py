@@ -1,0 +1,176 @@
+"""The Trainer: one step lowers the D loss, checkpoints round-trip, resume is exact, errors are clear."""
+import json
+import math
+
+import pytest
+import torch
+
+from gankit.losses import d_loss_bce
+from gankit.train import CheckpointError, RunLocked, Trainer, TrainingDiverged, load_checkpoint
+from helpers import synthetic, tiny_config, tiny_trainer
+
+
+def params(trainer):
+    return [p.detach().clone() for p in (*trainer.G.state_dict().values(), *trainer.D.state_dict().values())
+            if torch.is_tensor(p)]
+
+
+def test_one_discriminator_step_lowers_its_loss_on_a_fixed_batch():
+    cfg = tiny_config(n_critic=2, lr_d=1e-3)  # step 0 is a D step only: G stays fixed
+    t = tiny_trainer(cfg)
+    x_real = torch.rand(8, 1, 28, 28) * 2 - 1
+    torch.manual_seed(5)
+    z = torch.randn(8, cfg.latent_dim)
+    with torch.no_grad():
+        x_fake = t.G(z)
+        before = d_loss_bce(t.D(x_real), t.D(x_fake)).item()
+    g_before = [p.clone() for p in t.G.parameters()]
+    t.train_step(x_real, None)
+    with torch.no_grad():
+        after = d_loss_bce(t.D(x_real), t.D(t.G(z))).item()
+    assert after < before
+    assert all(torch.equal(a, b) for a, b in zip(g_before, t.G.parameters()))
+
+
+def test_generator_steps_every_n_critic_batches():
+    cfg = tiny_config(n_critic=3)
+    t = tiny_trainer(cfg)
+    changes = []
+    for i in range(6):
+        g_before = [p.clone() for p in t.G.parameters()]
+        x, _ = next(t.data.epoch(0, i % 4))
+        t.train_step(x, None)
+        t.step += 1
+        changes.append(not all(torch.equal(a, b) for a, b in zip(g_before, t.G.parameters())))
+    assert changes == [False, False, True, False, False, True]
+
+
+def test_history_columns_and_run_folder(tmp_path):
+    t = tiny_trainer(tiny_config(), run_dir=tmp_path / "run")
+    h = t.fit()
+    assert list(h.columns) == ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "seconds"]
+    assert h["step"].tolist() == [2, 4, 6, 8]
+    assert h["d_real"].between(0, 1).all() and h["seconds"].is_monotonic_increasing
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["latent_dim"] == 8
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    assert (run / "checkpoints" / "last.pt").exists() and (run / "history.csv").exists()
+    assert json.loads((run / "metrics.json").read_text())["status"] == "finished"
+    assert not (run / ".lock").exists()
+
+
+def test_checkpoint_round_trip(tmp_path):
+    t = tiny_trainer(tiny_config(), run_dir=tmp_path / "run")
+    t.fit(1)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    for key in ("G", "D", "opt_g", "opt_d", "step", "config", "fixed_noise", "rng", "version"):
+        assert key in ckpt
+    t2 = Trainer.from_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt", run_dir=None, progress=False)
+    assert t2.step == t.step == 4 and t2.epoch == 1
+    assert all(torch.equal(a, b) for a, b in zip(params(t), params(t2)))
+    assert torch.equal(t2.fixed_noise, t.fixed_noise)
+
+
+@pytest.mark.parametrize("kind", [
+    dict(),
+    dict(preset="dcgan-mnist", model="dcgan", image_size=32, g_width=8, d_width=8),
+    dict(preset="wgan-gp-mnist", model="dcgan", image_size=32, g_width=8, d_width=8, d_norm="layer",
+         loss="wgan", gp_weight=10.0, n_critic=3, betas=(0.0, 0.9)),
+    dict(preset="cgan-mnist", num_classes=10),
+], ids=["mlp", "dcgan", "wgan-gp", "cgan"])
+def test_exact_resume_mid_epoch(tmp_path, kind):
+    """N steps, save, load, N more == 2N straight (CPU, same seed); the save falls mid-epoch."""
+    cfg = tiny_config(checkpoint_every=3, **kind)
+    straight = tiny_trainer(cfg, run_dir=tmp_path / "a")
+    straight.fit(2)
+
+    first = tiny_trainer(cfg, run_dir=tmp_path / "b")
+    first.fit(1)  # 4 steps; a step checkpoint was written at step 3
+    ckpt = tmp_path / "b" / "checkpoints" / "step_00000003.pt"
+    torch.manual_seed(999)  # whatever happens in between must not matter
+    _ = torch.randn(100)
+    images, labels = synthetic(64, cfg.channels, cfg.image_size, cfg.num_classes)
+    resumed = tiny_trainer(cfg, run_dir=tmp_path / "c", images=images, labels=labels)
+    resumed.resume(ckpt)
+    assert resumed.step == 3 and resumed.batch_in_epoch == 3
+    resumed.fit(2)
+    assert resumed.step == straight.step == 8
+    assert all(torch.equal(a, b) for a, b in zip(params(straight), params(resumed)))
+    cols = ["step", "loss_d", "loss_g", "d_real", "d_fake"]
+    assert resumed.history[cols].equals(straight.history[cols])
+
+
+def test_keep_last_k_checkpoints(tmp_path):
+    t = tiny_trainer(tiny_config(checkpoint_every=1, keep_checkpoints=2, epochs=1), run_dir=tmp_path / "r")
+    t.fit()
+    names = sorted(p.name for p in (tmp_path / "r" / "checkpoints").glob("*.pt"))
+    assert names == ["last.pt", "step_00000003.pt", "step_00000004.pt"]
+
+
+def test_truncated_checkpoint_gives_clear_error_and_keeps_others(tmp_path):
+    t = tiny_trainer(tiny_config(checkpoint_every=2), run_dir=tmp_path / "r")
+    t.fit(1)
+    last = tmp_path / "r" / "checkpoints" / "last.pt"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="last.pt.*truncated or corrupted.*step_00000004.pt"):
+        load_checkpoint(last)
+    assert load_checkpoint(tmp_path / "r" / "checkpoints" / "step_00000004.pt")["step"] == 4
+
+
+def test_checkpoint_from_other_preset_or_architecture_says_what_differs(tmp_path):
+    t = tiny_trainer(tiny_config(), run_dir=tmp_path / "r")
+    t.fit(1)
+    other = tiny_trainer(tiny_config(preset="cgan-mnist"))
+    with pytest.raises(CheckpointError, match="preset 'mlp-mnist'"):
+        other.resume(tmp_path / "r" / "checkpoints" / "last.pt")
+    wider = tiny_trainer(tiny_config(hidden_dim=32))
+    with pytest.raises(CheckpointError, match="hidden_dim: saved 16 vs now 32"):
+        wider.resume(tmp_path / "r" / "checkpoints" / "last.pt")
+
+
+def test_checkpoint_cannot_run_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "payload": Evil()}, path)
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(path)
+
+
+def test_divergence_is_detected_and_names_the_step(tmp_path):
+    t = tiny_trainer(tiny_config(), run_dir=tmp_path / "r")
+    t.fit(1)
+    with torch.no_grad():
+        for p in t.D.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match=r"step 6.*last good checkpoint"):
+        t.fit(2)
+
+
+def test_second_live_trainer_on_same_run_folder_is_refused(tmp_path):
+    run = tmp_path / "r"
+    t = tiny_trainer(tiny_config(), run_dir=run)
+    (run / ".lock").write_text("1")  # pid 1 is always alive
+    with pytest.raises(RunLocked, match="in use by another training process"):
+        t.fit(1)
+    (run / ".lock").write_text("999999999")  # a dead process: stale lock is taken over
+    t.fit(1)
+
+
+def test_sample_is_seeded_and_scaled_by_temperature():
+    t = tiny_trainer(tiny_config())
+    a, b = t.sample(6, seed=1), t.sample(6, seed=1)
+    assert torch.equal(a, b) and a.shape == (6, 1, 28, 28)
+    cold = t.sample(6, seed=1, temperature=0.0)
+    assert torch.allclose(cold, cold[:1].expand_as(cold), atol=1e-5)  # T = 0: every sample is G(0)
+
+
+def test_uniform_latent_pitfall_is_an_option_not_a_default():
+    t = tiny_trainer(tiny_config(latent="uniform"))
+    z = t._draw_latent(1000)
+    assert z.min() >= 0 and z.max() <= 1  # torch.rand: U[0, 1], mean 0.5 instead of N(0, I)
+    assert tiny_config().latent == "normal"
+    assert math.isclose(tiny_trainer(tiny_config())._draw_latent(20000).mean().item(), 0.0, abs_tol=0.02)
