@@ -446,7 +446,7 @@ def download_posters(csv_path: PathLike, out_dir: PathLike, *, workers: int = 16
         for fut in as_completed(futures):
             row, rec = futures[fut]
             try:
-                status = fut.result()
+                status = "not attempted (disk full)" if fut.cancelled() else fut.result()
             except Exception as e:  # a bug or an odd URL must not lose the other rows' outcomes
                 status = f"error: {type(e).__name__}: {e}"
             results[row] = DownloadResult(rec.imdb_id, rec.poster_url, status, row)
@@ -458,8 +458,6 @@ def download_posters(csv_path: PathLike, out_dir: PathLike, *, workers: int = 16
                 bar.update()
     if bar is not None:
         bar.close()
-    for row, rec in todo:  # futures cancelled after a full disk never reported
-        results.setdefault(row, DownloadResult(rec.imdb_id, rec.poster_url, "not attempted (disk full)", row))
     ordered = [results[row] for row in sorted(results)]
     try:
         _write_manifest(out_dir, ordered)

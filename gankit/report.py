@@ -471,8 +471,10 @@ def _observations(runs: list[RunSummary]) -> list[str]:
             acc = final["cond_accuracy"]
             facts.append(f"samples show the requested label {acc * 100 if acc <= 1 else acc:.1f}% of the time")
         facts += _loss_facts(run)
-        if run.status != "finished":
+        if run.status != "finished" and run.epochs_done < (run.epochs_planned or math.inf):
             facts.append(f"stopped at epoch {run.epochs_done} of {run.epochs_planned or '?'} (status: {run.status})")
+        elif run.status != "finished":
+            facts.append(f"status: {run.status}")
         if run.missing:
             facts.append("missing " + ", ".join(run.missing))
         if run.metrics.get("notes"):
@@ -511,8 +513,9 @@ def _loss_facts(run: RunSummary) -> list[str]:
                       ": D separates real from fake almost perfectly" if m < 0.3 else f" (2·ln 2 ≈ {LOG4:.2f})"))
     elif {"d_real", "d_fake"} <= set(h.columns):
         gap = h["d_real"] - h["d_fake"]
-        facts.append(f"critic gap d_real − d_fake (its Wasserstein estimate) averaged {_fmt(gap.iloc[:quarter].mean())} "
-                     f"in the first and {_fmt(gap.iloc[-quarter:].mean())} in the last quarter of logged steps")
+        first, last = _fmt(gap.iloc[:quarter].mean()), _fmt(gap.iloc[-quarter:].mean())
+        facts.append(f"critic gap d_real − d_fake (its Wasserstein estimate) averaged {first} in the first and "
+                     f"{last} in the last quarter of logged steps")
     return facts
 
 
@@ -678,8 +681,8 @@ def _to_html(blocks: list[tuple], images: dict[str, bytes], title: str) -> str:
         elif kind == "figs":
             figs, fig_kind = args
             body.append(f'<div class="figs {fig_kind}">' + "".join(
-                f"<figure>{_img_tag(images[name], caption, fig_kind)}<figcaption>{_inline(caption)}</figcaption></figure>"
-                for name, caption in figs) + "</div>")
+                f"<figure>{_img_tag(images[name], caption, fig_kind)}"
+                f"<figcaption>{_inline(caption)}</figcaption></figure>" for name, caption in figs) + "</div>")
         elif kind == "links":
             body.append("<ul>" + "".join(f"<li>{html.escape(name)}: " + ", ".join(
                 f'<a href="{html.escape(href)}">{label}</a>' for href, label in links) + "</li>"
