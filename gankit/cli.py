@@ -124,11 +124,16 @@ def _cmd_posters(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report
+    from .train import runs_root
 
-    since = date.fromisoformat(args.since) if args.since else None
-    paths = build_report(args.runs, args.out, since=since, pdf=not args.no_pdf)
+    try:
+        since = date.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        raise ConfigError(f"--since must be a date like 2026-11-01, got {args.since!r}") from None
+    paths = build_report(runs_root(args.runs), args.out, since=since, pdf=not args.no_pdf)
     for key, value in paths.items():
-        print(f"{key}: {value}")
+        if key != "message":  # build_report has printed it already
+            print(f"{key}: {value}")
     return 0
 
 
