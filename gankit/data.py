@@ -140,7 +140,8 @@ def load_dataset(config: GANConfig, root: str | os.PathLike | None = None, *, tr
             ds.images = (ds.images.float() * w).sum(1, keepdim=True).round().to(torch.uint8)
     # 28 is the only non-power-of-two size the models accept, and they take it as is.
     ds.images = resize_uint8(ds.images, config.image_size)
-    if config.subset:
+    if config.subset and config.subset < len(ds):
+        ds.summary += f"; training on the first {config.subset} of them ({config.profile} profile)"
         ds.images = ds.images[: config.subset]
         if ds.labels is not None:
             ds.labels = ds.labels[: config.subset]

@@ -21,6 +21,8 @@ from tqdm.auto import tqdm
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 REASONS = ("empty", "corrupt", "too small", "too large", "unsupported")
+MIN_SIDE = 8  # decode_image's defaults, also used by load_image_folder
+MAX_PIXELS = 64_000_000  # ~8000 x 8000: larger is a scan or a decompression bomb, not a training image
 _CACHE_VERSION = 1  # bump whenever decoding changes, so caches written by older code are re-decoded
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -71,7 +73,7 @@ class LoadSummary:
 
 
 def decode_image(source: str | os.PathLike | bytes, size: tuple[int, int], channels: int = 3, *,
-                 min_side: int = 8, max_pixels: int = 64_000_000) -> torch.Tensor:
+                 min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
     """Decode one image file (path or its bytes) to a uint8 tensor (channels, H, W), size=(H, W).
 
     Any PIL mode is converted to RGB (channels=3) or L (channels=1): transparency (RGBA, LA, PA,
@@ -150,7 +152,7 @@ def load_image_folder(root: str | os.PathLike, image_size: int | tuple[int, int]
 
     def decode_one(name: str) -> tuple[torch.Tensor | None, str | None]:
         try:
-            return _decode(root_abs / name, (height, width), channels, 8, 64_000_000)
+            return _decode(root_abs / name, (height, width), channels, MIN_SIDE, MAX_PIXELS)
         except BadImage as e:
             return None, e.reason
 
@@ -299,7 +301,8 @@ def _to_8bit(im: Image.Image, target: str) -> tuple[Image.Image, bool]:
         im = Image.fromarray(_scale_to_uint8(np.asarray(im), mode))
     elif mode == "La":  # premultiplied; Pillow converts it to LA but not straight to RGBA
         im = im.convert("LA")
-    if im.mode in _ALPHA_MODES or im.has_transparency_data:  # includes palette / colour-key transparency
+    # info['transparency']: palette or colour-key transparency (what Pillow >= 10.1's has_transparency_data checks)
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
         rgba = im.convert("RGBA")
         im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
     if im.mode != target:

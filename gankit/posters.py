@@ -93,9 +93,9 @@ def _key(name: str) -> str:
 
 
 def _unknown_genre_error(name: str, vocab: Sequence[str]) -> ValueError:
-    close = difflib.get_close_matches(name, vocab, n=1, cutoff=0.6) or difflib.get_close_matches(
-        _key(name), {_key(v): v for v in vocab}, n=1, cutoff=0.6)
-    hint = f" Did you mean {({_key(v): v for v in vocab}.get(close[0], close[0]))!r}?" if close else ""
+    keys = {_key(v): v for v in vocab}
+    close = difflib.get_close_matches(_key(name), keys, n=1, cutoff=0.6)
+    hint = f" Did you mean {keys[close[0]]!r}?" if close else ""
     return ValueError(f"unknown genre {name!r}.{hint} Valid genres (case-insensitive): {', '.join(vocab)}")
 
 
@@ -135,7 +135,7 @@ def encode_genres(genres: Sequence[Sequence[str]], vocab: Sequence[str] = GENRES
     out = torch.zeros(len(genres), len(vocab))
     for row, names in enumerate(genres):
         if isinstance(names, str):  # a bare 'Horror|Sci-Fi' would otherwise be read letter by letter
-            names = parse_genres(names, vocab)
+            names = parse_genres(names, vocab) if names.strip() else []
         for name in names:
             i = index.get(_key(name))
             if i is None:
@@ -441,7 +441,8 @@ def download_posters(csv_path: PathLike, out_dir: PathLike, *, workers: int = 16
             bar = tqdm(total=len(todo), desc="posters", unit="file")
         except ImportError:
             pass
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         futures = {pool.submit(work, rec): (row, rec) for row, rec in todo}
         for fut in as_completed(futures):
             row, rec = futures[fut]
@@ -456,9 +457,13 @@ def download_posters(csv_path: PathLike, out_dir: PathLike, *, workers: int = 16
                     f.cancel()
             if bar is not None:
                 bar.update()
-    if bar is not None:
-        bar.close()
+    finally:  # also on Ctrl-C: drop the queue, let running downloads finish (their writes are atomic)
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
     ordered = [results[row] for row in sorted(results)]
+    disk_full = any(r.status == "disk full" for r in ordered)
     try:
         _write_manifest(out_dir, ordered)
         src, dst = Path(csv_path), out_dir / CSV_NAME
@@ -466,10 +471,10 @@ def download_posters(csv_path: PathLike, out_dir: PathLike, *, workers: int = 16
             _atomic_write(dst, src.read_bytes())
         manifest_note = f"see {out_dir / 'manifest.csv'}"
     except OSError as e:
-        if not (stop.is_set() and _is_disk_full(e)):
+        if not _is_disk_full(e):
             raise
-        manifest_note = "the manifest could not be written either"
-    if stop.is_set():
+        disk_full, manifest_note = True, "the manifest could not be written either"
+    if disk_full:
         saved = sum(r.status == "ok" for r in ordered)
         left = sum(r.status in ("disk full", "not attempted (disk full)") for r in ordered)
         raise DiskFullError(f"disk full while saving posters to {out_dir}: {saved} saved this run, {left} not "
@@ -687,6 +692,9 @@ def make_toy(out_dir: PathLike, n: int = 2000, seed: int = 0, *, broken: float =
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / CSV_NAME).exists() and not (out_dir / TOY_MARKER).exists():
+        raise FileExistsError(f"{out_dir} already holds a {CSV_NAME} that make_toy did not write (a real poster "
+                              "set?); make the toy set in another folder")
     if (out_dir / TOY_MARKER).exists():  # regenerating a toy folder: drop its old files (never a real set's)
         (out_dir / CSV_NAME).unlink(missing_ok=True)  # first, so a half-regenerated folder is not "complete"
         for p in out_dir.glob("*.jpg"):
@@ -700,6 +708,7 @@ def make_toy(out_dir: PathLike, n: int = 2000, seed: int = 0, *, broken: float =
     r.shuffle(ids)
     faulty = r.permutation(np.arange(1, n))[: 5 * k].tolist()  # row 0 stays good: duplicates copy earlier rows
     zero, trunc, no_genre, no_url, dup = (set(faulty[i * k:(i + 1) * k]) for i in range(5))
+    faulty_set = set(faulty)
     counts = np.array([REAL_GENRE_COUNTS[g] for g in GENRES], dtype=np.float64)
     p = counts / counts.sum()
     try:
@@ -709,12 +718,14 @@ def make_toy(out_dir: PathLike, n: int = 2000, seed: int = 0, *, broken: float =
     grain = r.standard_normal((POSTER_WH[1] + 97, POSTER_WH[0] + 89, 3), dtype=np.float32) * 6.0
     info: dict[str, list[int]] = {"zero_byte": [], "truncated": [], "blank_genre": [], "no_poster": [],
                                   "duplicate": [], "grayscale": []}
-    rows = []
+    rows, good = [], []  # good: rows with no fault, the ones a duplicate may copy
     for i in range(n):
         if i in dup:  # an exact copy of an earlier row, as the real file has
-            rows.append(rows[int(r.integers(0, i))])
+            rows.append(rows[good[int(r.integers(0, len(good)))]])
             info["duplicate"].append(int(rows[-1][0]))
             continue
+        if i not in faulty_set:
+            good.append(i)
         imdb_id = ids[i]
         genres = [GENRES[j] for j in r.choice(len(GENRES), size=int(r.choice([1, 2, 3], p=[0.3, 0.35, 0.35])),
                                               replace=False, p=p)]
@@ -783,31 +794,36 @@ def _poster_file(root: Path, imdb_id: int) -> Path | None:
 
 
 def _decode_all(root: Path, records: list[PosterRecord], size: tuple[int, int], progress: bool):
-    """Decode every record with genres and a poster: (images, ids, genre lists, skipped counts)."""
-    images, ids, genres, skipped = [], [], [], {}
-    bar = records
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-            bar = tqdm(records, desc="decoding posters", unit="img")
-        except ImportError:
-            pass
-    for rec in bar:
+    """Decode every record with genres and a poster: (images (N, 3, H, W) uint8, ids, genre lists, skipped)."""
+    def one(rec: PosterRecord) -> torch.Tensor | str:
         if not rec.genres:
-            reason = "no genre"
-        elif (path := _poster_file(root, rec.imdb_id)) is None:
-            reason = "no poster file"
-        else:
+            return "no genre"
+        path = _poster_file(root, rec.imdb_id)
+        if path is None:
+            return "no poster file"
+        try:
+            return decode_image(path, size, 3)
+        except BadImage as e:
+            return f"bad image ({e.reason})"
+
+    out = torch.empty(len(records), 3, *size, dtype=torch.uint8)  # filled in place: no second copy via stack
+    ids, genres, skipped = [], [], {}
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # Pillow decodes without the GIL
+        done = pool.map(one, records)
+        if progress:
             try:
-                images.append(decode_image(path, size, 3))
+                from tqdm.auto import tqdm
+                done = tqdm(done, total=len(records), desc="decoding posters", unit="img")
+            except ImportError:
+                pass
+        for rec, result in zip(records, done):
+            if isinstance(result, str):
+                skipped[result] = skipped.get(result, 0) + 1
+            else:
+                out[len(ids)] = result
                 ids.append(rec.imdb_id)
                 genres.append(rec.genres)
-                continue
-            except BadImage as e:
-                reason = f"bad image ({e.reason})"
-        skipped[reason] = skipped.get(reason, 0) + 1
-    stacked = torch.stack(images) if images else torch.zeros(0, 3, *size, dtype=torch.uint8)
-    return stacked, ids, genres, skipped
+    return out[: len(ids)], ids, genres, skipped
 
 
 def load_posters(root: PathLike, image_size: tuple[int, int] = (64, 64), *, top_k: int | None = None,
@@ -824,6 +840,8 @@ def load_posters(root: PathLike, image_size: tuple[int, int] = (64, 64), *, top_
     cache_dir (default root/.gankit-cache) keyed by the CSV bytes, the poster files' sizes and mtimes, and
     image_size; top_k and encoding are applied after the cache, so one cache serves them all.
     """
+    if encoding not in ("multi-hot", "normalised", "normalized"):
+        raise ValueError(f"encoding must be 'multi-hot' or 'normalised', got {encoding!r}")
     root = Path(root)
     csv_path = root / CSV_NAME
     if not csv_path.is_file():
@@ -842,7 +860,9 @@ def load_posters(root: PathLike, image_size: tuple[int, int] = (64, 64), *, top_
         st = p.stat() if p else None
         h.update(f"{rec.imdb_id}:{p.relative_to(root) if p else '-'}:{st and st.st_size}:{st and st.st_mtime_ns};"
                  .encode())
-    cache_path = Path(cache_dir or root / ".gankit-cache") / f"posters-{size[0]}x{size[1]}-{h.hexdigest()[:20]}.pt"
+    # one cache file per folder and size: the name's middle part tells folders sharing a cache_dir apart
+    prefix = f"posters-{size[0]}x{size[1]}-{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]}"
+    cache_path = Path(cache_dir or root / ".gankit-cache") / f"{prefix}-{h.hexdigest()[:20]}.pt"
     blob, from_cache = None, False
     if cache and cache_path.is_file():
         try:
@@ -857,8 +877,8 @@ def load_posters(root: PathLike, image_size: tuple[int, int] = (64, 64), *, top_
         if cache:
             try:
                 cache_path.parent.mkdir(parents=True, exist_ok=True)
-                for old in cache_path.parent.glob(f"posters-{size[0]}x{size[1]}-*.pt"):
-                    old.unlink(missing_ok=True)  # superseded caches of this size
+                for old in cache_path.parent.glob(f"{prefix}-*.pt"):
+                    old.unlink(missing_ok=True)  # superseded: the CSV or the posters changed
                 _atomic_write(cache_path, lambda f: torch.save(blob, f))
             except OSError as e:  # the data is in memory; the cache only saves time next run
                 why = "the disk is full" if _is_disk_full(e) else str(e)
