@@ -10,16 +10,29 @@ from .config import PRESETS, ConfigError
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import Trainer, latest_run, new_run_dir, setup
+    from .config import make_config, resolve_device
+    from .train import latest_run, new_run_dir, setup
 
-    run_dir = None
+    # Every option is checked before a run folder is made: a typo must not leave an empty run behind.
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0 (0: only at the end of each epoch), "
+                          f"got {args.checkpoint_every}")
+    config = make_config(args.preset, args.profile, data_path=args.data, epochs=args.epochs, seed=args.seed,
+                         checkpoint_every=args.checkpoint_every, on_diverge=args.on_diverge)
+    resolve_device(args.device)
+    run_dir, created = None, False
     if args.resume:
         run_dir = latest_run(args.preset, args.out)
         if run_dir is None:
             print(f"no earlier {args.preset} run with a checkpoint under {args.out or 'runs'}; starting a new one")
-    run_dir = run_dir or new_run_dir(args.preset, args.out)
-    trainer = setup(args.preset, profile=args.profile, data_path=args.data, device=args.device, run_dir=run_dir,
-                    epochs=args.epochs, seed=args.seed, progress=not args.quiet)
+    if run_dir is None:
+        run_dir, created = new_run_dir(args.preset, args.out), True
+    try:
+        trainer = setup(config, device=args.device, run_dir=run_dir, progress=not args.quiet)
+    except BaseException:
+        if created and not any(run_dir.iterdir()):  # e.g. the data is missing: no empty run for the report
+            run_dir.rmdir()
+        raise
     attach_default_evaluation(trainer)
     print(f"{args.preset} [{trainer.config.profile} profile, {trainer.device}] -> {run_dir}")
     print(trainer.dataset.summary)
@@ -42,8 +55,12 @@ def attach_default_evaluation(trainer) -> None:
     if trainer.config.dataset != "mnist":
         return
     try:
-        from .metrics import EvaluateCallback
+        from .metrics import WEIGHTS_PATH, EvaluateCallback
     except ImportError:  # metrics needs torchmetrics; training must not
+        return
+    if not WEIGHTS_PATH.is_file():  # a checkout without them: train anyway, say what is skipped
+        print(f"no MNIST classifier weights ({WEIGHTS_PATH.name}): training without the per-epoch evaluation "
+              "(`gankit metrics train-classifier` makes them)")
         return
     n = 500 if trainer.config.profile == "smoke" else 2000
     trainer.add_callback("on_epoch_end", EvaluateCallback(every=1, n_samples=n))
@@ -109,12 +126,13 @@ def _cmd_posters(args: argparse.Namespace) -> int:
     from . import posters
 
     if args.posters_cmd == "download":
-        results = posters.download_posters(args.csv, args.out, workers=args.workers, timeout=args.timeout,
-                                           retries=args.retries)
-        counts: dict[str, int] = {}
-        for r in results:
-            counts[r.status] = counts.get(r.status, 0) + 1
-        print(f"{len(results)} rows: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        try:
+            results = posters.download_posters(args.csv, args.out, workers=args.workers, timeout=args.timeout,
+                                               retries=args.retries)
+        except posters.DiskFullError as e:
+            print(posters.download_summary(e.results))
+            raise ConfigError(f"{e}; free some space and run the same command again (it resumes)") from None
+        print(posters.download_summary(results))
         print(f"manifest: {Path(args.out) / 'manifest.csv'}")
     else:
         csv = posters.make_toy(args.dir, n=args.n, seed=args.seed)
@@ -165,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--device", help="cpu | cuda | mps | auto (default: $GANKIT_DEVICE or auto)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="also checkpoint every N steps (checkpoints/step_*.pt, the last 3 kept); 0: epoch ends only")
+    t.add_argument("--on-diverge", choices=("stop", "rollback"),
+                   help="on NaN/Inf: stop (default) or roll back to the last good checkpoint with halved lrs")
     t.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid or an .npz")

@@ -112,6 +112,8 @@ class GANConfig:
     loss: str = "bce"  # bce | wgan
     g_loss: str = "non-saturating"  # non-saturating | minimax (only for loss="bce")
     real_label: float = 1.0  # 0.9 = one-sided label smoothing (Salimans et al. 2016)
+    feature_matching: float = 0.0  # > 0: weight of the feature-matching G term (Salimans et al. 2016; tricks.py)
+    minibatch_disc: bool = False  # minibatch discrimination in D (Salimans et al. 2016; tricks.py)
     gp_weight: float = 0.0  # lambda of the gradient penalty; 10 in Gulrajani et al.
     clip_value: float = 0.0  # > 0: WGAN weight clipping bound (0.01 in Arjovsky et al.)
     n_critic: int = 1  # discriminator steps per generator step; 5 for WGAN
@@ -129,6 +131,7 @@ class GANConfig:
     log_every: int = 50  # steps between host syncs (loss .item()) and progress updates
     checkpoint_every: int = 0  # steps between extra checkpoints; 0 = only at each epoch end
     keep_checkpoints: int = 3  # keep the last K step checkpoints (last.pt is always kept)
+    on_diverge: str = "stop"  # stop | rollback: reload the last good checkpoint, halve both lrs (<= 3 times)
     n_fixed: int = 64  # samples in the per-epoch grid (fixed noise)
     profile: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)  # lesson-specific options
@@ -145,6 +148,7 @@ class GANConfig:
             "cond_mode": (self.cond_mode, ("concat", "projection")),
             "optimizer": (self.optimizer, ("adam", "rmsprop")),
             "profile": (self.profile, PROFILES),
+            "on_diverge": (self.on_diverge, ("stop", "rollback")),
         }
         for name, (value, allowed) in checks.items():
             if value not in allowed:

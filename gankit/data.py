@@ -123,12 +123,16 @@ def load_dataset(config: GANConfig, root: str | os.PathLike | None = None, *, tr
     elif config.dataset == "posters":
         from . import posters
 
-        path, is_toy = (Path(config.data_path), False) if config.data_path else posters.poster_root(data_root(root))
+        base = data_root(root)
+        if (not config.data_path and base.exists() and not (base / "posters" / posters.CSV_NAME).is_file()
+                and not (os.access(base, os.W_OK) and base.stat().st_mode & 0o222)):
+            from .config import project_dir
+
+            base = project_dir() / "data"  # a read-only GANKIT_DATA (e.g. a shared MNIST): the toy set goes to ./data
+        path, is_toy = (Path(config.data_path), False) if config.data_path else posters.poster_root(base)
         pd_ = posters.load_posters(path, (config.image_size, config.image_size),
                                    top_k=config.extra.get("top_k"), encoding=config.extra.get("encoding", "multi-hot"))
-        what = "the generated toy poster set (the real set is not downloaded)" if is_toy else f"posters from {path.name}"
-        ds = Dataset(pd_.images, pd_.genres, pd_.names, "posters-toy" if is_toy else "posters",
-                     f"{what}: {pd_.summary}")
+        ds = Dataset(pd_.images, pd_.genres, pd_.names, "posters-toy" if is_toy else "posters", pd_.summary)
     else:  # GANConfig validates dataset names; this guards new ones added without a loader
         raise ConfigError(f"no loader for dataset {config.dataset!r}")
 

@@ -212,6 +212,13 @@ def build_models(config: GANConfig) -> tuple[nn.Module, nn.Module]:
         raise ConfigError(f"no builder for model {config.model!r}")
     if config.loss == "wgan" and config.gp_weight > 0 and config.d_norm == "batch" and config.model == "dcgan":
         raise ConfigError("a gradient-penalty critic must not use batch norm: set d_norm='layer' or 'none'")
+    if config.minibatch_disc:  # Salimans et al. 2016; see gankit/tricks.py
+        if config.gp_weight > 0:
+            raise ConfigError("minibatch discrimination makes each score depend on the whole batch, which breaks "
+                              "the per-sample gradient penalty: set minibatch_disc=False or gp_weight=0")
+        from .tricks import add_minibatch_discrimination
+
+        add_minibatch_discrimination(D)
     return G, D
 
 

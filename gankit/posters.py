@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 
 from .images import BadImage, decode_image
 
@@ -385,6 +386,15 @@ def _write_manifest(out_dir: Path, results: list[DownloadResult]) -> None:
     _atomic_write(out_dir / "manifest.csv", write)
 
 
+def download_summary(results: Sequence[DownloadResult]) -> str:
+    """One line for the command line: '12 rows: 3 ok, 2 exists, 1 http 404, ...' (most common first)."""
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{len(results)} rows: {parts or 'none'}"
+
+
 def download_posters(csv_path: PathLike, out_dir: PathLike, *, workers: int = 16, timeout: float = 10.0,
                      retries: int = 3, backoff: float = 0.5, progress: bool = True) -> list[DownloadResult]:
     """Fetch every poster of a MovieGenre.csv into out_dir/{imdbId}.jpg; one DownloadResult per CSV row.
@@ -649,9 +659,7 @@ def _toy_title(r: np.random.Generator) -> str:
     return f"{title} ({int(r.integers(1920, 2017))})"
 
 
-def _draw_poster(genres: Sequence[str], title: str, r: np.random.Generator, font, grain: np.ndarray) -> "Image.Image":
-    from PIL import Image, ImageDraw
-
+def _draw_poster(genres: Sequence[str], title: str, r: np.random.Generator, font, grain: np.ndarray) -> Image.Image:
     w, h = POSTER_WH
     img = Image.new("RGB", (w, h))
     # One full-height column per genre: decode_image centre-crops to the target aspect, which at 64x64
@@ -688,8 +696,6 @@ def make_toy(out_dir: PathLike, n: int = 2000, seed: int = 0, *, broken: float =
     file, truncated file, blank Genre, blank Poster (no file), duplicated row. The ids of each are listed
     in toy_info.json (which also marks the folder as the toy set). Deterministic for a seed.
     """
-    from PIL import ImageFont
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / CSV_NAME).exists() and not (out_dir / TOY_MARKER).exists():

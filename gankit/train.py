@@ -1,10 +1,12 @@
 """One model-agnostic Trainer: step order, n_critic, logging, sample grids, checkpoints, exact resume."""
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import random
+import socket
 import time
 from collections import defaultdict
 from datetime import datetime
@@ -26,6 +28,7 @@ HISTORY_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "sec
 CHECKPOINT_FORMAT = 1
 Callback = Callable[["Trainer"], None]
 EVENTS = ("on_batch_end", "on_log", "on_epoch_end", "on_fit_end")
+MAX_ROLLBACKS = 3  # with on_diverge="rollback": after 3 halvings (lr / 8) the run stops instead
 
 
 class CheckpointError(RuntimeError):
@@ -56,10 +59,17 @@ def new_run_dir(preset: str, root: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def run_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """A run folder's checkpoints, newest first: checkpoints/last.pt, then step_*.pt from the highest step."""
+    folder = Path(run_dir) / "checkpoints"
+    last = [folder / "last.pt"] if (folder / "last.pt").exists() else []
+    return last + sorted(folder.glob("step_*.pt"), reverse=True)
+
+
 def latest_run(preset: str, root: str | os.PathLike | None = None) -> Path | None:
-    """The newest run folder of a preset that holds a checkpoint, or None."""
+    """The newest run folder of a preset that holds a checkpoint (last.pt or step_*.pt), or None."""
     base = runs_root(root) / preset
-    runs = sorted(p for p in base.glob("*") if (p / "checkpoints" / "last.pt").exists()) if base.exists() else []
+    runs = sorted(p for p in base.glob("*") if run_checkpoints(p)) if base.exists() else []
     return runs[-1] if runs else None
 
 
@@ -88,11 +98,26 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except Exception as e:
         others = sorted(p.name for p in path.parent.glob("*.pt") if p != path)
         hint = f" Other checkpoints in that folder: {', '.join(others)}." if others else ""
+        reason = (str(e).strip().splitlines() or [""])[0][:200]  # one line: torch's messages run to paragraphs
         raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupted and cannot be read ({type(e).__name__}: "
-                              f"{str(e)[:200]}).{hint}") from None
+                              f"{reason}).{hint}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a gankit checkpoint (format {CHECKPOINT_FORMAT} expected)")
     return ckpt
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process of this machine is running (a killed child not yet reaped, a zombie, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS): os.kill's answer stands
+        return True
 
 
 def _rng_state() -> dict[str, Any]:
@@ -144,6 +169,8 @@ class Trainer:
         self.elapsed = 0.0
         self.records: list[dict[str, float]] = []
         self.evaluations: list[dict[str, float]] = []
+        self.events: list[dict[str, Any]] = []  # rollbacks after divergence (metrics.json "events")
+        self._good: bytes | None = None  # with on_diverge="rollback": the last checkpoint, serialised in memory
         self.callbacks: dict[str, list[Callback]] = defaultdict(list)
         self._accum = torch.zeros(5, device=self.device)  # sums of loss_d, loss_g, d_real, d_fake; g-step count
         self._accum_n = 0
@@ -257,13 +284,73 @@ class Trainer:
         self._accum_n = 0
         bad = [k for k in ("loss_d", "loss_g", "d_real", "d_fake") if s[4] or k != "loss_g"
                if not math.isfinite(row[k])]
-        if bad:
-            last = self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
-            where = f"the last good checkpoint is {last}" if last and last.exists() else "no checkpoint was written yet"
-            raise TrainingDiverged(f"training diverged at step {self.step}: {', '.join(bad)} became NaN/Inf; {where}. "
-                                   "Lower the learning rates or check the data range, then resume.")
+        if bad or self._nonfinite_weights():
+            raise self._diverged(bad + self._nonfinite_weights())
         self.records.append(row)
         self._fire("on_log")
+
+    def _nonfinite_weights(self) -> list[str]:
+        """'G weights' / 'D weights' for a network holding NaN or Inf (one host sync per network)."""
+        return [f"{name} weights" for name, net in (("G", self.G), ("D", self.D))
+                if not torch.stack([torch.isfinite(p).all() for p in net.parameters()]).all().item()]
+
+    def _diverged(self, bad: list[str]) -> TrainingDiverged:
+        last = self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
+        where = f"the last good checkpoint is {last}" if last and last.exists() else "no checkpoint was written yet"
+        hint = "" if self.config.on_diverge == "rollback" else (
+            " (on_diverge='rollback' does this by itself: it reloads the last good state and halves both rates)")
+        return TrainingDiverged(f"training diverged at step {self.step}: {', '.join(bad)} became NaN/Inf; {where}. "
+                                f"Lower the learning rates or check the data range, then resume{hint}.")
+
+    def _checked_state(self) -> dict[str, Any]:
+        """state_dict(), or TrainingDiverged if weights or not-yet-logged losses hold NaN/Inf.
+
+        Checkpoints come from here, so a diverged state never overwrites the last good one on disk.
+        """
+        bad = ([] if torch.isfinite(self._accum).all() else ["losses since the last log"]) + self._nonfinite_weights()
+        if bad:
+            raise self._diverged(bad)
+        return self.state_dict()
+
+    def _snapshot(self, state: dict[str, Any] | None = None) -> None:
+        """Keep the last good state in memory (on_diverge='rollback' returns to it); a no-op otherwise."""
+        if self.config.on_diverge != "rollback":
+            return
+        if state is None:
+            if self._nonfinite_weights() or not torch.isfinite(self._accum).all():
+                return  # nothing good to keep: a later divergence stops instead of rolling back to this
+            state = self.state_dict()
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        self._good = buf.getvalue()
+
+    def _rollback(self, error: TrainingDiverged) -> int:
+        """Return to the last good checkpoint with both learning rates halved; the number of steps undone.
+
+        Re-raises `error` unless on_diverge='rollback', and stops for good after MAX_ROLLBACKS rollbacks.
+        """
+        done = sum(e["event"] == "rollback" for e in self.events)
+        if self.config.on_diverge != "rollback" or self._good is None:
+            raise error
+        if done >= MAX_ROLLBACKS:
+            raise TrainingDiverged(f"{error} Already rolled back {done} times (learning rates now "
+                                   f"{0.5 ** done:g} x the configured ones); stopping.") from None
+        at, events = self.step, self.events
+        now = time.perf_counter()
+        elapsed = self.elapsed + now - self._t0  # the time spent on the lost steps still counts
+        self.load_state_dict(torch.load(io.BytesIO(self._good), map_location=self.device, weights_only=True),
+                             source="the last good checkpoint")
+        self.elapsed, self._t0 = elapsed, now
+        scale = 0.5 ** (done + 1)
+        for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+        self.events = events + [{"event": "rollback", "step": at, "to_step": self.step, "lr_g": self.config.lr_g * scale,
+                                 "lr_d": self.config.lr_d * scale, "reason": str(error).split(";")[0]}]
+        self._write_metrics("running")
+        print(f"{str(error).split(';')[0]}: rolled back to step {self.step} with both learning rates x{scale:g} "
+              f"(rollback {done + 1} of {MAX_ROLLBACKS})")
+        return at - self.step
 
     @property
     def history(self) -> pd.DataFrame:
@@ -281,6 +368,8 @@ class Trainer:
             return
         final = self.evaluations[-1] if self.evaluations else {}
         doc = {"preset": self.config.preset, "status": status, "evaluations": self.evaluations, "final": final}
+        if self.events:
+            doc["events"] = self.events
         (self.run_dir / "metrics.json").write_text(json.dumps(doc, indent=2))
 
     def fit(self, epochs: int | None = None, *, resume: bool = False) -> pd.DataFrame:
@@ -292,40 +381,65 @@ class Trainer:
         target = epochs or self.config.epochs
         steps_left = (target - self.epoch) * len(self.data) - self.batch_in_epoch
         lock = self._lock()
+        outcome = "interrupted"  # what metrics.json says if we leave by an exception or Ctrl-C
         try:
+            if self.run_dir:  # temp files of a killed save; we hold the lock, so nobody else is writing them
+                for tmp in (self.run_dir / "checkpoints").glob(".*.tmp"):
+                    tmp.unlink(missing_ok=True)
+            self._snapshot()  # the state to return to if training diverges before the first checkpoint
             with _progress(self.progress, max(steps_left, 0), f"{self.config.preset}") as bar:
                 self._t0 = time.perf_counter()
                 while self.epoch < target:
-                    for x, y in self.data.epoch(self.epoch, self.batch_in_epoch):
-                        self.train_step(x, y)
-                        self.step += 1
-                        self.batch_in_epoch += 1
-                        bar.update(1)
-                        if self.step % self.config.log_every == 0:
-                            self._log()
-                            r = self.records[-1]
-                            bar.set_postfix(loss_d=f"{r['loss_d']:.3f}", loss_g=f"{r['loss_g']:.3f}",
-                                            D_x=f"{r['d_real']:.2f}", D_G_z=f"{r['d_fake']:.2f}", refresh=False)
-                        if self.run_dir and self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
-                            self.save_checkpoint(keep=True)
-                        if self.callbacks["on_batch_end"]:
-                            self._fire("on_batch_end")
-                    self._log()
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-                    self._tick()
-                    self.save_samples()
-                    self._fire("on_epoch_end")
-                    if self.run_dir:
-                        self.save_checkpoint()
+                    try:
+                        self._fit_epoch(bar)
+                    except TrainingDiverged as e:
+                        undone = self._rollback(e)
+                        if getattr(bar, "total", None) is not None:
+                            bar.total += undone
                 self._tick()
             self._write_metrics("finished")
+            outcome = "finished"
             self._fire("on_fit_end")
+        except TrainingDiverged:
+            outcome = "diverged"
+            raise
         finally:
             self.__dict__.pop("_t0", None)
+            if outcome != "finished":
+                try:
+                    self._write_metrics(outcome)
+                except OSError:  # e.g. a full disk: keep the original error
+                    pass
             if lock:
                 lock.unlink(missing_ok=True)
         return self.history
+
+    def _fit_epoch(self, bar: Any) -> None:
+        """The rest of the current epoch: its batches, then the grid, on_epoch_end and the epoch checkpoint."""
+        for x, y in self.data.epoch(self.epoch, self.batch_in_epoch):
+            self.train_step(x, y)
+            self.step += 1
+            self.batch_in_epoch += 1
+            bar.update(1)
+            if self.step % self.config.log_every == 0:
+                self._log()
+                r = self.records[-1]
+                bar.set_postfix(loss_d=f"{r['loss_d']:.3f}", loss_g=f"{r['loss_g']:.3f}",
+                                D_x=f"{r['d_real']:.2f}", D_G_z=f"{r['d_fake']:.2f}", refresh=False)
+            if self.run_dir and self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                self.save_checkpoint(keep=True)
+            if self.callbacks["on_batch_end"]:
+                self._fire("on_batch_end")
+        self._log()
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self._tick()
+        self.save_samples()
+        self._fire("on_epoch_end")
+        if self.run_dir:
+            self.save_checkpoint()
+        elif self.config.on_diverge == "rollback":
+            self._snapshot(self._checked_state())  # no folder to write to: keep the epoch's end in memory
 
     def _tick(self) -> None:
         now = time.perf_counter()
@@ -333,25 +447,37 @@ class Trainer:
         self._t0 = now
 
     def _lock(self) -> Path | None:
-        """Refuse to train into a run folder that a live process is writing."""
+        """Refuse to train into a run folder that a live process is writing; take over a killed run's lock.
+
+        The lock file holds "pid host". On this machine a lock whose process is gone (SIGKILL, a
+        crashed kernel) is stale and taken over. A lock from another machine (runs on a shared
+        drive) cannot be checked from here, so it is refused with the way out.
+        """
         if not self.run_dir:
             return None
-        lock = self.run_dir / ".lock"
+        lock, host = self.run_dir / ".lock", socket.gethostname()
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             try:
-                pid = int(lock.read_text().strip() or 0)
-                os.kill(pid, 0)  # raises if that process is gone
-            except (ValueError, ProcessLookupError):
-                lock.unlink(missing_ok=True)  # stale lock of a killed run: take it over
+                text, age = lock.read_text().split(), time.time() - lock.stat().st_mtime
+            except FileNotFoundError:  # its owner just finished
                 return self._lock()
-            except PermissionError:
-                pass
+            pid = int(text[0]) if text and text[0].isdigit() else 0
+            owner = text[1] if len(text) > 1 else host  # locks written before hosts were recorded: this machine
+            if owner != host:
+                raise RunLocked(f"{self.run_dir} is locked by pid {pid} on another machine ({owner}). If that run "
+                                f"has stopped (e.g. a Colab session that was cut off), delete {lock} and try again; "
+                                "otherwise train into a new run folder") from None
+            # pid 0: an empty lock, its writer killed between creating and writing it (unless just created)
+            stale = (pid == os.getpid() or not _pid_alive(pid)) if pid else age > 10
+            if stale:
+                lock.unlink(missing_ok=True)
+                return self._lock()
             raise RunLocked(f"{self.run_dir} is in use by another training process (pid {pid}); "
                             "wait for it or train into a new run folder") from None
         with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
+            f.write(f"{os.getpid()} {host}")
         return lock
 
     # ------------------------------------------------------------------ outputs
@@ -377,25 +503,28 @@ class Trainer:
             "fixed_noise": self.fixed_noise.cpu(),
             "fixed_labels": None if self.fixed_labels is None else self.fixed_labels.cpu(),
             "accum": self._accum.cpu(), "accum_n": self._accum_n,
-            "records": self.records, "evaluations": self.evaluations, "rng": _rng_state(),
+            "records": self.records, "evaluations": self.evaluations, "events": self.events, "rng": _rng_state(),
         }
 
     def save_checkpoint(self, path: str | os.PathLike | None = None, *, keep: bool = False) -> Path:
         """Write checkpoints/last.pt (and step_XXXXXXXX.pt when keep=True, pruned to the last K)."""
+        if path is None and not self.run_dir:
+            raise ValueError("no run folder: pass a path to save_checkpoint")
         if hasattr(self, "_t0"):
             self._tick()
-        state = self.state_dict()
+        state = self._checked_state()
         if path is not None:
             atomic_save(state, Path(path))
+            self._snapshot(state)
             return Path(path)
-        if not self.run_dir:
-            raise ValueError("no run folder: pass a path to save_checkpoint")
         folder = self.run_dir / "checkpoints"
+        # last.pt first: whenever a step_*.pt exists, last.pt is at least as new (a kill in between loses nothing).
+        atomic_save(state, folder / "last.pt")
         if keep:
             atomic_save(state, folder / f"step_{self.step:08d}.pt")
             for old in sorted(folder.glob("step_*.pt"))[: -self.config.keep_checkpoints or None]:
                 old.unlink(missing_ok=True)
-        atomic_save(state, folder / "last.pt")
+        self._snapshot(state)
         return folder / "last.pt"
 
     def load_state_dict(self, ckpt: dict[str, Any], *, source: str = "checkpoint") -> None:
@@ -418,16 +547,30 @@ class Trainer:
         self.fixed_labels = None if ckpt["fixed_labels"] is None else ckpt["fixed_labels"].to(self.device)
         self._accum, self._accum_n = ckpt["accum"].to(self.device), ckpt["accum_n"]
         self.records, self.evaluations = list(ckpt["records"]), list(ckpt["evaluations"])
+        self.events = list(ckpt.get("events", []))  # absent in checkpoints written before rollbacks existed
         _set_rng_state(ckpt["rng"])
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
-        """Continue from a checkpoint (default: run_dir/checkpoints/last.pt). False if there is none yet."""
-        if path is None:
-            if not self.run_dir or not (self.run_dir / "checkpoints" / "last.pt").exists():
-                return False
-            path = self.run_dir / "checkpoints" / "last.pt"
-        self.load_state_dict(load_checkpoint(path, self.device), source=str(path))
-        return True
+        """Continue from a checkpoint; False if there is none yet.
+
+        Default: the run folder's newest readable checkpoint, checkpoints/last.pt, else the newest
+        step_*.pt; skipping an unreadable one is said out loud (the loss is the steps between them).
+        """
+        if path is not None:
+            self.load_state_dict(load_checkpoint(path, self.device), source=str(path))
+            return True
+        candidates = run_checkpoints(self.run_dir) if self.run_dir else []
+        for i, path in enumerate(candidates):
+            try:
+                ckpt = load_checkpoint(path, self.device)
+            except CheckpointError as e:
+                if i == len(candidates) - 1:
+                    raise
+                print(f"warning: {e} Trying {candidates[i + 1].name} instead.")
+                continue
+            self.load_state_dict(ckpt, source=str(path))
+            return True
+        return False
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, data: BatchSource | None = None, *,
@@ -478,6 +621,11 @@ def setup(preset_or_config: str | GANConfig, *, profile: str | None = None, data
     if config.cond_dim and ds.label_names:  # genre names travel with the checkpoint, for `gankit sample --genres`
         config.extra["label_names"] = list(ds.label_names)
     G, D = build_models(config)
-    trainer = Trainer(config, G, D, source, device=dev, run_dir=run_dir, progress=progress)
+    g_aux = None
+    if config.feature_matching > 0:  # Salimans et al. 2016; see gankit/tricks.py
+        from .tricks import FeatureMatching
+
+        g_aux = FeatureMatching(config.feature_matching)
+    trainer = Trainer(config, G, D, source, device=dev, run_dir=run_dir, progress=progress, g_aux=g_aux)
     trainer.dataset = ds
     return trainer

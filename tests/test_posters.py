@@ -3,9 +3,7 @@ import csv
 import errno
 import hashlib
 import json
-import os
 import shutil
-import warnings
 from pathlib import Path
 
 import pytest
@@ -50,7 +48,8 @@ def test_genre_vocabulary_and_counts():
     assert len(GENRES) == 28 and list(GENRES) == sorted(GENRES)
     assert set(REAL_GENRE_COUNTS) == set(GENRES)
     # the counts issue 4 gives verbatim
-    assert (REAL_GENRE_COUNTS["Drama"], REAL_GENRE_COUNTS["Comedy"], REAL_GENRE_COUNTS["Game-Show"]) == (17677, 11172, 1)
+    known = (REAL_GENRE_COUNTS["Drama"], REAL_GENRE_COUNTS["Comedy"], REAL_GENRE_COUNTS["Game-Show"])
+    assert known == (17677, 11172, 1)
     ranked = sorted(REAL_GENRE_COUNTS, key=REAL_GENRE_COUNTS.get, reverse=True)
     assert ranked[:4] == ["Drama", "Comedy", "Romance", "Action"]
     assert ranked[-6:] == ["Film-Noir", "News", "Adult", "Talk-Show", "Reality-TV", "Game-Show"]
@@ -237,6 +236,13 @@ def test_make_toy_is_deterministic(tmp_path):
     assert digest(c) == digest(a)
 
 
+def test_make_toy_never_overwrites_a_real_set(tmp_path):
+    _write(tmp_path / "MovieGenre.csv", HEADER + "1,l,Real,7.0,Drama,http://x/1.jpg\n")
+    with pytest.raises(FileExistsError, match="did not write"):
+        make_toy(tmp_path, 10)
+    assert b"Real" in (tmp_path / "MovieGenre.csv").read_bytes()
+
+
 # ------------------------------------------------------------------------------------------- loading
 
 def test_load_posters_on_toy(toy):
@@ -316,9 +322,20 @@ def test_damaged_cache_is_rebuilt(toy, tmp_path):
     assert not data.from_cache and data.images.shape[1:] == (3, 16, 16)
 
 
-def test_missing_csv_error_says_what_to_do(tmp_path):
+def test_missing_csv_error_says_what_to_do(tmp_path, toy):
     with pytest.raises(FileNotFoundError, match="posters make-toy"):
         load_posters(tmp_path)
+    with pytest.raises(ValueError, match="'multi-hot' or 'normalised'"):
+        load_posters(toy, encoding="one-hot")
+
+
+def test_two_folders_can_share_a_cache_dir(toy, tmp_path):
+    other = tmp_path / "other"
+    make_toy(other, 12, seed=5, broken=0.0)
+    for root in (toy, other, toy, other):
+        data = load_posters(root, (8, 8), progress=False, cache_dir=tmp_path / "shared")
+    assert data.from_cache and load_posters(toy, (8, 8), progress=False, cache_dir=tmp_path / "shared").from_cache
+    assert len(list((tmp_path / "shared").glob("*.pt"))) == 2
 
 
 def test_poster_root_prefers_real_set_and_makes_toy_once(tmp_path):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from gankit import posters
 from gankit.images import decode_image
-from gankit.posters import COLUMNS, DiskFullError, download_posters
+from gankit.posters import COLUMNS, DiskFullError, download_posters, download_summary
 
 SLOW_S, TIMEOUT_S = 1.0, 0.3
 
@@ -131,6 +131,8 @@ def test_download_every_fault_and_resume(tmp_path, server):
     assert {r.row: (r.imdb_id, r.status) for r in results} == EXPECTED
     assert [r.row for r in results] == sorted(EXPECTED)  # CSV order, one per row
     assert results[1].url == f"{base}/ok/102.jpg?x=1,2"
+    assert download_summary(results) == ("12 rows: 3 ok, 1 bad id, 1 duplicate id, 1 empty, 1 http 404, "
+                                         "1 http 500, 1 missing url, 1 not an image, 1 timeout, 1 truncated")
     # retry policy: no retry on 404, one on a single 500, all on a persistent 500 / timeout / truncation
     hits = server.hits
     assert hits["/missing/103.jpg"] == 1 and hits["/flaky/104.jpg"] == 2

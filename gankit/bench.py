@@ -1,0 +1,498 @@
+"""`gankit bench`: training throughput of each lesson preset beside a tutorial-style loop, in FLOP terms.
+
+For every preset it times the real `Trainer` (device-resident batches, `Trainer.fit`) and
+`TutorialLoop`, the same networks and batch trained the way popular tutorials write it, in
+alternating repeats so that both see the same machine load, together with two rate probes
+(a large fp32 matmul and a convolution) that give the fraction of the device's speed a loop
+achieves. FLOPs come from torch.utils.flop_counter (matmuls and convolutions, backward
+included; element-wise work is not counted).
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from .config import GANConfig, data_root, make_config, resolve_device, seed_everything
+from .data import BatchSource, Dataset, load_dataset
+from .models import build_models
+from .train import Trainer
+
+PRESET_ORDER = ("mlp-mnist", "dcgan-mnist", "wgan-gp-mnist", "cgan-mnist", "poster-cgan")
+MLP_SPEEDUP_TARGET = 2.0  # issue 6: MLP presets at least 2x the tutorial loop
+CONV_FRACTION_TARGET = 0.8  # issue 6: conv presets at >= 80% of the measured convolution rate
+
+
+@dataclass
+class Settings:
+    """How long to measure: `repeats` alternating timed chunks of about `chunk_s` seconds per loop."""
+
+    repeats: int = 9
+    chunk_s: float = 0.5
+    warmup_s: float = 1.0
+
+
+FULL, QUICK = Settings(), Settings(repeats=3, chunk_s=0.25, warmup_s=0.3)
+
+
+def default_threads() -> int:
+    """The CPUs this process may use (affinity-aware), which is what torch.set_num_threads gets."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so a timer measures the work and not its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs (multiply and add counted separately) of the matmuls and convolutions that fn() runs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+class RateProbe:
+    """One fixed operation timed on demand: a square fp32 matmul, or a 3x3 convolution forward.
+
+    The convolution is a typical mid-network layer, (B, 128, 16, 16) -> (B, 128, 16, 16); both
+    sizes are large enough to keep every core busy. `measure()` returns GFLOP/s of one run.
+    """
+
+    def __init__(self, kind: str, device: torch.device) -> None:
+        gpu = device.type != "cpu"
+        self.kind, self.device = kind, device
+        if kind == "matmul":
+            n = 8192 if gpu else 2048
+            a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+            self.size = f"{n}x{n} @ {n}x{n}"
+            self._fn = lambda: a @ b
+        elif kind == "conv":
+            conv = nn.Conv2d(128, 128, 3, padding=1, bias=False).to(device)
+            x = torch.randn(512 if gpu else 64, 128, 16, 16, device=device)
+            self.size = f"3x3 conv, ({x.shape[0]}, 128, 16, 16) -> same shape, forward"
+
+            def run() -> torch.Tensor:
+                with torch.no_grad():
+                    return conv(x)
+            self._fn = run
+        else:
+            raise ValueError(f"unknown probe {kind!r}; use 'matmul' or 'conv'")
+        self.flops = count_flops(self._fn)
+        self._calls = 10 if gpu else 1  # GPU runs are short; time several so launch latency does not count
+        self.measure()  # warm-up: first calls pick kernels and allocate
+
+    def measure(self) -> float:
+        synchronize(self.device)
+        t = time.perf_counter()
+        for _ in range(self._calls):
+            self._fn()
+        synchronize(self.device)
+        return self.flops * self._calls / (time.perf_counter() - t) / 1e9
+
+
+# ------------------------------------------------------------------------------ the two training loops
+class GankitLoop:
+    """The library's own loop: `Trainer.fit` over a device-resident `BatchSource`, no run folder."""
+
+    name = "gankit"
+
+    def __init__(self, config: GANConfig, dataset: Dataset, device: torch.device,
+                 wrap: Callable[[Trainer], None] | None = None) -> None:
+        seed_everything(config.seed)
+        source = BatchSource(dataset.images, dataset.labels if config.conditional else None, config.batch_size,
+                             device=device, seed=config.seed, augment=config.augment)
+        G, D = build_models(config)
+        self.trainer = Trainer(config, G, D, source, device=device, run_dir=None, progress=False)
+        self.config, self.device = config, device
+        self._full = source.batches_per_epoch
+        if wrap is not None:  # GPU variants (autocast, channels_last, compile) adjust the trainer
+            wrap(self.trainer)
+
+    @property
+    def networks(self) -> tuple[nn.Module, nn.Module]:
+        return self.trainer.G, self.trainer.D
+
+    def run(self, cycles: int) -> int:
+        """Train `cycles` D+G cycles (n_critic batches each) through Trainer.fit; returns the real images used."""
+        steps = cycles * self.config.n_critic
+        t, left = self.trainer, steps
+        while left:  # each fit call is one short "epoch" of k batches: the real loop, logging included
+            k = min(left, self._full)
+            t.data.batches_per_epoch = k
+            t.fit(t.epoch + 1)
+            left -= k
+        synchronize(self.device)
+        return steps * self.config.batch_size
+
+    def one_cycle(self) -> None:
+        """n_critic train_steps on one batch, outside fit (for FLOP counting)."""
+        x, y = next(self.trainer.data.epoch(0))
+        for _ in range(self.config.n_critic):
+            self.trainer.train_step(x, y)
+            self.trainer.step += 1
+
+
+class _SigmoidD(nn.Module):
+    """D followed by nn.Sigmoid, as tutorials build it for nn.BCELoss."""
+
+    def __init__(self, D: nn.Module) -> None:
+        super().__init__()
+        self.D, self.sigmoid = D, nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor, *y: torch.Tensor) -> torch.Tensor:
+        return self.sigmoid(self.D(x, *y))
+
+
+class TutorialLoop:
+    """The same G, D and batch trained the way popular tutorials write the loop.
+
+    Modelled on the PyTorch DCGAN tutorial (BCE) and PyTorch-GAN's wgan_gp.py (WGAN-GP):
+    torchvision transforms (ToTensor + Normalize, Resize where needed) through a DataLoader
+    every step (shuffle=True, default num_workers=0), a Sigmoid module + nn.BCELoss, D losses
+    backpropagated separately for real and fake, the fake batch of the D step reused for the
+    G step, optimizers with default settings (no foreach/fused flags) and `.item()` on the
+    losses every step. Hyperparameters (lr, betas, n_critic, gp_weight) are the config's.
+    """
+
+    name = "tutorial"
+
+    def __init__(self, config: GANConfig, dataset: torch.utils.data.Dataset, device: torch.device) -> None:
+        seed_everything(config.seed)
+        G, D = build_models(config)
+        self.config, self.device = config, device
+        self.G, self.D_logits = G.to(device), D.to(device)
+        self.wgan = config.loss == "wgan"
+        self.D = self.D_logits if self.wgan else _SigmoidD(self.D_logits)
+        self.criterion = nn.BCELoss()
+        opt = torch.optim.RMSprop if config.optimizer == "rmsprop" else torch.optim.Adam
+        kw = {} if config.optimizer == "rmsprop" else {"betas": config.betas}
+        self.opt_g = opt(G.parameters(), lr=config.lr_g, **kw)
+        self.opt_d = opt(D.parameters(), lr=config.lr_d, **kw)
+        self.loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True)
+        self._it = iter(self.loader)
+        self.i = 0
+        self.losses_d: list[float] = []
+        self.losses_g: list[float] = []
+
+    @property
+    def networks(self) -> tuple[nn.Module, nn.Module]:
+        return self.G, self.D_logits
+
+    def _next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            return next(self._it)
+        except StopIteration:  # a new epoch
+            self._it = iter(self.loader)
+            return next(self._it)
+
+    def run(self, cycles: int) -> int:
+        n = 0
+        for _ in range(cycles * self.config.n_critic):
+            imgs, labels = self._next()
+            n += imgs.shape[0]
+            self.step(imgs, labels)
+        synchronize(self.device)
+        return n
+
+    def one_cycle(self) -> None:
+        imgs, labels = self._next()
+        for _ in range(self.config.n_critic):
+            self.step(imgs, labels)
+
+    def step(self, imgs: torch.Tensor, labels: torch.Tensor) -> None:
+        c, dev = self.config, self.device
+        real = imgs.to(dev)
+        args = (labels.to(dev),) if c.conditional else ()
+        b = real.size(0)
+        g_step = (self.i + 1) % c.n_critic == 0
+        self.i += 1
+        if self.wgan:  # PyTorch-GAN wgan_gp.py
+            self.opt_d.zero_grad()
+            z = torch.randn(b, c.latent_dim, device=dev)
+            fake = self.G(z, *args)
+            loss_d = -torch.mean(self.D(real, *args)) + torch.mean(self.D(fake.detach(), *args))
+            if c.gp_weight:
+                loss_d = loss_d + c.gp_weight * self.gradient_penalty(real, fake.detach(), args)
+            loss_d.backward()
+            self.opt_d.step()
+            self.losses_d.append(loss_d.item())
+            if g_step:
+                self.opt_g.zero_grad()
+                loss_g = -torch.mean(self.D(self.G(z, *args), *args))
+                loss_g.backward()
+                self.opt_g.step()
+                self.losses_g.append(loss_g.item())
+            return
+        # the PyTorch DCGAN tutorial
+        label = torch.full((b,), c.real_label, device=dev)
+        self.D.zero_grad()
+        output = self.D(real, *args).view(-1)
+        err_real = self.criterion(output, label)
+        err_real.backward()
+        self.d_x = output.mean().item()
+        fake = self.G(torch.randn(b, c.latent_dim, device=dev), *args)
+        label.fill_(0.0)
+        output = self.D(fake.detach(), *args).view(-1)
+        err_fake = self.criterion(output, label)
+        err_fake.backward()
+        self.opt_d.step()
+        self.losses_d.append((err_real + err_fake).item())
+        if g_step:
+            self.G.zero_grad()
+            label.fill_(1.0)
+            loss_g = self.criterion(self.D(fake, *args).view(-1), label)
+            loss_g.backward()
+            self.opt_g.step()
+            self.losses_g.append(loss_g.item())
+
+    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, args: tuple) -> torch.Tensor:
+        alpha = torch.rand(real.size(0), 1, 1, 1, device=self.device)
+        interpolates = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        d_interpolates = self.D(interpolates, *args)
+        gradients = torch.autograd.grad(outputs=d_interpolates, inputs=interpolates,
+                                        grad_outputs=torch.ones_like(d_interpolates),
+                                        create_graph=True, retain_graph=True)[0]
+        return ((gradients.view(gradients.size(0), -1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+# ------------------------------------------------------------------------------ tutorial-style data
+class _PosterFiles(torch.utils.data.Dataset):
+    """Posters read from their JPEG files on every access, as a tutorial's custom Dataset does."""
+
+    def __init__(self, paths: list[Path], genres: torch.Tensor, transform: Callable) -> None:
+        self.paths, self.genres, self.transform = paths, genres, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as im:
+            return self.transform(im.convert("RGB")), self.genres[i]
+
+
+def tutorial_dataset(config: GANConfig) -> torch.utils.data.Dataset:
+    """The training set as tutorials build it: a torchvision dataset with per-image transforms."""
+    from torchvision import datasets, transforms
+
+    steps = [transforms.Resize(config.image_size)] if config.image_size != 28 else []
+    if config.dataset == "posters":
+        from . import posters
+
+        root, _ = (Path(config.data_path), False) if config.data_path else posters.poster_root(data_root())
+        pd_ = posters.load_posters(root, (config.image_size, config.image_size), progress=False)
+        paths = [posters._poster_file(root, i) for i in pd_.ids]
+        tf = transforms.Compose([*steps, transforms.CenterCrop(config.image_size), transforms.ToTensor(),
+                                 transforms.Normalize([0.5] * 3, [0.5] * 3)])
+        return _PosterFiles(paths, pd_.genres, tf)
+    if config.dataset != "mnist":
+        raise ValueError(f"the tutorial baseline covers MNIST and posters, not {config.dataset!r}")
+    tf = transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
+    try:
+        return datasets.MNIST(str(data_root()), train=True, download=False, transform=tf)
+    except RuntimeError:
+        from .data import _mnist_missing_error
+
+        raise _mnist_missing_error(data_root(), "MNIST", None) from None
+
+
+# ------------------------------------------------------------------------------ GPU variants
+def gpu_variants(device: torch.device, config: GANConfig) -> dict[str, Callable[[Trainer], None]]:
+    """Trainer modifications measured against plain fp32 on CUDA: bf16 autocast, channels_last, compile.
+
+    Not run on a CPU (bf16 autocast there is an emulation on most CPUs, and compile needs a C++
+    toolchain): this returns {} unless the device is CUDA.
+    """
+    if device.type != "cuda":
+        return {}
+
+    def autocast(t: Trainer) -> None:
+        step = t.train_step
+
+        def wrapped(x: torch.Tensor, y: torch.Tensor | None) -> None:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                step(x, y)
+        t.train_step = wrapped
+
+    def channels_last(t: Trainer) -> None:
+        t.G.to(memory_format=torch.channels_last)
+        t.D.to(memory_format=torch.channels_last)
+        step = t.train_step
+        t.train_step = lambda x, y: step(x.contiguous(memory_format=torch.channels_last), y)
+
+    def compile_(t: Trainer) -> None:
+        t.G, t.D = torch.compile(t.G), torch.compile(t.D)
+
+    out: dict[str, Callable[[Trainer], None]] = {"bf16 autocast": autocast}
+    if config.model == "dcgan":
+        out["channels_last"] = channels_last
+    if not config.gp_weight:  # the gradient penalty needs double backward, which compiled graphs lack
+        out["torch.compile"] = compile_
+    return out
+
+
+# ------------------------------------------------------------------------------ measurement
+def _calibrate(loop: Any, seconds: float) -> int:
+    """Warm a loop up for about `seconds`; return the cycles that fill one chunk of that length."""
+    cycles, spent = 1, 0.0
+    t0 = time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        loop.run(cycles)
+        dt = time.perf_counter() - t
+        spent = time.perf_counter() - t0
+        if spent >= seconds:
+            return max(1, round(cycles * seconds / max(dt, 1e-9)))
+        cycles = max(1, min(cycles * 2, round(cycles * (seconds - spent) / max(dt, 1e-9)) or 1))
+
+
+def measure_preset(preset: str, device: torch.device, settings: Settings = FULL, *, profile: str | None = None,
+                   probes: dict[str, RateProbe] | None = None, variants: bool = True,
+                   log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Rows of the bench table for one preset: gankit, the tutorial loop, and GPU variants on CUDA."""
+    profile = profile or ("cpu" if device.type == "cpu" else "full")
+    config = make_config(preset, profile)
+    probes = probes or {"matmul": RateProbe("matmul", device), "conv": RateProbe("conv", device)}
+    dataset = load_dataset(config)
+    loops: dict[str, Any] = {"gankit": GankitLoop(config, dataset, device),
+                             "tutorial": TutorialLoop(config, tutorial_dataset(config), device)}
+    if variants:
+        for name, wrap in gpu_variants(device, config).items():
+            loops[f"gankit + {name}"] = GankitLoop(config, dataset, device, wrap)
+    flops = {name: count_flops(loop.one_cycle) / (config.batch_size * config.n_critic) for name, loop in
+             loops.items() if "compile" not in name}  # FlopCounterMode does not see inside compiled graphs
+    chunk = {}
+    for name, loop in list(loops.items()):
+        try:
+            chunk[name] = _calibrate(loop, settings.warmup_s)
+        except Exception as e:  # a GPU variant that does not work here is reported, not fatal
+            if name in ("gankit", "tutorial"):
+                raise
+            log(f"  {preset}: {name} failed ({type(e).__name__}: {str(e)[:120]}); skipped")
+            del loops[name]
+    rates: dict[str, list[float]] = {name: [] for name in loops}
+    probe_rates: dict[str, list[float]] = {k: [] for k in probes}
+    names = list(loops)
+    for r in range(settings.repeats):
+        order = names[r % len(names):] + names[:r % len(names)]  # rotate so no loop always runs first
+        for name in order:
+            t = time.perf_counter()
+            n = loops[name].run(chunk[name])
+            rates[name].append(n / (time.perf_counter() - t))
+        for k, probe in probes.items():
+            probe_rates[k].append(probe.measure())
+    kind = "matmul" if config.model == "mlp" else "conv"
+    device_rate = statistics.median(probe_rates[kind])
+    base = rates["tutorial"]
+    rows = []
+    for name in names:
+        ips = statistics.median(rates[name])
+        ratio = statistics.median(a / b for a, b in zip(rates[name], base))  # paired: same load
+        gflops = flops.get(name, flops["gankit"]) * ips / 1e9
+        widths = f"h={config.hidden_dim}" if config.model == "mlp" else f"w={config.g_width}"
+        rows.append({
+            "preset": preset, "loop": name, "profile": profile, "widths": widths, "batch": config.batch_size,
+            "n_critic": config.n_critic, "MFLOP/img": flops.get(name, flops["gankit"]) / 1e6, "img/s": ips,
+            "vs tutorial": ratio, "GFLOP/s": gflops, "rate kind": kind, "device GFLOP/s": device_rate,
+            "of device rate": gflops / device_rate,
+            "matmul GFLOP/s": statistics.median(probe_rates["matmul"]),
+            "conv GFLOP/s": statistics.median(probe_rates["conv"]),
+        })
+    g = rows[0]
+    log(f"  {preset}: gankit {g['img/s']:.0f} img/s, tutorial {rows[1]['img/s']:.0f} img/s, "
+        f"x{g['vs tutorial']:.2f}, {g['of device rate']:.0%} of the {kind} rate")
+    return rows
+
+
+def verdict(row: dict[str, Any]) -> str:
+    """Whether a gankit row meets issue 6's target for its kind of preset."""
+    if row["loop"] == "tutorial":
+        return ""
+    if row["rate kind"] == "matmul":
+        ok = row["vs tutorial"] >= MLP_SPEEDUP_TARGET
+        return f"{'met' if ok else 'MISSED'}: >= {MLP_SPEEDUP_TARGET:g}x tutorial"
+    ok_rate, ok_base = row["of device rate"] >= CONV_FRACTION_TARGET, row["vs tutorial"] >= 1.0
+    parts = [f"{'met' if ok_rate else 'MISSED'}: >= {CONV_FRACTION_TARGET:.0%} conv rate",
+             f"{'met' if ok_base else 'MISSED'}: >= tutorial"]
+    return "; ".join(parts)
+
+
+def table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The printed table: one row per preset and loop."""
+    df = pd.DataFrame(rows)
+    out = pd.DataFrame({
+        "preset": df["preset"], "loop": df["loop"], "size": df["widths"], "batch": df["batch"],
+        "n_critic": df["n_critic"],
+        "MFLOP/img": df["MFLOP/img"].round(1), "img/s": df["img/s"].round(0).astype(int),
+        "vs tutorial": df["vs tutorial"].map(lambda v: f"{v:.2f}x"),
+        "GFLOP/s": df["GFLOP/s"].round(1),
+        "of device rate": [f"{f:.0%} of {k}" for f, k in zip(df["of device rate"], df["rate kind"])],
+        "target": [verdict(r) for r in rows],
+    })
+    return out
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub Markdown table (pandas' to_markdown needs the tabulate package)."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def main(device: str | None = None, presets: list[str] | None = None, out: str | os.PathLike | None = None,
+         quick: bool = False, threads: int | None = None, settings: Settings | None = None) -> int:
+    """Measure the presets, print the table, optionally write it (Markdown) to `out`; returns 0."""
+    dev = resolve_device(device)
+    presets = list(presets or PRESET_ORDER)
+    for p in presets:
+        make_config(p, "cpu")  # unknown names fail now, with the list of presets, not after minutes
+    threads = threads or default_threads()
+    torch.set_num_threads(threads)
+    settings = settings or (QUICK if quick else FULL)
+    profile = "cpu" if dev.type == "cpu" else "full"
+    where = f"{dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
+    print(f"gankit bench on {where}, {threads} torch threads, torch {torch.__version__}, {profile}-profile widths, "
+          f"{settings.repeats} alternating repeats of ~{settings.chunk_s:g} s per loop")
+    probes = {"matmul": RateProbe("matmul", dev), "conv": RateProbe("conv", dev)}
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for p in presets:
+        rows += measure_preset(p, dev, settings, profile=profile, probes=probes)
+    matmul = statistics.median(r["matmul GFLOP/s"] for r in rows)
+    conv = statistics.median(r["conv GFLOP/s"] for r in rows)
+    df = table(rows)
+    header = (f"Device: {where}, {threads} torch threads (torch.set_num_threads), torch {torch.__version__}; "
+              f"measured matmul rate {matmul:.0f} GFLOP/s (fp32, {probes['matmul'].size}), convolution rate {conv:.0f} GFLOP/s "
+              f"(3x3, 128->128 channels, 16x16, forward); {settings.repeats} alternating repeats of "
+              f"~{settings.chunk_s:g} s per loop, medians; bench took {time.perf_counter() - t0:.0f} s.")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print()
+        print(df.to_string(index=False))
+    print()
+    print(header)
+    if out:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"{header}\n\n{to_markdown(df)}\n")
+        print(f"table written to {out}")
+    return 0
+
+
