@@ -78,6 +78,16 @@ def data_root(path: str | os.PathLike | None = None) -> Path:
     return root
 
 
+def cache_root() -> Path:
+    """Where gankit writes what it generates (the toy poster set): $GANKIT_CACHE, else the data root when
+    GANKIT_DATA is unset (./data), else <project>/data/cache so a shared data folder is never written to."""
+    if os.environ.get("GANKIT_CACHE"):
+        return Path(os.environ["GANKIT_CACHE"]).expanduser()
+    if not os.environ.get("GANKIT_DATA"):
+        return project_dir() / "data"
+    return project_dir() / "data" / "cache"
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) so a run can be repeated."""
     random.seed(seed)

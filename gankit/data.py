@@ -9,7 +9,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from .config import ConfigError, GANConfig, data_root
+from .config import ConfigError, GANConfig, cache_root, data_root
 
 MNIST_FILES = (
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -123,13 +123,10 @@ def load_dataset(config: GANConfig, root: str | os.PathLike | None = None, *, tr
     elif config.dataset == "posters":
         from . import posters
 
-        base = data_root(root)
-        if (not config.data_path and base.exists() and not (base / "posters" / posters.CSV_NAME).is_file()
-                and not (os.access(base, os.W_OK) and base.stat().st_mode & 0o222)):
-            from .config import project_dir
-
-            base = project_dir() / "data"  # a read-only GANKIT_DATA (e.g. a shared MNIST): the toy set goes to ./data
-        path, is_toy = (Path(config.data_path), False) if config.data_path else posters.poster_root(base)
+        if config.data_path:
+            path, is_toy = Path(config.data_path), False
+        else:  # the real set under GANKIT_DATA/posters, else the toy set where gankit may write
+            path, is_toy = posters.poster_root(data_root(root), toy_dir=cache_root() / "posters-toy")
         pd_ = posters.load_posters(path, (config.image_size, config.image_size),
                                    top_k=config.extra.get("top_k"), encoding=config.extra.get("encoding", "multi-hot"))
         ds = Dataset(pd_.images, pd_.genres, pd_.names, "posters-toy" if is_toy else "posters", pd_.summary)

@@ -919,14 +919,16 @@ def load_posters(root: PathLike, image_size: tuple[int, int] = (64, 64), *, top_
     return PosterData(images, genres, names, ids, summary, is_toy, skipped, from_cache)
 
 
-def poster_root(data_root: PathLike, *, seed: int = 0, n_toy: int = 2000) -> tuple[Path, bool]:
+def poster_root(data_root: PathLike, *, seed: int = 0, n_toy: int = 2000,
+                toy_dir: PathLike | None = None) -> tuple[Path, bool]:
     """(folder, is_toy): data_root/posters when it holds MovieGenre.csv and posters, else the toy set at
-    data_root/posters-toy, generated with make_toy(seed, n_toy) on first use (or when seed/n changed)."""
+    toy_dir (default data_root/posters-toy), generated with make_toy(seed, n_toy) on first use (or when
+    seed/n changed)."""
     data_root = Path(data_root)
     real = data_root / "posters"
     if (real / CSV_NAME).is_file() and (any(real.glob("*.jpg")) or any(real.glob("images/*.jpg"))):
         return real, False
-    toy = data_root / "posters-toy"
+    toy = Path(toy_dir) if toy_dir is not None else data_root / "posters-toy"
     try:
         info = json.loads((toy / TOY_MARKER).read_text())
         current = (toy / CSV_NAME).is_file() and (info.get("seed"), info.get("n")) == (seed, n_toy)
