@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from .config import GANConfig, data_root, make_config, resolve_device, seed_everything
+from .config import GANConfig, cache_root, data_root, make_config, resolve_device, seed_everything
 from .data import BatchSource, Dataset, load_dataset
 from .models import build_models
 from .train import Trainer
@@ -296,8 +296,12 @@ def tutorial_dataset(config: GANConfig) -> torch.utils.data.Dataset:
     if config.dataset == "posters":
         from . import posters
 
-        root, _ = (Path(config.data_path), False) if config.data_path else posters.poster_root(data_root())
-        pd_ = posters.load_posters(root, (config.image_size, config.image_size), progress=False)
+        if config.data_path:
+            root = Path(config.data_path)
+        else:  # the folder load_dataset uses: the real set under GANKIT_DATA, else the toy set
+            root, _ = posters.poster_root(data_root(), toy_dir=cache_root() / "posters-toy")
+        pd_ = posters.load_posters(root, (config.image_size, config.image_size), top_k=config.extra.get("top_k"),
+                                   encoding=config.extra.get("encoding", "multi-hot"), progress=False)
         paths = [posters._poster_file(root, i) for i in pd_.ids]
         tf = transforms.Compose([*steps, transforms.CenterCrop(config.image_size), transforms.ToTensor(),
                                  transforms.Normalize([0.5] * 3, [0.5] * 3)])

@@ -140,6 +140,29 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
 
 
+# Layers that treat each sample on its own (no batch statistics, no randomness). A discriminator built
+# only from these (exact types) gives a concatenated [real; fake] batch the scores of two separate calls
+# (up to float rounding), so the Trainer may score both in one call.
+_PER_SAMPLE_LAYERS = (nn.Linear, nn.Conv2d, nn.LeakyReLU, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GroupNorm, nn.LayerNorm,
+                      nn.Identity, nn.Flatten, nn.Sequential, nn.ModuleList, nn.Embedding)
+
+
+def scores_per_sample(D: nn.Module) -> bool:
+    """True when D's score of a sample cannot depend on the rest of its batch (gankit's D without batch norm)."""
+    from .models import ConditionEmbedding, DCGANDiscriminator, MLPDiscriminator
+
+    known = (*_PER_SAMPLE_LAYERS, MLPDiscriminator, DCGANDiscriminator, ConditionEmbedding)
+    return all(type(m) in known for m in D.modules())
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load optimizer state but keep this optimizer's kernel choice (fused/foreach): a checkpoint from
+    another machine or torch version carries the update rule, not a kernel this one may lack."""
+    mine = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in opt.param_groups]
+    groups = [{**saved, **flags} for saved, flags in zip(state["param_groups"], mine)]
+    opt.load_state_dict({**state, "param_groups": groups})
+
+
 class Trainer:
     """Trains any (G, D) pair: a D step on every batch, a G step every `n_critic` batches.
 
@@ -163,6 +186,7 @@ class Trainer:
         self.penalty = penalty or (gradient_penalty if config.gp_weight > 0 else None)
         self.g_aux, self.progress = g_aux, progress
         self.opt_g, self.opt_d = self._optimizer(G, config.lr_g), self._optimizer(D, config.lr_d)
+        self._joint_d = scores_per_sample(D)
         self.score = torch.sigmoid if config.loss == "bce" else (lambda t: t)  # D(x) as a probability for BCE
         self.run_dir = new_run_dir(config.preset) if run_dir == "auto" else (Path(run_dir) if run_dir else None)
         self.step = self.epoch = self.batch_in_epoch = 0
@@ -186,7 +210,10 @@ class Trainer:
     def _optimizer(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
         if self.config.optimizer == "rmsprop":
             return torch.optim.RMSprop(module.parameters(), lr=lr)
-        return torch.optim.Adam(module.parameters(), lr=lr, betas=self.config.betas)
+        try:  # fused: one kernel for all tensors, ~2.5x faster than the default per-tensor loop on a CPU
+            return torch.optim.Adam(module.parameters(), lr=lr, betas=self.config.betas, fused=True)
+        except RuntimeError:  # torch < 2.4 on a CPU, or a device without the fused kernel
+            return torch.optim.Adam(module.parameters(), lr=lr, betas=self.config.betas)
 
     def _draw_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         shape = (n, self.config.latent_dim)
@@ -245,7 +272,11 @@ class Trainer:
         with torch.no_grad():
             x_fake = G(self._draw_latent(b), y) if y is not None else G(self._draw_latent(b))
         args = (y,) if y is not None else ()
-        d_real, d_fake = D(x_real, *args), D(x_fake, *args)
+        if self._joint_d:  # one call on [real; fake]: larger matmuls and one backward, the same scores
+            scores = D(torch.cat([x_real, x_fake]), *(torch.cat([y, y]),) if y is not None else ())
+            d_real, d_fake = scores[:b], scores[b:]
+        else:  # batch norm (or an unknown layer) may mix samples: real and fake batches go separately
+            d_real, d_fake = D(x_real, *args), D(x_fake, *args)
         loss_d = self.d_loss(d_real, d_fake)
         if self.penalty is not None:
             loss_d = loss_d + c.gp_weight * self.penalty(D, x_real, x_fake, y)
@@ -539,8 +570,8 @@ class Trainer:
             raise CheckpointError(f"{source} has another architecture ({text}); saved with gankit {ckpt['version']}")
         self.G.load_state_dict(ckpt["G"])
         self.D.load_state_dict(ckpt["D"])
-        self.opt_g.load_state_dict(ckpt["opt_g"])
-        self.opt_d.load_state_dict(ckpt["opt_d"])
+        _load_optimizer(self.opt_g, ckpt["opt_g"])
+        _load_optimizer(self.opt_d, ckpt["opt_d"])
         self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         self.elapsed = ckpt["elapsed"]
         self.fixed_noise = ckpt["fixed_noise"].to(self.device)
@@ -602,16 +633,47 @@ def _progress(enabled: bool, total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="step", mininterval=0.5)
 
 
+def resolve_config(preset_or_config: str | GANConfig, *, profile: str | None = None, data_path: str | None = None,
+                   **overrides: Any) -> GANConfig:
+    """A preset name under a profile, or a given config, with overrides applied (None values ignored)."""
+    from .config import make_config
+
+    if isinstance(preset_or_config, GANConfig):
+        changes = {k: v for k, v in dict(overrides, data_path=data_path).items() if v is not None}
+        return preset_or_config.replace(**changes)
+    return make_config(preset_or_config, profile, data_path=data_path, **overrides)
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A config dict as JSON sees it, without what setup() derives from the data (genre names)."""
+    d = json.loads(json.dumps(config))
+    d.get("extra", {}).pop("label_names", None)
+    return d
+
+
+def find_run(config: GANConfig, root: str | os.PathLike | None = None, *, finished: bool = True) -> Path | None:
+    """The newest run folder of config.preset trained with exactly this config (and finished, if asked)."""
+    base = runs_root(root) / config.preset
+    want = _comparable(config.to_dict())
+    for run in sorted(base.glob("*"), reverse=True) if base.is_dir() else []:
+        try:
+            if not (run / "checkpoints" / "last.pt").exists():
+                continue
+            if _comparable(json.loads((run / "config.json").read_text())) != want:
+                continue
+            status = json.loads((run / "metrics.json").read_text()).get("status") if finished else None
+        except (OSError, ValueError):
+            continue  # a half-written or foreign folder is not a run to reuse
+        if not finished or status == "finished":
+            return run
+    return None
+
+
 def setup(preset_or_config: str | GANConfig, *, profile: str | None = None, data_path: str | None = None,
           device: str | None = None, run_dir: str | os.PathLike | None = "auto", progress: bool = True,
           **overrides: Any) -> Trainer:
     """Config -> seed -> data -> models -> Trainer: everything a lesson or `gankit train` needs."""
-    from .config import make_config
-
-    if isinstance(preset_or_config, GANConfig):
-        config = preset_or_config.replace(**{k: v for k, v in overrides.items() if v is not None})
-    else:
-        config = make_config(preset_or_config, profile, data_path=data_path, **overrides)
+    config = resolve_config(preset_or_config, profile=profile, data_path=data_path, **overrides)
     dev = resolve_device(device)
     seed_everything(config.seed)
     ds = load_dataset(config)
@@ -628,4 +690,32 @@ def setup(preset_or_config: str | GANConfig, *, profile: str | None = None, data
         g_aux = FeatureMatching(config.feature_matching)
     trainer = Trainer(config, G, D, source, device=dev, run_dir=run_dir, progress=progress, g_aux=g_aux)
     trainer.dataset = ds
+    return trainer
+
+
+def train_or_load(preset_or_config: str | GANConfig, *, load: bool = False, resume: bool = False,
+                  callbacks: dict[str, list[Callback]] | None = None, runs: str | os.PathLike | None = None,
+                  **setup_kwargs: Any) -> Trainer:
+    """What every lesson's training cell calls; returns the Trainer with its history and evaluations.
+
+    load=True: reuse the newest *finished* run trained with exactly this config (no training; trains
+    when there is none). resume=True: continue the newest run with this config from its checkpoint
+    (e.g. after a Colab session was cut off). Otherwise: a new run. Callbacks are attached either way.
+    """
+    keys = ("profile", "data_path")
+    config = resolve_config(preset_or_config, **{k: setup_kwargs.pop(k) for k in keys if k in setup_kwargs},
+                            **{k: setup_kwargs.pop(k) for k in list(setup_kwargs)
+                               if k not in ("device", "progress", "run_dir")})
+    previous = find_run(config, runs, finished=not resume) if (load or resume) else None
+    run_dir = previous or (setup_kwargs.pop("run_dir", None) or new_run_dir(config.preset, runs))
+    setup_kwargs.pop("run_dir", None)
+    trainer = setup(config, run_dir=run_dir, **setup_kwargs)
+    for event, fns in (callbacks or {}).items():
+        for fn in fns:
+            trainer.add_callback(event, fn)
+    if previous is not None and trainer.resume():
+        print(f"{'loaded' if load else 'resumed'} run {previous.name}: epoch {trainer.epoch}, step {trainer.step}")
+        if load and not resume:
+            return trainer
+    trainer.fit()
     return trainer

@@ -174,3 +174,25 @@ def test_uniform_latent_pitfall_is_an_option_not_a_default():
     assert z.min() >= 0 and z.max() <= 1  # torch.rand: U[0, 1], mean 0.5 instead of N(0, I)
     assert tiny_config().latent == "normal"
     assert math.isclose(tiny_trainer(tiny_config())._draw_latent(20000).mean().item(), 0.0, abs_tol=0.02)
+
+
+def test_train_or_load_reuses_only_a_finished_run_with_the_same_config(tmp_path, monkeypatch):
+    import gankit.train as train_mod
+    from helpers import synthetic
+
+    images, labels = synthetic(64)
+
+    class FakeDataset:  # setup() without MNIST: the synthetic images stand in
+        def __init__(self):
+            self.images, self.labels, self.label_names, self.summary = images, labels, [], "synthetic"
+
+    monkeypatch.setattr(train_mod, "load_dataset", lambda config: FakeDataset())
+    cfg = tiny_config()
+    a = train_mod.train_or_load(cfg, runs=tmp_path, progress=False)
+    assert a.epoch == 2 and a.run_dir.parent == tmp_path / "mlp-mnist"
+    b = train_mod.train_or_load(cfg, load=True, runs=tmp_path, progress=False)
+    assert b.run_dir == a.run_dir and b.step == a.step  # loaded, not retrained
+    assert b.history["loss_d"].equals(a.history["loss_d"])
+    c = train_mod.train_or_load(cfg.replace(lr_g=1e-3), load=True, runs=tmp_path, progress=False)
+    assert c.run_dir != a.run_dir  # another config: a new run, trained
+    assert len(list((tmp_path / "mlp-mnist").iterdir())) == 2

@@ -1,0 +1,120 @@
+"""Interactive pickers for conditional generators: choose genres (or a digit), temperature and seed; see a grid.
+
+Written against the part of the ipywidgets API that versions 7 and 8 share (Colab ships 7.7.1):
+SelectMultiple, IntSlider, FloatSlider, IntText, Button, HBox/VBox, Output and
+`interactive_output`; no 8-only widgets. Widgets need a live kernel: a saved or exported
+notebook shows them blank, so lessons put a static grid next to each picker.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+
+
+def _box(trainer: Any, controls: dict[str, Any], condition: Callable[[dict[str, Any]], torch.Tensor | None],
+         title: Callable[[dict[str, Any]], str], n: int, show: bool, nrow: int | None):
+    """A VBox of the controls above a live grid; `.images`, `.condition` and `.controls` hold the latest state."""
+    import ipywidgets as widgets
+
+    new_seed = widgets.Button(description="new seed", tooltip="draw other latent vectors z (seed + 1)")
+    state: dict[str, Any] = {}
+
+    def draw(**values: Any) -> None:
+        y = condition(values)
+        if y is None:
+            print("choose at least one genre")
+            return
+        images = trainer.sample(n, y, temperature=values["temperature"], seed=values["seed"]).cpu()
+        state.update(images=images, condition=y)
+        if box is not None:
+            box.images, box.condition = images, y
+        if show:
+            import matplotlib.pyplot as plt
+
+            from .viz import show_grid
+
+            show_grid(images, title(values), nrow=nrow, size=4.5)
+            plt.show()
+
+    box = None
+    out = widgets.interactive_output(draw, controls)  # draws once now, then on every change
+    new_seed.on_click(lambda _: setattr(controls["seed"], "value", controls["seed"].value + 1))
+    column = [c for k, c in controls.items() if k not in ("temperature", "seed")]
+    row = widgets.HBox([controls["temperature"], controls["seed"], new_seed])
+    box = widgets.VBox([*column, row, out])
+    box.controls, box.output = controls, out
+    box.images, box.condition = state.get("images"), state.get("condition")
+    return box
+
+
+def genre_picker(trainer: Any, names: Sequence[str] | None = None, *, n: int = 16,
+                 genres: Sequence[str] = ("Horror",), temperature: float = 1.0, seed: int = 0,
+                 show: bool = True, nrow: int | None = None):
+    """A genre picker for a poster model: multi-select genres, temperature slider, seed; a grid of n posters.
+
+    trainer: a Trainer of a multi-hot conditional model (cond_dim > 0), e.g. poster-cgan. names: the
+    genre vocabulary (default: config.extra['label_names'], saved by setup()). The condition is encoded
+    as in training (config.extra['encoding']: multi-hot or normalised). Every change redraws the grid
+    (n samples from z * temperature drawn with `seed`); "new seed" adds one to the seed. Returns the
+    VBox; its `.images` (n, C, H, W) in [-1, 1] and `.condition` (n, G) are the last ones drawn, and
+    `.controls` maps 'genres', 'temperature', 'seed' to their widgets. show=False skips the plot (tests).
+    """
+    import ipywidgets as widgets
+
+    from .posters import encode_genres
+
+    config = trainer.config
+    if not config.cond_dim:
+        raise ValueError(f"genre_picker needs a model conditioned on genre vectors (cond_dim > 0); "
+                         f"{config.preset} has cond_dim=0" + (" (use digit_picker)" if config.num_classes else ""))
+    names = list(names or config.extra.get("label_names") or [])
+    if len(names) != config.cond_dim:
+        raise ValueError(f"need {config.cond_dim} genre names for this model, got {len(names)}; pass names=")
+    unknown = [g for g in genres if g not in names]
+    if unknown:
+        raise ValueError(f"unknown genre(s) {unknown}; choose from {', '.join(names)}")
+    mode = config.extra.get("encoding", "multi-hot")
+    controls = {
+        "genres": widgets.SelectMultiple(options=names, value=tuple(genres), rows=8, description="genres"),
+        "temperature": widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.1, description="temperature",
+                                           continuous_update=False),  # redraw on release, not on every pixel
+        "seed": widgets.IntText(value=seed, description="seed"),
+    }
+
+    def condition(values: dict[str, Any]) -> torch.Tensor | None:
+        chosen = list(values["genres"])
+        return encode_genres([chosen] * n, vocab=names, mode=mode) if chosen else None
+
+    def title(values: dict[str, Any]) -> str:
+        return f"{' + '.join(values['genres'])}  (T={values['temperature']:.1f}, seed {values['seed']})"
+
+    return _box(trainer, controls, condition, title, n, show, nrow)
+
+
+def digit_picker(trainer: Any, *, n: int = 16, digit: int = 0, temperature: float = 1.0, seed: int = 0,
+                 show: bool = True, nrow: int | None = None):
+    """A digit picker for a class-conditional model (num_classes > 0, e.g. cgan-mnist): slider for the class.
+
+    Same controls and attributes as genre_picker, with 'digit' (an IntSlider) in place of 'genres'.
+    """
+    import ipywidgets as widgets
+
+    k = trainer.config.num_classes
+    if not k:
+        raise ValueError(f"digit_picker needs a class-conditional model (num_classes > 0); "
+                         f"{trainer.config.preset} has none")
+    controls = {
+        "digit": widgets.IntSlider(value=digit, min=0, max=k - 1, description="class"),
+        "temperature": widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.1, description="temperature",
+                                           continuous_update=False),
+        "seed": widgets.IntText(value=seed, description="seed"),
+    }
+
+    def condition(values: dict[str, Any]) -> torch.Tensor:
+        return torch.full((n,), int(values["digit"]), dtype=torch.long)
+
+    def title(values: dict[str, Any]) -> str:
+        return f"class {values['digit']}  (T={values['temperature']:.1f}, seed {values['seed']})"
+
+    return _box(trainer, controls, condition, title, n, show, nrow)

@@ -1,0 +1,580 @@
+"""Build notebooks/02_dcgan.ipynb (lesson 02: DCGAN) with nbformat.
+
+Run from the repository root:  .venv/bin/python notebooks/build/02_dcgan.py
+then execute it (see HELPERS.md) and keep the observations below true to the executed run.
+"""
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+OUT = Path(__file__).resolve().parents[1] / "02_dcgan.ipynb"
+cells = []
+
+
+def md(text: str) -> None:
+    cells.append(new_markdown_cell(text.strip("\n")))
+
+
+def code(text: str) -> None:
+    cells.append(new_code_cell(text.strip("\n")))
+
+
+# ----------------------------------------------------------------------------------------------- intro
+md(r"""
+# Lesson 02: Deep convolutional GANs (DCGAN)
+
+Lesson 01 trained a GAN whose two players were multilayer perceptrons: every pixel was a separate
+input, and the networks had to learn from scratch that neighbouring pixels belong together.
+Radford, Metz and Chintala (2016, *Unsupervised representation learning with deep convolutional
+generative adversarial networks*) found a set of convolutional architectures that train stably and
+turned GANs from a curiosity into a tool. This lesson trains their DCGAN on the same digits and
+compares it with lesson 01's MLP GAN on the same wall-clock budget.
+
+**After this lesson you can**
+1. state the DCGAN objective and the paper's architecture guidelines, and say *why* each one exists;
+2. read a DCGAN layer by layer: the shape of every activation and where the parameters are;
+3. train a DCGAN with `gankit` and read its loss curves and quality curves;
+4. compare two GANs fairly (same wall-clock time, same metric, sample counts stated);
+5. recognise mode collapse in a sample grid and measure it with a class histogram.
+
+The notebook runs in three budgets (`GANKIT_PROFILE`): `full` on a GPU, `cpu` (minutes on a laptop,
+the budget of the committed run you are reading) and `smoke` (seconds, for the tests). The code is
+the same in all three; only the number of steps and samples changes.
+""")
+
+code(r'''
+# Colab only: install gankit, optionally keep runs on Google Drive so a cut-off session can resume.
+import os, sys
+IN_COLAB = "google.colab" in sys.modules
+USE_DRIVE = False  # True: runs (checkpoints) go to /content/drive/MyDrive/gankit/runs
+if IN_COLAB:
+    %pip install -q "gankit @ git+https://github.com/gankit-course/gankit"
+    if USE_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["GANKIT_RUNS"] = "/content/drive/MyDrive/gankit/runs"
+''')
+
+md(r"""
+## Setup
+
+`DATASET` is the one switch of this lesson. The default, MNIST at 32x32, runs offline on a CPU. Set it
+to `"cifar10"` or to the path of a folder of images (the cat-faces 64x64 or abstract-art sets, see
+the README) and the *same* DCGAN code trains on colour images: only the data, the number of image
+channels and the image size change. The MNIST-only parts (the digit classifier's quality metrics,
+the comparison with lesson 01, the class histogram) are skipped for other data.
+""")
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+LOAD_RUN = False  # True: reuse the last finished run instead of training
+DATASET = "mnist"  # or "cifar10", or a path to an image folder (cat faces 64x64, abstract art)
+
+import inspect
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from gankit.config import make_config, resolve_device, resolve_profile
+from gankit.data import load_dataset, to_model
+from gankit.metrics import EvaluateCallback, mnist_quality, reference_quality
+from gankit.models import DCGANDiscriminator, DCGANGenerator, build_models, count_parameters, dcgan_init
+from gankit.train import Trainer, setup, train_or_load
+from gankit.viz import plot_losses, progress_gif, show_gif, show_grid, show_grids
+
+if DATASET == "mnist":
+    DATA = {}
+elif DATASET == "cifar10":
+    DATA = dict(dataset="cifar10", channels=3, image_size=32)
+else:  # an image folder, at the canonical DCGAN size; random flips and colour jitter on each batch
+    DATA = dict(dataset="folder", data_path=DATASET, channels=3, image_size=64, augment=True)
+IS_MNIST = not DATA
+
+device = resolve_device()
+profile = resolve_profile()
+config = make_config("dcgan-mnist", profile, **DATA)
+print(f"profile: {profile}   device: {device}   data: {DATASET}")
+print(config)
+''')
+
+# ------------------------------------------------------------------------------------------ objective
+md(r"""
+## 1. The objective has not changed
+
+DCGAN keeps the game of lesson 01. The discriminator $D$ outputs a logit $d(x)$, and
+$D(x) = \sigma(d(x))$ is its probability that $x$ is real. With real images $x \sim p_\text{data}$
+and fakes $G(z)$, $z \sim \mathcal N(0, I)$, the value of the game is
+
+$$
+\min_G \max_D \; V(D, G) = \mathbb E_{x}\big[\log D(x)\big] + \mathbb E_{z}\big[\log\big(1 - D(G(z))\big)\big].
+$$
+
+Both players minimise a binary cross-entropy written on logits (`binary_cross_entropy_with_logits`,
+which is $\operatorname{softplus}$ in closed form and never takes the log of a rounded-off 0):
+
+$$
+\mathcal L_D = \operatorname{softplus}(-d(x)) + \operatorname{softplus}(d(G(z))), \qquad
+\mathcal L_G = \operatorname{softplus}(-d(G(z))) = -\log D(G(z)).
+$$
+
+$\mathcal L_G$ is the *non-saturating* generator loss of lesson 01: it gives strong gradients exactly
+when $D$ confidently rejects the fakes, which is the situation at the start of training. At the
+equilibrium $D = \tfrac12$ everywhere, so $\mathcal L_D = 2\log 2 \approx 1.386$ and
+$\mathcal L_G = \log 2 \approx 0.693$: keep these two numbers in mind for the loss curves.
+
+What DCGAN changes is *the two networks*, and a handful of optimiser settings.
+""")
+
+# --------------------------------------------------------------------------------------- guidelines
+md(r"""
+## 2. The architecture guidelines, and why each exists
+
+Radford et al. list their "architecture guidelines for stable deep convolutional GANs" in section 3
+of the paper. Each one answers a way in which earlier convolutional GANs failed:
+
+| guideline | in `gankit` | why |
+|---|---|---|
+| **Strided convolutions instead of pooling** in $D$ | `Conv2d(k=4, stride=2, padding=1)` halves the size | The network learns its own downsampling. Max pooling passes gradient to only one input of each window, so the signal that flows back through $D$ into $G$ is sparse; average pooling blurs away where features are. |
+| **Transposed ("fractionally strided") convolutions** in $G$ | `ConvTranspose2d(k=4, stride=2, padding=1)` doubles the size | The learned counterpart of upsampling: $G$ decides how a 4x4 feature map becomes 8x8, 16x16, ... |
+| **Batch norm in both networks** | `BatchNorm2d` after every hidden conv | Normalising each layer's input keeps activations in a usable range despite a poor initialisation and lets gradients reach the first layers. The paper reports it was critical to get deep generators to start learning and that it *prevented the generator from collapsing all samples to a single point* (we test that in section 8). |
+| **...except at $G$'s output and $D$'s input** | last `ConvTranspose2d` goes straight to `Tanh`; first `Conv2d` straight to `LeakyReLU` | With batch norm everywhere the authors saw sample oscillation and instability. A batch-normed output would force every batch of images to the same pixel mean and spread, and a batch-normed input would remove exactly the brightness and contrast statistics by which $D$ can tell a fake batch from a real one. |
+| **No fully connected hidden layers** | $z$ enters as a 1x1 image: `ConvTranspose2d(latent, C, 4, stride=1)` gives 4x4; $D$ ends in a 4x4 conv to one logit | Dense layers have no weight sharing across positions: many parameters, no notion of locality. (The first layer of $G$ *is* a matrix multiplication of $z$, reshaped to 4x4 maps; there is no dense layer in between.) |
+| **ReLU in $G$, Tanh at its output** | `ReLU(True)` ... `Tanh()` | A bounded output matches data scaled to $[-1, 1]$ and, in the paper's words, lets the model learn to saturate and cover the colour space quickly. |
+| **LeakyReLU(0.2) in $D$** | `LeakyReLU(0.2, True)` | $G$ learns *only* through $D$'s gradient with respect to its input. A ReLU unit that is off passes no gradient at all; a leaky one passes 0.2 of it, so $G$ hears about every unit of $D$. |
+| **Weights from $\mathcal N(0, 0.02)$** | `dcgan_init`: conv weights $\mathcal N(0, 0.02)$, batch-norm scales $\mathcal N(1, 0.02)$ | Small weights start both players near "no opinion": $D$ is not confident at step 0 and $G$'s Tanh is not saturated. |
+| **Adam, learning rate $2\cdot10^{-4}$, $\beta_1 = 0.5$** | `lr_g = lr_d = 2e-4`, `betas=(0.5, 0.999)` | The paper found $10^{-3}$ too high. Momentum $\beta_1 = 0.9$ averages about ten past gradients; in a game the opponent moves the target every step, so that stale average overshoots and training oscillated. $0.5$ averages about two. |
+
+The paper also used mini-batches of 128 (our `full` preset does; the `cpu` budget uses 64) and images
+scaled to $[-1, 1]$, the range of `Tanh`.
+""")
+
+# -------------------------------------------------------------------------------------------- shapes
+md(r"""
+## 3. The model, layer by layer
+
+Every stride-2 layer doubles (in $G$) or halves (in $D$) the side of the feature maps. For a
+convolution with kernel $k=4$, stride $s=2$ and padding $p=1$ the output side is
+$\lfloor (n + 2p - k)/s \rfloor + 1 = n/2$; for the transposed convolution it is
+$(n-1)s - 2p + k = 2n$. $G$ starts from $z$ as a $1\times1$ "image" ($k=4$, $s=1$, $p=0$ gives $4\times4$)
+and $D$ ends with a $4\times4$ convolution down to a single logit. So a $S\times S$ image needs
+$\log_2 S - 2$ stride-2 stages: three at 32x32, four at 64x64. `gankit`'s DCGAN computes the number of
+stages from the image size; examples that hard-code five layers for 64x64 break as soon as the image
+size changes, the failure most often reported against them.
+
+The table below is recorded with forward hooks on the `full` preset `dcgan-mnist` (the model a GPU
+trains: latent 100, widths 64, 32x32 grey images), whatever budget this notebook runs in.
+""")
+
+code(r'''
+def shape_table(model: nn.Module, *inputs: torch.Tensor) -> pd.DataFrame:
+    """Output shape (without the batch) and own parameter count of every leaf layer, via forward hooks."""
+    rows = []
+
+    def hook(module, args, output, name=""):
+        rows.append((name, type(module).__name__, tuple(output.shape[1:]), count_parameters(module)))
+
+    leaves = [(name, m) for name, m in model.named_modules() if not list(m.children())]
+    handles = [m.register_forward_hook(lambda m, a, o, name=name: hook(m, a, o, name)) for name, m in leaves]
+    model.eval()
+    with torch.no_grad():
+        model(*inputs)
+    for h in handles:
+        h.remove()
+    return pd.DataFrame(rows, columns=["layer", "type", "output (C, H, W)", "parameters"])
+
+
+full = make_config("dcgan-mnist", "full")  # the preset itself, independent of this notebook's profile
+G_full, D_full = build_models(full)
+z = torch.zeros(2, full.latent_dim)
+x = torch.zeros(2, full.channels, full.image_size, full.image_size)
+print(f"Generator: z {tuple(z.shape[1:])} -> image {tuple(G_full(z).shape[1:])}")
+print(shape_table(G_full, z).to_string(index=False))
+print(f"total {count_parameters(G_full):,} parameters\n")
+print(f"Discriminator: image {tuple(x.shape[1:])} -> logit {tuple(D_full(x).shape[1:])} per image")
+print(shape_table(D_full, x).to_string(index=False))
+print(f"total {count_parameters(D_full):,} parameters")
+''')
+
+md(r"""
+Read the generator table from top to bottom: the channel count halves while the side doubles, and
+almost all parameters sit in the wide early layers. Batch norm layers carry two parameters per
+channel (scale and shift) and the ReLUs none. The discriminator mirrors it. Its last layer outputs
+one number per image, a *logit*: there is no `Sigmoid`, because the loss applies it inside
+`binary_cross_entropy_with_logits`.
+
+The canonical DCGAN of the paper (and of the PyTorch example) works on 64x64 colour images with a
+100-dimensional $z$ and widths 64. Built with the same classes it has exactly the canonical parameter
+counts, 3,576,704 for $G$ and 2,765,568 for $D$:
+""")
+
+code(r'''
+G64 = DCGANGenerator(latent_dim=100, image_size=64, channels=3, width=64)
+D64 = DCGANDiscriminator(image_size=64, channels=3, width=64)
+print(f"64x64 RGB DCGAN: G {count_parameters(G64):,} parameters, D {count_parameters(D64):,} parameters")
+assert (count_parameters(G64), count_parameters(D64)) == (3_576_704, 2_765_568)
+print(f"stages of stride 2: {sum(isinstance(m, nn.ConvTranspose2d) for m in G64.modules()) - 1} at 64x64, "
+      f"{sum(isinstance(m, nn.ConvTranspose2d) for m in G_full.modules()) - 1} at 32x32")
+''')
+
+md(r"""
+This is the generator's source in `gankit`. Note the shape comment at each stage, the `bias=False` on
+every convolution that is followed by batch norm (its shift makes a bias redundant), and the 28x28
+case: the network works at 32x32 and resizes, so MNIST needs no padding.
+""")
+
+code(r'''
+print(inspect.getsource(DCGANGenerator))
+''')
+
+md(r"""
+and the initialisation, applied to both networks by `build_models` with `module.apply(dcgan_init)`:
+""")
+
+code(r'''
+print(inspect.getsource(dcgan_init))
+''')
+
+# ---------------------------------------------------------------------------------------------- data
+md(r"""
+## 4. The data
+
+MNIST's 60,000 training digits are decoded once into a `uint8` tensor of shape (N, 1, 28, 28), resized
+to 32x32 (antialiased) and kept on the training device; each batch is mapped to $[-1, 1]$, the range
+of the generator's `Tanh`. With an image folder the same loader converts every image to RGB
+(grey, palette and transparent images included), resizes it to cover the target size and
+centre-crops it, and caches the decoded tensor; files it cannot decode are skipped and counted.
+""")
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+real = load_dataset(config)
+print(real.summary)
+print(f"stored as {real.images.dtype} {tuple(real.images.shape)}; the model sees floats in "
+      f"[{to_model(real.images[:256]).min():.0f}, {to_model(real.images[:256]).max():.0f}]")
+show_grid(to_model(real.images[:64]), f"real images ({config.image_size}x{config.image_size})")
+plt.show()
+''')
+
+# ------------------------------------------------------------------------------------------ training
+md(r"""
+## 5. Training
+
+`train_or_load` builds the models and the optimisers from the preset, trains, and writes a run folder
+`runs/dcgan-mnist/<time>/` with the config, the loss history, one sample grid per epoch (always from
+the same fixed noise) and checkpoints. The `Trainer` is the one from lesson 01: DCGAN changes the
+networks, not the training loop. With `LOAD_RUN = True` it reuses the last finished run instead.
+
+After every epoch an `EvaluateCallback` draws fresh samples and scores them with a small digit
+classifier that ships with `gankit` (Inception-based FID needs downloaded weights and, according to
+its own authors, suits digits poorly):
+**FID** is the Fréchet distance between Gaussians fitted to the classifier's features of generated
+and of real test digits (lower is better), **KID** a kernel version of it that is less biased at
+small sample counts, and the **class histogram** says how often each digit is generated. FID and KID
+depend on the number of samples, so the count is stated beside every number, and
+`reference_quality(n)` gives the value that real digits reach at the same count: that, not 0, is
+the floor.
+""")
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+EVAL_SAMPLES = {"smoke": 500, "cpu": 2000, "full": 5000}[profile]  # FID/KID are biased by sample count
+callbacks = {"on_epoch_end": [EvaluateCallback(every=1, n_samples=EVAL_SAMPLES)]} if IS_MNIST else {}
+trainer = train_or_load("dcgan-mnist", load=LOAD_RUN, callbacks=callbacks, **DATA)
+
+history = trainer.history
+evals = pd.DataFrame(trainer.evaluations)
+eval_seconds = float(evals["eval_seconds"].sum()) if "eval_seconds" in evals else 0.0
+dcgan_seconds = trainer.elapsed - eval_seconds  # training only: the evaluations are not the model's cost
+dcgan_step = dcgan_seconds / trainer.step
+c = trainer.config
+print(f"run: {trainer.run_dir.name}   G {count_parameters(trainer.G):,} / D {count_parameters(trainer.D):,} parameters")
+print(f"{trainer.epoch} epochs x {trainer.step // trainer.epoch} steps = {trainer.step} steps of "
+      f"{c.batch_size} images ({trainer.step * c.batch_size:,} images seen)")
+print(f"training {dcgan_seconds:.0f} s ({dcgan_step * 1000:.0f} ms per step) + evaluation {eval_seconds:.0f} s")
+''')
+
+md(r"""
+### Reading the loss curves
+
+Left: the two losses; right: the discriminator's average probability on real images, $D(x)$, and on
+fakes, $D(G(z))$. The dotted lines are the equilibrium values ($\mathcal L_D = 2\log 2$, $D = 0.5$).
+
+* A GAN's losses do **not** go to zero: each player's loss is the other's success. Healthy training
+  looks like two curves that settle into a band and stay there, with $D(x)$ somewhat above and
+  $D(G(z))$ somewhat below 0.5.
+* $\mathcal L_D \to 0$ with $D(G(z)) \to 0$ and $\mathcal L_G$ climbing means $D$ has won: it rejects
+  every fake and $G$'s gradients fade. $\mathcal L_D$ sitting at $1.386$ with both probabilities at
+  0.5 from the start means $D$ learns nothing (often a bug, such as real and fake in different ranges).
+* A sudden drop of $\mathcal L_G$ together with a jump of $D(G(z))$ can be a sign of collapse: $G$ found
+  one output that fools the current $D$.
+* The losses say nothing about how good the images are. For that, look at the quality curves below.
+""")
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+plot_losses(history, title=f"DCGAN losses (logged every {c.log_every} steps)", smooth=max(1, len(history) // 40))
+plt.show()
+''')
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+if IS_MNIST:
+    ref = reference_quality(EVAL_SAMPLES)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    for ax, xcol, xlabel in ((axes[0], "step", "training step"), (axes[1], "seconds", "wall-clock seconds")):
+        ax.plot(evals[xcol], evals["fid"], "o-", label="DCGAN")
+        ax.axhline(ref["fid"], ls=":", c="gray", label=f"real digits ({ref['fid']:.1f})")
+        ax.set(xlabel=xlabel, ylabel=f"FID ({EVAL_SAMPLES} samples)", yscale="log", title="classifier FID")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[2].plot(evals["step"], evals["classes_covered"], "o-")
+    axes[2].set(xlabel="training step", ylabel="digits with >= 2% share", ylim=(0, 10.5), title="classes covered")
+    axes[2].grid(alpha=0.3)
+    fig.tight_layout()
+    plt.show()
+    cols = ["epoch", "step", "seconds", "fid", "kid_mean", "classes_covered", "kl_uniform", "mean_confidence"]
+    display(evals[cols].round(3))
+else:
+    print("quality metrics need MNIST digits: skipped for", DATASET)
+''')
+
+# ------------------------------------------------------------------------------------------- samples
+md(r"""
+## 6. Samples over training
+
+After every epoch the `Trainer` saves a grid generated from the *same* 64 latent vectors, so the grids
+show one generator changing, not new random draws. Below: the first, the middle and the last epoch,
+then all epochs as an animation (`progress_gif` stitches the saved grids; the file lands in the run
+folder).
+""")
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+grids = sorted((trainer.run_dir / "samples").glob("epoch_*.png"))
+picks = sorted({0, len(grids) // 2, len(grids) - 1})
+fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 4.6), squeeze=False)
+for ax, i in zip(axes[0], picks):
+    ax.imshow(plt.imread(grids[i]), cmap="gray")
+    ax.set_title(f"after epoch {int(grids[i].stem.split('_')[1])} of {len(grids)}")
+    ax.axis("off")
+fig.tight_layout()
+plt.show()
+''')
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+show_gif(progress_gif(trainer.run_dir, duration_ms=600))
+''')
+
+# -------------------------------------------------------------------------------------------- vs MLP
+md(r"""
+## 7. DCGAN against lesson 01's MLP GAN, on the same wall-clock budget
+
+A DCGAN step costs much more computation than an MLP GAN step, so comparing them after the same number
+of *steps* would flatter the DCGAN. What a learner feels is time, so we give the MLP GAN (preset
+`mlp-mnist`, unchanged) the same number of **seconds** of training that the DCGAN used above,
+evaluations excluded. Method: run the MLP GAN for a few steps to measure its time per step, set its
+number of steps to `budget / step time`, spread over as many epochs as the DCGAN had (so both are
+evaluated equally often), train it with the same `EvaluateCallback`, and report the time it really
+took. The machine's load changes from minute to minute, so the two budgets match to within about ten
+percent, not exactly.
+
+This run keeps no run folder (`run_dir=None`), so it never becomes lesson 01's "last run".
+""")
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+def seconds_per_step(trainer: Trainer, steps: int, warmup: int = 5) -> float:
+    """Median-free, simple timing of `steps` training steps after `warmup` (the trainer is thrown away)."""
+    import time
+
+    batches = trainer.data.epoch(0)
+    for _ in range(warmup):
+        trainer.train_step(*next(batches))
+    trainer._accum.tolist()  # wait for queued work before starting the clock
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step(*next(batches))
+    trainer._accum.tolist()
+    return (time.perf_counter() - start) / steps
+
+
+if IS_MNIST:
+    mlp_config = make_config("mlp-mnist", profile)
+    probe_steps = {"smoke": 10, "cpu": 40, "full": 100}[profile]
+    mlp_step = seconds_per_step(setup(mlp_config, run_dir=None, progress=False), probe_steps)
+    mlp_steps = max(c.epochs, round(dcgan_seconds / mlp_step))
+    mlp_epochs = c.epochs
+    mlp = setup(mlp_config, run_dir=None, epochs=mlp_epochs, steps_per_epoch=math.ceil(mlp_steps / mlp_epochs))
+    mlp_eval = EvaluateCallback(every=1, n_samples=EVAL_SAMPLES)
+    mlp.add_callback("on_epoch_end", mlp_eval)
+    mlp.fit()
+    mlp_evals = pd.DataFrame(mlp.evaluations)
+    mlp_seconds = mlp.elapsed - float(mlp_evals["eval_seconds"].sum())
+    print(f"budget {dcgan_seconds:.0f} s; MLP step {mlp_step * 1000:.1f} ms (measured over {probe_steps} steps) "
+          f"vs DCGAN step {dcgan_step * 1000:.0f} ms")
+    print(f"MLP GAN: {mlp.step} steps in {mlp_seconds:.0f} s of training "
+          f"({mlp_seconds / dcgan_seconds:.0%} of the DCGAN's time, {mlp.step / trainer.step:.1f}x its steps)")
+else:
+    print("the comparison is measured with the MNIST classifier: skipped for", DATASET)
+''')
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+if IS_MNIST:
+    show_grids({f"DCGAN ({trainer.step} steps, {dcgan_seconds:.0f} s)": trainer.sample(64, seed=1),
+                f"MLP GAN ({mlp.step} steps, {mlp_seconds:.0f} s)": mlp.sample(64, seed=1)})
+    plt.show()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(evals["seconds"] - evals["eval_seconds"].cumsum(), evals["fid"], "o-", label="DCGAN")
+    ax.plot(mlp_evals["seconds"] - mlp_evals["eval_seconds"].cumsum(), mlp_evals["fid"], "s-", label="MLP GAN")
+    ax.axhline(ref["fid"], ls=":", c="gray", label="real digits")
+    ax.set(xlabel="training seconds (evaluations excluded)", ylabel=f"FID ({EVAL_SAMPLES} samples)", yscale="log",
+           title="quality against wall-clock time")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    plt.show()
+''')
+
+md(r"""
+The table puts the final evaluation of both runs next to real MNIST training digits scored the same way
+(the floor). `classes covered` counts digits with at least a 2% share of the classifier's predictions;
+`KL to uniform` is 0 when all ten digits are equally frequent and $\log 10 = 2.30$ when only one is.
+""")
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+def quality_row(q: dict, **extra) -> dict:
+    return {**extra, "FID": q["fid"], "KID": q["kid_mean"], "classes covered": int(q["classes_covered"]),
+            "KL to uniform": q["kl_uniform"], "confidence": q["mean_confidence"], "samples": int(q["n_samples"])}
+
+
+if IS_MNIST:
+    final = evals.iloc[-1]
+    table = pd.DataFrame([
+        quality_row(final, model="DCGAN", steps=trainer.step, seconds=round(dcgan_seconds)),
+        quality_row(mlp_evals.iloc[-1], model="MLP GAN", steps=mlp.step, seconds=round(mlp_seconds)),
+        quality_row(ref, model="real digits", steps=None, seconds=None),
+    ]).set_index("model")
+    display(table.round(3))
+''')
+
+# ---------------------------------------------------------------------------------------- collapse
+md(r"""
+## 8. Mode collapse: what it looks like and how to spot it
+
+$G$ is rewarded for fooling the *current* $D$, not for covering the data. If one kind of output fools
+$D$ well, $G$ can move all its mass there: many $z$ give (nearly) the same image. That is **mode
+collapse**. It comes in degrees: *complete* (every sample the same), *partial* (a few digits only,
+or one style per digit) and *mode hopping* ($D$ learns to reject the favoured digit, $G$ jumps to the
+next one, and the fixed-noise grids change all at once from epoch to epoch).
+
+How to spot it:
+
+1. **Look at a large grid**, not four samples: repeated near-identical images, or digits missing.
+2. **Count the modes with a fixed classifier.** For digits the modes are (mostly) the ten classes. The
+   classifier's histogram of generated digits should be close to uniform: real MNIST has 9.0% to
+   11.2% of each digit. A tall bar, or bars below the 2% line, mean collapse.
+3. **FID rises** as diversity falls, because it compares the *spread* (covariance) of the features
+   as well as their mean. The class histogram misses collapse *within* a class (a thousand identical
+   sevens cover the class "7"); FID and a look at the grid catch it.
+4. **Losses** are a weak signal: collapse can happen while they look calm.
+
+First, the trained DCGAN's histogram:
+""")
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+def plot_class_hist(hists: dict, n: int) -> None:
+    """Bar charts of predicted-digit shares against the uniform 10% and the 2% 'covered' line."""
+    fig, axes = plt.subplots(1, len(hists), figsize=(5.2 * len(hists), 3.2), squeeze=False)
+    for ax, (title, hist) in zip(axes[0], hists.items()):
+        ax.bar(range(10), hist, color="tab:blue")
+        ax.axhline(0.1, ls="--", c="black", lw=1, label="uniform (10%)")
+        ax.axhline(0.02, ls=":", c="red", lw=1, label="2%: covered")
+        ax.set(xticks=range(10), xlabel="digit predicted by the classifier", ylabel=f"share of {n} samples",
+               ylim=(0, max(0.3, max(hist) * 1.1)), title=title)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
+
+
+if IS_MNIST:
+    dcgan_hist = [float(final[f"class_hist_{i}"]) for i in range(10)]
+    plot_class_hist({f"DCGAN, epoch {int(final['epoch'])}": dcgan_hist}, EVAL_SAMPLES)
+    print("shares:", " ".join(f"{d}:{p:.1%}" for d, p in enumerate(dcgan_hist)))
+''')
+
+md(r"""
+Now a run that is *meant* to be prone to collapse. The paper credits batch norm in the generator with
+keeping it from "collapsing all samples to a single point", so we remove it: the same generator with
+every `BatchNorm2d` replaced by an identity, and the generator's learning rate raised five times so it
+can chase whatever fools $D$ right now. Everything else (discriminator, data, loss, `Trainer`) is
+unchanged; the run is half as long as the DCGAN's and keeps no run folder.
+""")
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+if IS_MNIST:
+    prone_config = c.replace(lr_g=5 * c.lr_g, epochs=max(1, c.epochs // 2))
+    prone_src = setup(prone_config, run_dir=None, progress=False)  # seeded data and models of the same shapes
+    G_prone = prone_src.G.cpu()
+    for i, layer in enumerate(G_prone.net):
+        if isinstance(layer, nn.BatchNorm2d):
+            G_prone.net[i] = nn.Identity()
+    prone = Trainer(prone_config, G_prone, prone_src.D, prone_src.data, device=device, run_dir=None)
+    prone_eval = EvaluateCallback(every=1, n_samples=EVAL_SAMPLES)
+    prone.add_callback("on_epoch_end", prone_eval)
+    prone.fit()
+    prone_q = prone_eval.last
+    print(f"{prone.step} steps; FID {prone_q['fid']:.1f}, classes covered {prone_q['classes_covered']}, "
+          f"KL to uniform {prone_q['kl_uniform']:.2f}, largest share {max(prone_q['class_hist']):.0%}")
+''')
+
+code(r'''
+# NBVAL_IGNORE_OUTPUT
+if IS_MNIST:
+    plot_class_hist({f"DCGAN ({trainer.step} steps)": dcgan_hist,
+                     f"no batch norm in G, lr_g x5 ({prone.step} steps)": prone_q["class_hist"]}, EVAL_SAMPLES)
+    show_grids({"DCGAN": trainer.sample(64, seed=2), "no batch norm in G, lr_g x5": prone.sample(64, seed=2)})
+    plt.show()
+    plot_losses(prone.history, title="no batch norm in G, lr_g x5: losses")
+    plt.show()
+''')
+
+OBSERVATIONS = r"""
+## 9. Observations from the committed run
+
+*(filled in from the executed run)*
+"""
+md(OBSERVATIONS)
+
+md(r"""
+## 10. Exercises
+
+1. **Batch norm at the ends.** Add a `BatchNorm2d` before $G$'s `Tanh` (subclass `DCGANGenerator` or edit
+   `G.net` as in section 8) and train for the same budget. What happens to the samples' brightness
+   from one batch to the next, and to FID?
+2. **Momentum.** Train with `betas=(0.9, 0.999)` (pass it to `train_or_load` as an override) and compare
+   the loss curves and FID with the committed run. Does the paper's warning about oscillation show up?
+3. **Pooling.** Write a discriminator that uses `Conv2d(stride=1)` + `AvgPool2d(2)` instead of strided
+   convolutions, with the same widths, and compare quality per second of training.
+4. **Wider or longer?** With a fixed budget of seconds, is it better to halve the widths
+   (`g_width`, `d_width`) and take more steps, or to keep them? Use the quality-against-time plot.
+5. **Colour.** Set `DATASET = "cifar10"` (or a folder of cat faces at 64x64) and train. Which of the
+   guidelines did you have to change? (None should be needed.) How many epochs until objects appear?
+6. **Collapse on purpose.** Find the smallest change to the committed DCGAN that makes the class
+   histogram lose a digit. Report the histogram, the grid and the FID, and the sample count.
+""")
+
+nb = new_notebook(cells=cells, metadata={
+    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+})
+nbformat.write(nb, OUT)
+print(f"wrote {OUT.name} ({len(cells)} cells)")
