@@ -32,14 +32,19 @@ CONV_FRACTION_TARGET = 0.8  # issue 6: conv presets at >= 80% of the measured co
 
 @dataclass
 class Settings:
-    """How long to measure: `repeats` alternating timed chunks of about `chunk_s` seconds per loop."""
+    """How long to measure each preset: after `warmup_s` per loop, `repeats` rounds in which every loop
+    trains a chunk of about `chunk_s` (at least one D+G cycle); fewer rounds (not below `min_repeats`)
+    when one round would take longer than `budget_s / repeats` (the poster preset on a CPU)."""
 
     repeats: int = 9
     chunk_s: float = 0.5
     warmup_s: float = 1.0
+    budget_s: float = 20.0
+    min_repeats: int = 3
 
 
-FULL, QUICK = Settings(), Settings(repeats=3, chunk_s=0.25, warmup_s=0.3)
+FULL = Settings()
+QUICK = Settings(repeats=3, chunk_s=0.25, warmup_s=0.3, budget_s=3.0, min_repeats=1)
 
 
 def default_threads() -> int:
@@ -62,9 +67,22 @@ def count_flops(fn: Callable[[], Any]) -> int:
     """FLOPs (multiply and add counted separately) of the matmuls and convolutions that fn() runs."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    counter = FlopCounterMode(display=False)
+    # Its per-module attribution hooks break autograd.grad(create_graph=True), which the gradient
+    # penalty needs; only the total is wanted here, so count everything under one "Global" entry.
+    counter.mod_tracker = _NoModuleTracking()
+    with counter:
         fn()
     return int(counter.get_total_flops())
+
+
+class _NoModuleTracking:
+    parents = {"Global"}
+
+    def __enter__(self) -> "_NoModuleTracking":
+        return self
+
+    def __exit__(self, *exc: Any) -> None: ...
 
 
 class RateProbe:
@@ -353,18 +371,17 @@ def gpu_variants(device: torch.device, config: GANConfig) -> dict[str, Callable[
 
 
 # ------------------------------------------------------------------------------ measurement
-def _calibrate(loop: Any, seconds: float) -> int:
-    """Warm a loop up for about `seconds`; return the cycles that fill one chunk of that length."""
-    cycles, spent = 1, 0.0
-    t0 = time.perf_counter()
+def _calibrate(loop: Any, seconds: float, chunk_s: float) -> tuple[int, float]:
+    """Warm a loop up for about `seconds`; return (cycles per chunk of ~chunk_s, seconds per cycle)."""
+    cycles, t0 = 1, time.perf_counter()
     while True:
         t = time.perf_counter()
         loop.run(cycles)
-        dt = time.perf_counter() - t
-        spent = time.perf_counter() - t0
-        if spent >= seconds:
-            return max(1, round(cycles * seconds / max(dt, 1e-9)))
-        cycles = max(1, min(cycles * 2, round(cycles * (seconds - spent) / max(dt, 1e-9)) or 1))
+        per_cycle = (time.perf_counter() - t) / cycles
+        left = seconds - (time.perf_counter() - t0)
+        if left <= 0:
+            return max(1, round(chunk_s / per_cycle)), per_cycle
+        cycles = max(1, min(cycles * 2, int(left / per_cycle)))
 
 
 def measure_preset(preset: str, device: torch.device, settings: Settings = FULL, *, profile: str | None = None,
@@ -382,19 +399,21 @@ def measure_preset(preset: str, device: torch.device, settings: Settings = FULL,
             loops[f"gankit + {name}"] = GankitLoop(config, dataset, device, wrap)
     flops = {name: count_flops(loop.one_cycle) / (config.batch_size * config.n_critic) for name, loop in
              loops.items() if "compile" not in name}  # FlopCounterMode does not see inside compiled graphs
-    chunk = {}
+    chunk, round_s = {}, 0.0
     for name, loop in list(loops.items()):
         try:
-            chunk[name] = _calibrate(loop, settings.warmup_s)
+            chunk[name], per_cycle = _calibrate(loop, settings.warmup_s, settings.chunk_s)
+            round_s += chunk[name] * per_cycle
         except Exception as e:  # a GPU variant that does not work here is reported, not fatal
             if name in ("gankit", "tutorial"):
                 raise
             log(f"  {preset}: {name} failed ({type(e).__name__}: {str(e)[:120]}); skipped")
             del loops[name]
+    repeats = max(settings.min_repeats, min(settings.repeats, int(settings.budget_s / max(round_s, 1e-9))))
     rates: dict[str, list[float]] = {name: [] for name in loops}
     probe_rates: dict[str, list[float]] = {k: [] for k in probes}
     names = list(loops)
-    for r in range(settings.repeats):
+    for r in range(repeats):
         order = names[r % len(names):] + names[:r % len(names)]  # rotate so no loop always runs first
         for name in order:
             t = time.perf_counter()
@@ -415,7 +434,7 @@ def measure_preset(preset: str, device: torch.device, settings: Settings = FULL,
             "preset": preset, "loop": name, "profile": profile, "widths": widths, "batch": config.batch_size,
             "n_critic": config.n_critic, "MFLOP/img": flops.get(name, flops["gankit"]) / 1e6, "img/s": ips,
             "vs tutorial": ratio, "GFLOP/s": gflops, "rate kind": kind, "device GFLOP/s": device_rate,
-            "of device rate": gflops / device_rate,
+            "of device rate": gflops / device_rate, "repeats": repeats, "cycles/chunk": chunk[name],
             "matmul GFLOP/s": statistics.median(probe_rates["matmul"]),
             "conv GFLOP/s": statistics.median(probe_rates["conv"]),
         })
@@ -448,6 +467,7 @@ def table(rows: list[dict[str, Any]]) -> pd.DataFrame:
         "vs tutorial": df["vs tutorial"].map(lambda v: f"{v:.2f}x"),
         "GFLOP/s": df["GFLOP/s"].round(1),
         "of device rate": [f"{f:.0%} of {k}" for f, k in zip(df["of device rate"], df["rate kind"])],
+        "repeats": df["repeats"],
         "target": [verdict(r) for r in rows],
     })
     return out
@@ -461,10 +481,19 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except (AttributeError, OSError):  # Windows
+        return "n/a"
+
+
 def main(device: str | None = None, presets: list[str] | None = None, out: str | os.PathLike | None = None,
          quick: bool = False, threads: int | None = None, settings: Settings | None = None) -> int:
     """Measure the presets, print the table, optionally write it (Markdown) to `out`; returns 0."""
     dev = resolve_device(device)
+    command = "gankit bench" + (f" --device {device}" if device else "") + (
+        f" --presets {' '.join(presets)}" if presets else "") + (" --quick" if quick else "")
     presets = list(presets or PRESET_ORDER)
     for p in presets:
         make_config(p, "cpu")  # unknown names fail now, with the list of presets, not after minutes
@@ -474,19 +503,31 @@ def main(device: str | None = None, presets: list[str] | None = None, out: str |
     profile = "cpu" if dev.type == "cpu" else "full"
     where = f"{dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
     print(f"gankit bench on {where}, {threads} torch threads, torch {torch.__version__}, {profile}-profile widths, "
-          f"{settings.repeats} alternating repeats of ~{settings.chunk_s:g} s per loop")
+          f"up to {settings.repeats} alternating repeats of ~{settings.chunk_s:g} s per loop")
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > default_threads()
+    if dev.type == "cpu" and busy and "OMP_WAIT_POLICY" not in os.environ:
+        print(f"note: this machine is busy (load average {_load()} on {default_threads()} CPUs). OpenMP threads "
+              "spin while they wait, which on a busy machine can make small operations many times slower; "
+              "for numbers that reflect the code rather than the load, run with OMP_WAIT_POLICY=PASSIVE set "
+              "before Python starts.")
     probes = {"matmul": RateProbe("matmul", dev), "conv": RateProbe("conv", dev)}
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), _load()
     rows: list[dict[str, Any]] = []
     for p in presets:
         rows += measure_preset(p, dev, settings, profile=profile, probes=probes)
     matmul = statistics.median(r["matmul GFLOP/s"] for r in rows)
     conv = statistics.median(r["conv GFLOP/s"] for r in rows)
     df = table(rows)
-    header = (f"Device: {where}, {threads} torch threads (torch.set_num_threads), torch {torch.__version__}; "
+    header = (f"Device: {where}, {threads} torch threads (torch.set_num_threads), torch {torch.__version__}, "
+              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
               f"measured matmul rate {matmul:.0f} GFLOP/s (fp32, {probes['matmul'].size}), convolution rate {conv:.0f} GFLOP/s "
-              f"(3x3, 128->128 channels, 16x16, forward); {settings.repeats} alternating repeats of "
-              f"~{settings.chunk_s:g} s per loop, medians; bench took {time.perf_counter() - t0:.0f} s.")
+              f"({probes['conv'].size}); loops timed in alternating repeats "
+              f"(column 'repeats') of ~{settings.chunk_s:g} s or one D+G cycle if longer, medians; 'vs tutorial' is "
+              f"the median of per-repeat ratios; bench took {time.perf_counter() - t0:.0f} s; "
+              f"1-minute load average {load0} at the start, {_load()} at the end.")
+    if dev.type != "cuda":
+        header += " GPU variants (bf16 autocast, channels_last, torch.compile): not measured, no CUDA device."
+    header = f"Command: `{command}`\n\n{header}"
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print()
         print(df.to_string(index=False))

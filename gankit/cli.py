@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from datetime import date
 from pathlib import Path
@@ -248,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError, ValueError, CheckpointError, RunLocked, TrainingDiverged) as e:
         # Errors a user can fix get one clear line, not a traceback.
         print(f"gankit {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):  # full disk or quota
+            raise
+        again = "add --resume to continue from the last checkpoint" if args.cmd == "train" else "run it again"
+        print(f"gankit {args.cmd}: error: the disk is full ({e.strerror}); free some space, then {again}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; resume with --resume", file=sys.stderr)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import torch
@@ -234,3 +234,23 @@ def conditioning_report(classifier: GenreClassifier, real_images: torch.Tensor, 
          "genres scored": [len(t) for t in tables.values()], "posters": [real_genres.shape[0]] * 3},
         index=["real held-out (ceiling)", "generated, asked-for genres", "generated, shuffled genres (chance)"])
     return {"per_genre": per, "summary": summary}
+
+
+@torch.no_grad()
+def genre_response(classifier: GenreClassifier, sample: Callable[[torch.Tensor], torch.Tensor], names: Sequence[str],
+                   genres: Sequence[str], *, n: int = 32, mode: str = "multi-hot") -> pd.DataFrame:
+    """How the classifier reads posters painted for one genre at a time: a (genre asked, genre seen) table.
+
+    For each name in `genres`, `sample(y)` paints n posters for y = that genre alone (a (n, G) condition
+    encoded with `mode`); the row holds the classifier's mean probability of each of `genres`. A
+    working conditional model has a bright diagonal; rows that all look alike mean the generator
+    paints one look whatever it is asked for (collapse onto the condition-independent average).
+    """
+    from .posters import encode_genres
+
+    rows = {}
+    cols = [list(names).index(g) for g in genres]
+    for g in genres:
+        y = encode_genres([[g]] * n, vocab=names, mode=mode)
+        rows[g] = predict(classifier, sample(y))[:, cols].mean(0).tolist()
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(genres)).rename_axis(index="asked for")

@@ -322,8 +322,8 @@ class Trainer:
 
     def _nonfinite_weights(self) -> list[str]:
         """'G weights' / 'D weights' for a network holding NaN or Inf (one host sync per network)."""
-        return [f"{name} weights" for name, net in (("G", self.G), ("D", self.D))
-                if not torch.stack([torch.isfinite(p).all() for p in net.parameters()]).all().item()]
+        return [f"{name} weights" for name, net in (("G", self.G), ("D", self.D)) if any(True for _ in net.parameters())
+                and not torch.stack([torch.isfinite(p).all() for p in net.parameters()]).all().item()]
 
     def _diverged(self, bad: list[str]) -> TrainingDiverged:
         last = self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
@@ -418,6 +418,7 @@ class Trainer:
                 for tmp in (self.run_dir / "checkpoints").glob(".*.tmp"):
                     tmp.unlink(missing_ok=True)
             self._snapshot()  # the state to return to if training diverges before the first checkpoint
+            self._write_metrics("running")  # what a run killed outright (SIGKILL, power cut) is left saying
             with _progress(self.progress, max(steps_left, 0), f"{self.config.preset}") as bar:
                 self._t0 = time.perf_counter()
                 while self.epoch < target:

@@ -19,6 +19,17 @@ from gankit.data import load_mnist, resize_uint8, to_model
 N = 500  # samples per set in these tests (FID/KID are biased at this count; thresholds allow for it)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # These tests run many small matrix products (KID's 100 kernel subsets). On a 2-core machine shared
+    # with other jobs, torch's second OpenMP thread mostly spin-waits for a core: measured here, one
+    # thread needs 15x less CPU time for KID. Restored afterwards for the rest of the session.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def mnist():
     """(train, test) MNIST splits, or skip when they are not under GANKIT_DATA."""
@@ -111,12 +122,15 @@ def test_digits_upsized_to_dcgan_32x32_are_still_recognised(mnist):
 
 
 # ---------------------------------------------------------------------------------------- FID / KID
-def test_fid_of_a_set_against_itself_is_zero(mnist):
+def test_fid_of_a_set_against_itself_is_zero_and_kid_of_two_real_halves_is_near_zero(mnist):
     _, test = mnist
     q = metrics.mnist_quality(test.images[:N], reference=test.images[:N])
     assert q["n_samples"] == q["n_reference"] == q["kid_subset_size"] == N
-    assert abs(q["fid"]) < 1e-2
-    assert abs(q["kid_mean"]) < 1e-2
+    assert abs(q["fid"]) < 1e-3  # real digits vs uniform noise: about 1200
+    # KID is not 0 for a set against itself: its unbiased estimator leaves out k(x, x) within a set
+    # but not across the two sets. Two disjoint halves of real digits: 0 within noise.
+    q = metrics.mnist_quality(test.images[:N], reference=test.images[N:2 * N])
+    assert abs(q["kid_mean"]) < 2.0  # uniform noise: about 1400, one repeated digit: about 200
 
 
 def test_real_digits_score_far_better_than_noise_or_one_repeated_digit(mnist):
@@ -155,8 +169,9 @@ def test_one_repeated_three_covers_one_class_with_kl_log10(mnist):
 
 
 def test_balanced_real_digits_cover_all_classes_with_kl_near_zero(balanced):
-    images, labels = balanced
-    q = metrics.mnist_quality(images, labels)
+    images, _ = balanced
+    q = metrics.mnist_quality(images)
+    assert "cond_accuracy" not in q  # no labels asked for
     assert q["classes_covered"] == 10
     assert 0 <= q["kl_uniform"] < 0.01
     assert all(abs(p - 0.1) < 0.02 for p in q["class_hist"])
@@ -171,7 +186,6 @@ def test_cond_accuracy_is_high_for_true_labels_and_chance_for_shuffled(balanced)
     shuffled = labels[torch.randperm(N, generator=torch.Generator().manual_seed(0))]
     q = metrics.mnist_quality(images, shuffled)
     assert 0.05 < q["cond_accuracy"] < 0.17  # chance is 0.1; binomial sd at N=500 is 0.013
-    assert "cond_accuracy" not in metrics.mnist_quality(images)
 
 
 def test_mismatched_labels_and_too_few_samples_are_refused():

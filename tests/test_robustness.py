@@ -1,12 +1,14 @@
 """Nothing lost, nothing trusted blindly: SIGKILL and resume, stale locks, rollback on divergence, bad CLI input."""
+import errno
 import json
-import math
 import os
+import random
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,8 +19,9 @@ import torch
 
 import gankit.cli as cli
 import gankit.train as train_mod
+from gankit.data import Dataset
 from gankit.train import CheckpointError, RunLocked, TrainingDiverged, latest_run, load_checkpoint
-from helpers import needs_mnist, tiny_config, tiny_trainer
+from helpers import needs_mnist, synthetic, tiny_config, tiny_trainer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,19 +48,33 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
 CHILD = r"""
 import sys, time
 import torch
-torch.set_num_threads(int(sys.argv[1]))  # the parent's count: float sums must match its uninterrupted run
+torch.set_num_threads(1)  # as the parent: float sums must match its uninterrupted run bit for bit
 import gankit.cli as cli
-GATE = int(sys.argv[2])
+GATE = int(sys.argv[1])
 
 def throttle(trainer):
     print(f"STEP {trainer.step}", flush=True)
-    time.sleep(0.05)
+    time.sleep(0.02)
     while trainer.step >= GATE:
         time.sleep(0.5)
 
 cli.attach_default_evaluation = lambda trainer: trainer.add_callback("on_batch_end", throttle)
-sys.exit(cli.main(sys.argv[3:]))
+sys.exit(cli.main(sys.argv[2:]))
 """
+
+
+def kill_after_first_checkpoint(child: subprocess.Popen, root: Path, timeout: float = 120) -> None:
+    """SIGKILL `child` at a random moment of the ~5 steps after its first step checkpoint appears under `root`.
+
+    Wherever the kill lands (a step, a log, a checkpoint being written, the sleep) the checks that follow hold.
+    """
+    deadline = time.monotonic() + timeout  # generous: the child only imports torch and trains 3 steps
+    while child.poll() is None and time.monotonic() < deadline:
+        if list(root.glob("mlp-mnist/*/checkpoints/step_*.pt")):
+            time.sleep(random.uniform(0.0, 0.15))
+            break
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
 
 
 @needs_mnist
@@ -67,29 +84,32 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, monke
     monkeypatch.setenv("GANKIT_DEVICE", "cpu")
     args = ["train", "mlp-mnist", "--profile", "smoke", "--seed", "0", "--quiet", "--checkpoint-every", "3"]
     killed_root, ref_root = tmp_path / "killed", tmp_path / "ref"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(torch.get_num_threads()), "33", *args,
-                              "--out", str(killed_root)], cwd=REPO, env=dict(os.environ),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the child; also 5x faster than 2 spinning threads on a busy 2-core machine
+    child = subprocess.Popen([sys.executable, "-c", CHILD, "33", *args, "--out", str(killed_root)], cwd=REPO,
+                             env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killer = threading.Thread(target=kill_after_first_checkpoint, args=(child, killed_root))
     try:
-        # The uninterrupted reference trains here while the child is still importing torch.
+        killer.start()  # the kill comes from this thread while the uninterrupted reference trains here
         assert cli.main([*args, "--out", str(ref_root)]) == 0
-        deadline = time.monotonic() + 120  # generous: the child only has to import torch and train 3 steps
-        while not list(killed_root.glob("mlp-mnist/*/checkpoints/step_*.pt")):
-            assert child.poll() is None, f"the child ended before its first checkpoint:\n{child.communicate()[1]}"
-            assert time.monotonic() < deadline, "no step checkpoint appeared within 120 s"
-            time.sleep(0.02)
-        child.send_signal(signal.SIGKILL)
-        out, _ = child.communicate(timeout=60)
+        killer.join()
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == -signal.SIGKILL, f"the child was not killed mid-run:\n{err}"
+        assert list(killed_root.glob("mlp-mnist/*/checkpoints/step_*.pt")), f"no step checkpoint in time:\n{err}"
+        reached = max(int(line.split()[1]) for line in out.splitlines() if line.startswith("STEP "))
+        check_resume_after_kill(killed_root, ref_root, child.pid, reached, args, capsys)
     finally:
+        torch.set_num_threads(threads)
         if child.poll() is None:
             child.kill()
             child.wait()
-    assert child.returncode == -signal.SIGKILL
-    reached = max(int(line.split()[1]) for line in out.splitlines() if line.startswith("STEP "))
 
+
+def check_resume_after_kill(killed_root: Path, ref_root: Path, pid: int, reached: int, args: list[str], capsys):
     (run,) = (killed_root / "mlp-mnist").iterdir()
     lock = run / ".lock"
-    assert lock.read_text().split() == [str(child.pid), socket.gethostname()]  # left behind by the dead run
+    assert lock.read_text().split() == [str(pid), socket.gethostname()]  # left behind by the dead run
+    assert json.loads((run / "metrics.json").read_text())["status"] == "running"  # all a SIGKILL leaves to say
     saved = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
     # last.pt is written before step_*.pt, and the callback prints after the step's checkpoints:
     assert 3 <= saved <= reached <= 33 and reached - saved < 3  # at most the steps since that checkpoint are lost
@@ -172,16 +192,17 @@ def test_last_pt_is_written_before_the_step_checkpoint(tmp_path, monkeypatch):
 
 def test_resume_falls_back_to_the_newest_readable_step_checkpoint(tmp_path, capsys):
     cfg = tiny_config(checkpoint_every=1)
-    tiny_trainer(cfg, run_dir=tmp_path / "r").fit(1)
-    last = tmp_path / "r" / "checkpoints" / "last.pt"
+    run = tmp_path / "mlp-mnist" / "20260101-000000"  # a runs root's layout, for latest_run
+    tiny_trainer(cfg, run_dir=run).fit(1)
+    last = run / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:1000])  # e.g. a sync client that copied half of it
-    t = tiny_trainer(cfg, run_dir=tmp_path / "r")
+    t = tiny_trainer(cfg, run_dir=run)
     assert t.resume() and t.step == 4  # step_00000004.pt holds the same state as last.pt did
     assert "last.pt' is truncated or corrupted" in capsys.readouterr().out
     last.unlink()
-    (tmp_path / "r" / "checkpoints" / "step_00000004.pt").unlink()
-    assert latest_run("mlp-mnist", tmp_path / "none") is None
-    t = tiny_trainer(cfg, run_dir=tmp_path / "r")
+    (run / "checkpoints" / "step_00000004.pt").unlink()
+    assert latest_run("mlp-mnist", tmp_path) == run  # step checkpoints alone still make a resumable run
+    t = tiny_trainer(cfg, run_dir=run)
     assert t.resume() and t.step == 3
 
 
@@ -360,4 +381,35 @@ def test_train_with_unloadable_data_leaves_no_empty_run_folder(tmp_path, capsys,
 def test_on_diverge_setting_is_checked():
     with pytest.raises(ValueError, match="on_diverge='roll-back' is not one of stop, rollback"):
         tiny_config(on_diverge="roll-back")
-    assert math.isclose(tiny_config().lr_d, 2e-4) and tiny_config().on_diverge == "stop"
+    assert tiny_config().on_diverge == "stop"  # rolling back changes the run; the user asks for it
+
+
+def test_full_disk_while_checkpointing_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    images, labels = synthetic(256)
+    monkeypatch.setattr(train_mod, "load_dataset", lambda config, *a, **k: Dataset(images, labels, name="synthetic"))
+    monkeypatch.setattr(cli, "attach_default_evaluation", lambda trainer: None)
+    real_save = torch.save
+
+    def save(obj, f, *a, **k):  # a disk that fills up at step 6: part of the file lands, then ENOSPC
+        if isinstance(obj, dict) and obj.get("step", 0) >= 6:
+            f.write(b"PK\x03\x04 half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", save)
+    argv = ["train", "mlp-mnist", "--profile", "smoke", "--out", tmp_path, "--quiet", "--checkpoint-every", 3,
+            "--on-diverge", "rollback"]  # 256 images: 2 epochs x 4 steps
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "the disk is full (No space left on device); free some space, then add --resume" in err
+    (run,) = (tmp_path / "mlp-mnist").iterdir()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt", "step_00000003.pt"]  # no .tmp
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 4  # the epoch's end, intact
+    assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
+    assert json.loads((run / "config.json").read_text())["on_diverge"] == "rollback"
+    assert not (run / ".lock").exists()
+
+    monkeypatch.setattr(torch, "save", real_save)  # space freed
+    code, out, _ = run_cli([*argv, "--resume"], capsys)
+    assert code == 0 and "resumed at step 4 " in out
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 8

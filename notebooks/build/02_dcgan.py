@@ -73,16 +73,18 @@ DATASET = "mnist"  # or "cifar10", or a path to an image folder (cat faces 64x64
 
 import inspect
 import math
+import textwrap
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+from PIL import Image
 
+import gankit
 from gankit.config import make_config, resolve_device, resolve_profile
 from gankit.data import load_dataset, to_model
-from gankit.metrics import EvaluateCallback, mnist_quality, reference_quality
+from gankit.metrics import EvaluateCallback, reference_quality
 from gankit.models import DCGANDiscriminator, DCGANGenerator, build_models, count_parameters, dcgan_init
 from gankit.train import Trainer, setup, train_or_load
 from gankit.viz import plot_losses, progress_gif, show_gif, show_grid, show_grids
@@ -93,13 +95,18 @@ elif DATASET == "cifar10":
     DATA = dict(dataset="cifar10", channels=3, image_size=32)
 else:  # an image folder, at the canonical DCGAN size; random flips and colour jitter on each batch
     DATA = dict(dataset="folder", data_path=DATASET, channels=3, image_size=64, augment=True)
-IS_MNIST = not DATA
+IS_MNIST = not DATA  # the digit classifier behind the quality metrics only understands MNIST
 
-device = resolve_device()
-profile = resolve_profile()
+device = resolve_device()  # GANKIT_DEVICE, else cuda, mps, cpu
+profile = resolve_profile()  # GANKIT_PROFILE, else full on a GPU and cpu otherwise
 config = make_config("dcgan-mnist", profile, **DATA)
-print(f"profile: {profile}   device: {device}   data: {DATASET}")
-print(config)
+# Budgets that follow the profile: samples per quality evaluation (FID and KID are biased by it).
+N_EVAL = {"smoke": 500, "cpu": 2000, "full": 5000}[profile]
+
+print(f"gankit {gankit.__version__}, torch {torch.__version__} ({torch.get_num_threads()} CPU threads): "
+      f"profile {profile!r} on {device}, data {DATASET!r}")
+print(f"quality evaluations use {N_EVAL} samples")
+print("\n".join(textwrap.wrap(repr(config), 110)))
 ''')
 
 # ------------------------------------------------------------------------------------------ objective
@@ -282,8 +289,7 @@ the floor.
 
 code(r'''
 # NBVAL_IGNORE_OUTPUT
-EVAL_SAMPLES = {"smoke": 500, "cpu": 2000, "full": 5000}[profile]  # FID/KID are biased by sample count
-callbacks = {"on_epoch_end": [EvaluateCallback(every=1, n_samples=EVAL_SAMPLES)]} if IS_MNIST else {}
+callbacks = {"on_epoch_end": [EvaluateCallback(every=1, n_samples=N_EVAL)]} if IS_MNIST else {}
 trainer = train_or_load("dcgan-mnist", load=LOAD_RUN, callbacks=callbacks, **DATA)
 
 history = trainer.history
@@ -323,13 +329,19 @@ plt.show()
 
 code(r'''
 # NBVAL_IGNORE_OUTPUT
+def training_seconds(evaluations: pd.DataFrame) -> pd.Series:
+    """Training time at each evaluation: the run's clock minus the earlier evaluations' own time."""
+    return evaluations["seconds"] - evaluations["eval_seconds"].cumsum().shift(fill_value=0.0)
+
+
 if IS_MNIST:
-    ref = reference_quality(EVAL_SAMPLES)
+    ref = reference_quality(N_EVAL)
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    for ax, xcol, xlabel in ((axes[0], "step", "training step"), (axes[1], "seconds", "wall-clock seconds")):
-        ax.plot(evals[xcol], evals["fid"], "o-", label="DCGAN")
+    for ax, xs, xlabel in ((axes[0], evals["step"], "training step"),
+                           (axes[1], training_seconds(evals), "training seconds (evaluations excluded)")):
+        ax.plot(xs, evals["fid"], "o-", label="DCGAN")
         ax.axhline(ref["fid"], ls=":", c="gray", label=f"real digits ({ref['fid']:.1f})")
-        ax.set(xlabel=xlabel, ylabel=f"FID ({EVAL_SAMPLES} samples)", yscale="log", title="classifier FID")
+        ax.set(xlabel=xlabel, ylabel=f"FID ({N_EVAL} samples)", yscale="log", title="classifier FID")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     axes[2].plot(evals["step"], evals["classes_covered"], "o-")
@@ -359,7 +371,7 @@ grids = sorted((trainer.run_dir / "samples").glob("epoch_*.png"))
 picks = sorted({0, len(grids) // 2, len(grids) - 1})
 fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 4.6), squeeze=False)
 for ax, i in zip(axes[0], picks):
-    ax.imshow(plt.imread(grids[i]), cmap="gray")
+    ax.imshow(Image.open(grids[i]), interpolation="nearest")
     ax.set_title(f"after epoch {int(grids[i].stem.split('_')[1])} of {len(grids)}")
     ax.axis("off")
 fig.tight_layout()
@@ -389,37 +401,25 @@ This run keeps no run folder (`run_dir=None`), so it never becomes lesson 01's "
 
 code(r'''
 # NBVAL_IGNORE_OUTPUT
-def seconds_per_step(trainer: Trainer, steps: int, warmup: int = 5) -> float:
-    """Median-free, simple timing of `steps` training steps after `warmup` (the trainer is thrown away)."""
-    import time
-
-    batches = trainer.data.epoch(0)
-    for _ in range(warmup):
-        trainer.train_step(*next(batches))
-    trainer._accum.tolist()  # wait for queued work before starting the clock
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step(*next(batches))
-    trainer._accum.tolist()
-    return (time.perf_counter() - start) / steps
-
-
 if IS_MNIST:
     mlp_config = make_config("mlp-mnist", profile)
-    probe_steps = {"smoke": 10, "cpu": 40, "full": 100}[profile]
-    mlp_step = seconds_per_step(setup(mlp_config, run_dir=None, progress=False), probe_steps)
+    # 1. time the MLP GAN's step on a short throwaway run
+    probe = setup(mlp_config, run_dir=None, progress=False, epochs=1,
+                  steps_per_epoch={"smoke": 10, "cpu": 60, "full": 200}[profile])
+    probe.fit()
+    mlp_step = probe.elapsed / probe.step
+    # 2. as many steps as fit in the DCGAN's training time, over as many epochs as the DCGAN had
     mlp_steps = max(c.epochs, round(dcgan_seconds / mlp_step))
-    mlp_epochs = c.epochs
+    full_epoch = len(probe.dataset) // mlp_config.batch_size
+    mlp_epochs = max(c.epochs, math.ceil(mlp_steps / full_epoch))
     mlp = setup(mlp_config, run_dir=None, epochs=mlp_epochs, steps_per_epoch=math.ceil(mlp_steps / mlp_epochs))
-    mlp_eval = EvaluateCallback(every=1, n_samples=EVAL_SAMPLES)
-    mlp.add_callback("on_epoch_end", mlp_eval)
+    mlp.add_callback("on_epoch_end", EvaluateCallback(every=1, n_samples=N_EVAL))
     mlp.fit()
     mlp_evals = pd.DataFrame(mlp.evaluations)
     mlp_seconds = mlp.elapsed - float(mlp_evals["eval_seconds"].sum())
-    print(f"budget {dcgan_seconds:.0f} s; MLP step {mlp_step * 1000:.1f} ms (measured over {probe_steps} steps) "
-          f"vs DCGAN step {dcgan_step * 1000:.0f} ms")
-    print(f"MLP GAN: {mlp.step} steps in {mlp_seconds:.0f} s of training "
-          f"({mlp_seconds / dcgan_seconds:.0%} of the DCGAN's time, {mlp.step / trainer.step:.1f}x its steps)")
+    print(f"budget: the DCGAN's {dcgan_seconds:.0f} s of training ({trainer.step} steps of {dcgan_step * 1000:.0f} ms)")
+    print(f"MLP GAN: {mlp_step * 1000:.1f} ms per step (timed over {probe.step} steps) -> {mlp.step} steps, "
+          f"which took {mlp_seconds:.0f} s ({mlp_seconds / dcgan_seconds:.0%} of the budget)")
 else:
     print("the comparison is measured with the MNIST classifier: skipped for", DATASET)
 ''')
@@ -430,11 +430,11 @@ if IS_MNIST:
     show_grids({f"DCGAN ({trainer.step} steps, {dcgan_seconds:.0f} s)": trainer.sample(64, seed=1),
                 f"MLP GAN ({mlp.step} steps, {mlp_seconds:.0f} s)": mlp.sample(64, seed=1)})
     plt.show()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(evals["seconds"] - evals["eval_seconds"].cumsum(), evals["fid"], "o-", label="DCGAN")
-    ax.plot(mlp_evals["seconds"] - mlp_evals["eval_seconds"].cumsum(), mlp_evals["fid"], "s-", label="MLP GAN")
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.plot(training_seconds(evals), evals["fid"], "o-", label="DCGAN")
+    ax.plot(training_seconds(mlp_evals), mlp_evals["fid"], "s-", label="MLP GAN")
     ax.axhline(ref["fid"], ls=":", c="gray", label="real digits")
-    ax.set(xlabel="training seconds (evaluations excluded)", ylabel=f"FID ({EVAL_SAMPLES} samples)", yscale="log",
+    ax.set(xlabel="training seconds (evaluations excluded)", ylabel=f"FID ({N_EVAL} samples)", yscale="log",
            title="quality against wall-clock time")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -506,7 +506,7 @@ def plot_class_hist(hists: dict, n: int) -> None:
 
 if IS_MNIST:
     dcgan_hist = [float(final[f"class_hist_{i}"]) for i in range(10)]
-    plot_class_hist({f"DCGAN, epoch {int(final['epoch'])}": dcgan_hist}, EVAL_SAMPLES)
+    plot_class_hist({f"DCGAN, epoch {int(final['epoch'])}": dcgan_hist}, N_EVAL)
     print("shares:", " ".join(f"{d}:{p:.1%}" for d, p in enumerate(dcgan_hist)))
 ''')
 
@@ -528,7 +528,7 @@ if IS_MNIST:
         if isinstance(layer, nn.BatchNorm2d):
             G_prone.net[i] = nn.Identity()
     prone = Trainer(prone_config, G_prone, prone_src.D, prone_src.data, device=device, run_dir=None)
-    prone_eval = EvaluateCallback(every=1, n_samples=EVAL_SAMPLES)
+    prone_eval = EvaluateCallback(every=1, n_samples=N_EVAL)
     prone.add_callback("on_epoch_end", prone_eval)
     prone.fit()
     prone_q = prone_eval.last
@@ -540,7 +540,7 @@ code(r'''
 # NBVAL_IGNORE_OUTPUT
 if IS_MNIST:
     plot_class_hist({f"DCGAN ({trainer.step} steps)": dcgan_hist,
-                     f"no batch norm in G, lr_g x5 ({prone.step} steps)": prone_q["class_hist"]}, EVAL_SAMPLES)
+                     f"no batch norm in G, lr_g x5 ({prone.step} steps)": prone_q["class_hist"]}, N_EVAL)
     show_grids({"DCGAN": trainer.sample(64, seed=2), "no batch norm in G, lr_g x5": prone.sample(64, seed=2)})
     plt.show()
     plot_losses(prone.history, title="no batch norm in G, lr_g x5: losses")

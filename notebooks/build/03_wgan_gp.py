@@ -1,0 +1,680 @@
+"""Build notebooks/03_wgan_gp.ipynb (lesson 03: Wasserstein GAN, weight clipping vs gradient penalty).
+
+Run from the repository root:  .venv/bin/python notebooks/build/03_wgan_gp.py
+then execute the notebook (see HELPERS / README) and strip it with nbstripout --keep-output --keep-count.
+The markdown observations quote the committed run: after re-executing, check them against the outputs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+OUT = Path(__file__).resolve().parents[1] / "03_wgan_gp.ipynb"
+cells = []
+
+
+def md(text: str) -> None:
+    cells.append(new_markdown_cell(text.strip("\n")))
+
+
+def code(text: str) -> None:
+    cells.append(new_code_cell(text.strip("\n")))
+
+
+# --------------------------------------------------------------------------------------------- intro
+code('''
+# Colab only: install gankit, optionally keep runs on Google Drive so a cut-off session can resume.
+import os, sys
+IN_COLAB = "google.colab" in sys.modules
+USE_DRIVE = False  # True: runs (checkpoints) go to /content/drive/MyDrive/gankit/runs
+if IN_COLAB:
+    %pip install -q "gankit @ git+https://github.com/gankit-course/gankit"
+    if USE_DRIVE:
+        from google.colab import drive
+        drive.mount("/content/drive")
+        os.environ["GANKIT_RUNS"] = "/content/drive/MyDrive/gankit/runs"
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+LOAD_RUN = False  # True: reuse the last finished runs instead of training
+
+import inspect
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from gankit.config import ConfigError, make_config, resolve_device, resolve_profile
+from gankit.losses import clip_weights, d_loss_wasserstein, g_loss_wasserstein, gradient_penalty
+from gankit.metrics import EvaluateCallback, mnist_quality, reference_quality
+from gankit.models import DCGANDiscriminator, build_models, count_parameters
+from gankit.train import train_or_load
+from gankit.viz import show_grid, show_grids
+
+device = resolve_device()
+profile = resolve_profile()
+print(f"profile: {profile}   device: {device}   torch threads: {torch.get_num_threads()}")
+config = make_config("wgan-gp-mnist", profile)
+print(config)
+''')
+
+md(r'''
+# Lesson 03: Wasserstein GAN, weight clipping vs gradient penalty
+
+Lessons 01 and 02 trained a discriminator that *classifies* (real or fake, through a sigmoid and binary
+cross-entropy). This lesson replaces it with a **critic** that *scores*, and the score difference between
+real and generated images estimates a distance between the two distributions: the Wasserstein-1 (earth
+mover's) distance. The generator and the training loop stay the same; only the loss, `n_critic` and the
+way we keep the critic well-behaved change.
+
+**Objectives.** After this lesson you can
+
+1. write the WGAN objectives and the Kantorovich-Rubinstein dual they come from, and say what the critic
+   estimates (and why it has no sigmoid);
+2. explain the two ways of enforcing the 1-Lipschitz constraint, weight clipping (Arjovsky et al. 2017) and
+   the gradient penalty (Gulrajani et al. 2017), and read the library's `gradient_penalty` line by line;
+3. say why a gradient-penalty critic must not use batch norm, and show it numerically;
+4. compare clipping and gradient penalty on the same budget, with a quality metric instead of by eye;
+5. read the critic loss as a training curve: what it estimates, what it should converge to, and how well it
+   tracks sample quality;
+6. use sampling temperature and test a claim about latent width with numbers.
+
+The cells below train four small runs; with the `cpu` profile the whole notebook takes a few minutes on a
+laptop CPU. `LOAD_RUN = True` reuses finished runs instead of training again.
+''')
+
+code('''
+# Parameter counts of the full preset (what a GPU trains); the cpu and smoke profiles use narrower nets.
+full = make_config("wgan-gp-mnist", "full")
+G_full, D_full = build_models(full)
+print(f"full preset: latent_dim={full.latent_dim}, widths {full.g_width}/{full.d_width}, critic norm {full.d_norm!r}")
+print(f"G: {count_parameters(G_full):,} parameters   critic: {count_parameters(D_full):,} parameters")
+print(f"loss={full.loss!r}  gp_weight={full.gp_weight}  n_critic={full.n_critic}  "
+      f"Adam lr {full.lr_d:g}, betas {full.betas}")
+''')
+
+# ------------------------------------------------------------------------------------------ theory
+md(r'''
+## 1. From a classifier to a critic
+
+The original GAN's discriminator at its optimum turns the generator's loss into the Jensen-Shannon
+divergence between the data distribution $P_r$ and the generator's distribution $P_g$. When the two have
+(nearly) disjoint supports, which is the normal case for images on thin manifolds early in training, the JS
+divergence is stuck at $\log 2$ and the discriminator saturates: the generator gets no useful gradient.
+
+The **Wasserstein-1 distance** does not saturate. It is the cheapest way to move the mass of $P_g$ onto
+$P_r$, where moving mass $m$ by a distance $d$ costs $m\,d$:
+
+$$
+W_1(P_r, P_g) = \inf_{\gamma \in \Pi(P_r, P_g)} \; \mathbb{E}_{(x, y) \sim \gamma} \big[\, \lVert x - y \rVert \,\big],
+$$
+
+with $\Pi(P_r, P_g)$ the joint distributions (transport plans) whose marginals are $P_r$ and $P_g$. It
+shrinks smoothly as $P_g$ moves towards $P_r$, even when they do not overlap. The infimum over plans is
+intractable, but the **Kantorovich-Rubinstein duality** turns it into a supremum over functions:
+
+$$
+W_1(P_r, P_g) = \sup_{\lVert f \rVert_L \le 1} \; \mathbb{E}_{x \sim P_r}[f(x)] - \mathbb{E}_{x \sim P_g}[f(x)],
+$$
+
+where $\lVert f \rVert_L \le 1$ means $f$ is 1-Lipschitz: $|f(x) - f(y)| \le \lVert x - y \rVert$ for all
+$x, y$. The **critic** $D$ is a neural network that plays $f$. If $D$ is only $K$-Lipschitz the same supremum
+gives $K \cdot W_1$ (scale $f$ by $K$), so a critic estimates $W_1$ *up to its Lipschitz constant*, and
+from below, because a network family cannot reach the supremum exactly.
+
+**Objectives** (both minimised, $\tilde x = G(z)$):
+
+$$
+L_D = \mathbb{E}_{z}\big[D(\tilde x)\big] - \mathbb{E}_{x \sim P_r}\big[D(x)\big] \;\big(+\ \lambda\, \text{GP}\big),
+\qquad
+L_G = -\,\mathbb{E}_{z}\big[D(\tilde x)\big].
+$$
+
+So $-L_D$ (without the penalty) is the critic's estimate of $W_1$, and the generator moves its samples
+uphill on the critic's score. `n_critic = 5` critic steps per generator step keep the critic close to the
+supremum, so that its gradient is the gradient of (an estimate of) $W_1$.
+
+**Why the critic has no sigmoid.** A sigmoid squashes the score into $(0, 1)$: $D$ becomes a classifier
+again, the score difference is bounded by 1 whatever the distance between the distributions, and where the
+sigmoid saturates its derivative vanishes, which is exactly the failure the Wasserstein loss removes. The
+dual needs an unbounded real-valued $f$ (for two point masses at distance $d$, the optimal $f$ differs by
+$d$ between them). The critic's last layer is a plain linear map, and the losses are linear in its scores:
+''')
+
+code('''
+print(inspect.getsource(d_loss_wasserstein))
+print(inspect.getsource(g_loss_wasserstein))
+''')
+
+md(r'''
+## 2. Two ways to keep the critic 1-Lipschitz
+
+**Weight clipping** (Arjovsky et al. 2017, Algorithm 1). After every critic step, clamp every weight into
+$[-c, c]$ with $c = 0.01$. A network with bounded weights is $K$-Lipschitz for some $K$ that depends on $c$
+and the architecture. The paper trains with RMSprop, learning rate $5 \cdot 10^{-5}$ and `n_critic = 5`
+(momentum-based optimizers were unstable for them). Its own authors call clipping "a clearly terrible way to
+enforce a Lipschitz constraint": a small $c$ gives vanishing gradients and slow training, a large $c$
+exploding gradients and slow convergence of the critic, and the clipped critic tends to put its weights at
+$\pm c$ and learn overly simple functions (Gulrajani et al. 2017, Fig. 1).
+
+**Gradient penalty** (Gulrajani et al. 2017, Algorithm 1). A differentiable function is 1-Lipschitz iff
+its gradient norm is at most 1 everywhere, and the optimal critic has gradient norm exactly 1 on the
+straight lines between coupled real and generated points. So WGAN-GP penalises the deviation of the
+gradient norm from 1 at random points on such lines:
+
+$$
+L_D = \mathbb{E}_{z}\big[D(\tilde x)\big] - \mathbb{E}_{x}\big[D(x)\big]
++ \lambda\, \mathbb{E}_{\hat x}\Big[\big(\lVert \nabla_{\hat x} D(\hat x) \rVert_2 - 1\big)^2\Big],
+\qquad \hat x = \alpha x + (1 - \alpha)\tilde x,\ \alpha \sim U[0, 1],
+$$
+
+with $\lambda = 10$, `n_critic = 5`, Adam with learning rate $10^{-4}$ and $\beta = (0, 0.9)$, and no batch
+norm in the critic (section 4 shows why). Here is the library's implementation:
+''')
+
+code('''
+print(inspect.getsource(gradient_penalty))
+print(inspect.getsource(clip_weights))
+''')
+
+md(r'''
+Three details in `gradient_penalty`, each a bug found in popular implementations:
+
+* **One $\alpha$ per sample.** `alpha` has shape `(B, 1, 1, 1)` and broadcasts over channels and pixels,
+  so $\hat x_i$ lies on the straight line from $\tilde x_i$ to $x_i$. Drawing `alpha` with the image's shape
+  (one per pixel) gives a pixel-wise mix that lies on no such line: the penalty is then enforced at the wrong
+  points.
+* **The norm over all non-batch dimensions.** `grad.flatten(1)` turns the `(B, C, H, W)` gradient into `(B, C*H*W)`
+  and the norm runs over dimension 1: one norm per sample, of the gradient with respect to the whole image.
+  `grad.norm(2, dim=1)` on the unflattened tensor takes the norm over the channels only, one per pixel, and
+  pushes every pixel's gradient towards 1.
+* **`eps` inside the square root.** $\frac{d}{du}\sqrt{u} = \frac{1}{2\sqrt{u}}$ is infinite at $u = 0$, so a
+  sample whose input gradient is exactly zero makes the backward pass produce `0 * inf = nan`, and one NaN
+  poisons every weight. $\sqrt{u + \epsilon}$ keeps it finite.
+
+The next cell checks the implementation against a closed form. A **linear critic** $f(x) = w^\top x + b$ has
+the same input gradient $w$ everywhere, so its penalty must be $(\lVert w \rVert - 1)^2$ for any data and
+any $\alpha$. The same cell shows what the wrong-axis norm computes, and what the missing `eps` does.
+''')
+
+code('''
+class LinearCritic(nn.Module):
+    """f(x) = <w, x> + b on (B, 1, 8, 8) images: its input gradient is w everywhere."""
+
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w.clone())
+        self.b = nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.w).flatten(1).sum(1) + self.b
+
+
+g = torch.Generator().manual_seed(0)
+w = torch.randn(1, 1, 8, 8, generator=g)
+w = w / w.norm() * 2.5  # ||w|| = 2.5, so the closed form is (2.5 - 1)^2 = 2.25
+critic = LinearCritic(w)
+for trial in range(2):  # two different batches of "real" and "fake" images, random alphas
+    x_real, x_fake = torch.randn(16, 1, 8, 8, generator=g), torch.randn(16, 1, 8, 8, generator=g)
+    per_sample = gradient_penalty(critic, x_real, x_fake, reduction="none")
+    print(f"batch {trial}: penalty per sample min {per_sample.min():.5f} max {per_sample.max():.5f}, "
+          f"closed form {(w.norm().item() - 1) ** 2:.5f}")
+    assert torch.allclose(per_sample, torch.full((16,), (w.norm().item() - 1) ** 2), rtol=1e-5)
+
+# The wrong axis: a norm over dim=1 of (B, C, H, W) is |w_pixel| per pixel for one channel.
+x_hat = x_real.clone().requires_grad_(True)
+(grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat)
+wrong = ((grad.norm(2, dim=1) - 1) ** 2).mean()
+print(f"norm over the channel axis only: {wrong.item():.5f} (pushes each of the 64 pixel gradients towards 1)")
+
+# The missing eps: a critic whose input gradient is exactly zero.
+zero_critic = LinearCritic(torch.zeros(1, 1, 8, 8))
+x_hat = x_real.clone().requires_grad_(True)
+(grad,) = torch.autograd.grad(zero_critic(x_hat).sum(), x_hat, create_graph=True)
+no_eps = ((grad.flatten(1).pow(2).sum(1).sqrt() - 1) ** 2).mean()
+no_eps.backward()
+print(f"without eps: weight gradient has NaN: {zero_critic.w.grad.isnan().any().item()}")
+zero_critic.zero_grad()
+gradient_penalty(zero_critic, x_real, x_fake).backward()
+print(f"with eps:    weight gradient has NaN: {zero_critic.w.grad.isnan().any().item()}")
+''')
+
+md(r'''
+Clipping is one line, but look at what it does to a DCGAN critic *at initialisation*: the DCGAN recipe draws
+weights from $N(0, 0.02^2)$, so most of them are already outside $[-0.01, 0.01]$ and get pinned to the bound
+by the first clip.
+''')
+
+code('''
+torch.manual_seed(0)
+_, D_clip = build_models(make_config("wgan-gp-mnist", "full", gp_weight=0.0, clip_value=0.01, d_norm="none"))
+conv = [p for p in D_clip.parameters() if p.dim() > 1]
+before = sum((p.abs() > 0.01).sum().item() for p in conv) / sum(p.numel() for p in conv)
+clip_weights(D_clip, 0.01)
+at_bound = sum((p.abs() == 0.01).sum().item() for p in conv) / sum(p.numel() for p in conv)
+largest = max(p.abs().max().item() for p in D_clip.parameters())
+print(f"conv weights outside [-0.01, 0.01] at init: {before:.1%}; at the bound after one clip: {at_bound:.1%}")
+print(f"largest |weight| after clipping: {largest:.4f}")
+''')
+
+# ------------------------------------------------------------------------------------------ batch norm
+md(r'''
+## 3. Why batch norm leaves the critic
+
+The penalty constrains the gradient of the critic **for each sample on its own**:
+$\nabla_{\hat x_i} D(\hat x_i)$. `gradient_penalty` computes all of them in one backward pass of
+`scores.sum()`, which is correct only if the score of sample $i$ depends on $\hat x_i$ alone. Batch norm (in
+training mode) normalises each feature with the mean and variance of the *batch*, so $D(\hat x_i)$ depends on
+every other sample in the batch: the critic is no longer a function of one image, the "gradient of sample
+$i$" picks up terms from the others, and the penalty constrains something that is not the Lipschitz constant
+of the function that scores images. Gulrajani et al. replace batch norm by layer norm, which normalises each
+sample over its own features (`GroupNorm(1, C)` here), or use no normalisation.
+
+A numeric check: compute the per-sample penalty of sample 0, then replace **only the other samples** of the
+batch and compute it again, with the same $\alpha$.
+''')
+
+code('''
+def penalty_of_sample_0(norm: str) -> tuple[float, float]:
+    torch.manual_seed(0)
+    critic = DCGANDiscriminator(32, 1, 8, norm=norm).train()
+    g = torch.Generator().manual_seed(1)
+    x_real, x_fake = torch.rand(8, 1, 32, 32, generator=g) * 2 - 1, torch.rand(8, 1, 32, 32, generator=g) * 2 - 1
+    alpha = torch.rand(8, 1, 1, 1, generator=g)
+    first = gradient_penalty(critic, x_real, x_fake, alpha=alpha, reduction="none")[0].item()
+    x_real[1:] = torch.rand(7, 1, 32, 32, generator=g) * 2 - 1  # new samples 1..7; sample 0 is untouched
+    x_fake[1:] = torch.rand(7, 1, 32, 32, generator=g) * 2 - 1
+    second = gradient_penalty(critic, x_real, x_fake, alpha=alpha, reduction="none")[0].item()
+    return first, second
+
+
+for norm in ("batch", "layer", "none"):
+    a, b = penalty_of_sample_0(norm)
+    print(f"{norm:>5} norm: penalty of sample 0 {a:.4f} -> {b:.4f}   changed: {not math.isclose(a, b, rel_tol=1e-6)}")
+
+try:  # the library refuses the combination outright
+    build_models(make_config("wgan-gp-mnist", "full", d_norm="batch"))
+except ConfigError as e:
+    print(f"ConfigError: {e}")
+''')
+
+md(r'''
+With batch norm, sample 0's penalty changes although sample 0 did not: it depends on which other images
+happened to share its batch. With layer norm or no normalisation it is exactly the same. The preset uses
+layer norm (`d_norm="layer"`); the clipping run below uses none, as in Arjovsky et al.'s DCGAN critic
+without batch norm.
+''')
+
+# ------------------------------------------------------------------------------------------ training
+md(r'''
+## 4. Training WGAN-GP
+
+The run below trains the `wgan-gp-mnist` preset under the current profile, and after every epoch an
+`EvaluateCallback` draws samples from fixed noise and measures them with gankit's MNIST classifier
+(lesson 01 introduced it): the Frechet distance between classifier features of generated and real test
+digits ("FID" below; classifier features, not Inception, so comparable within this course only), KID,
+how many of the ten digits get at least 2% of the samples, and the classifier's mean confidence. The
+number of samples is printed with every table, because FID depends on it. `reference_quality(n)` gives
+the numbers real training digits get at the same sample count: the floor to compare against.
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+N_EVAL = 500 if profile == "smoke" else 2000  # samples per quality evaluation
+reference = reference_quality(N_EVAL)
+print(f"real MNIST digits, n={N_EVAL}: FID {reference['fid']:.2f}, KID {reference['kid_mean']:.4f}, "
+      f"classes covered {reference['classes_covered']}, mean confidence {reference['mean_confidence']:.3f}")
+cfg = pd.Series({k: v for k, v in config.to_dict().items() if k not in ("extra", "data_path")}, name="value")
+print(cfg.loc[["latent_dim", "g_width", "d_width", "d_norm", "gp_weight", "n_critic", "batch_size", "lr_g",
+               "lr_d", "betas", "epochs", "steps_per_epoch"]].to_string())
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+gp = train_or_load("wgan-gp-mnist", load=LOAD_RUN,
+                   callbacks={"on_epoch_end": [EvaluateCallback(every=1, n_samples=N_EVAL)]})
+print(f"run {gp.run_dir.name}: {gp.step} critic steps ({gp.step // gp.config.n_critic} generator steps) "
+      f"in {gp.elapsed:.0f} s")
+''')
+
+md(r'''
+**Weight clipping on the same budget.** Same preset, same data order, same number of critic and generator
+steps; the changes are exactly those of Arjovsky et al.: no penalty, clip at $c = 0.01$, RMSprop with
+learning rate $5 \cdot 10^{-5}$ for both networks, and a critic without normalisation.
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+CLIPPING = dict(gp_weight=0.0, clip_value=0.01, optimizer="rmsprop", lr_g=5e-5, lr_d=5e-5, d_norm="none")
+clip = train_or_load("wgan-gp-mnist", load=LOAD_RUN,
+                     callbacks={"on_epoch_end": [EvaluateCallback(every=1, n_samples=N_EVAL)]}, **CLIPPING)
+print(f"run {clip.run_dir.name}: {clip.step} critic steps ({clip.step // clip.config.n_critic} generator steps) "
+      f"in {clip.elapsed:.0f} s")
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+def evaluations(trainer) -> pd.DataFrame:
+    """The run's quality evaluations, with the training time that excludes the evaluations themselves."""
+    ev = pd.DataFrame(trainer.evaluations)
+    # `seconds` counts everything since the start, including earlier evaluations: take those out
+    ev["train_seconds"] = ev["seconds"] - ev["eval_seconds"].cumsum().shift(fill_value=0.0)
+    return ev
+
+
+def w1_estimate(trainer) -> pd.Series:
+    """Critic estimate of W1 per logging interval: mean D(x) - mean D(G(z)) (the penalty left out)."""
+    h = trainer.history
+    return pd.Series((h["d_real"] - h["d_fake"]).values, index=h["step"].values)
+
+
+runs = {"gradient penalty": gp, "weight clipping": clip}
+rows = {}
+for name, t in runs.items():
+    ev = evaluations(t)
+    last = ev.iloc[-1]
+    rows[name] = {"critic steps": t.step, "generator steps": t.step // t.config.n_critic,
+                  "train seconds": round(last["train_seconds"], 1),
+                  "ms per critic step": round(1000 * last["train_seconds"] / t.step, 1),
+                  "FID": round(last["fid"], 2), "KID": round(last["kid_mean"], 4),
+                  "classes covered": int(last["classes_covered"]),
+                  "mean confidence": round(last["mean_confidence"], 3),
+                  "best FID": round(ev["fid"].min(), 2)}
+rows[f"real digits"] = {"FID": round(reference["fid"], 2), "KID": round(reference["kid_mean"], 4),
+                        "classes covered": reference["classes_covered"],
+                        "mean confidence": round(reference["mean_confidence"], 3)}
+comparison = pd.DataFrame(rows).T
+print(f"final evaluation, n={N_EVAL} samples each")
+comparison
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+show_grids({f"gradient penalty, step {gp.step}": gp.sample(64, seed=0),
+            f"weight clipping, step {clip.step}": clip.sample(64, seed=0)}, size=4.5)
+plt.show()
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+fig, axes = plt.subplots(2, 2, figsize=(11, 6.5))
+for name, t in runs.items():
+    ev = evaluations(t)
+    axes[0, 0].plot(ev["step"], ev["fid"], "o-", label=name)
+    axes[0, 1].plot(ev["train_seconds"], ev["fid"], "o-", label=name)
+    axes[1, 0].plot(ev["step"], ev["classes_covered"], "o-", label=name)
+    axes[1, 1].plot(ev["train_seconds"], ev["classes_covered"], "o-", label=name)
+for ax in axes[0]:
+    ax.axhline(reference["fid"], ls=":", c="gray", lw=1, label="real digits")
+    ax.set(ylabel=f"FID (classifier, n={N_EVAL})", yscale="log")
+for ax in axes[1]:
+    ax.set(ylabel="classes covered (>= 2%)", ylim=(-0.5, 10.5))
+for ax in axes[:, 0]:
+    ax.set(xlabel="critic step")
+for ax in axes[:, 1]:
+    ax.set(xlabel="training seconds (evaluations excluded)")
+for ax in axes.flat:
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+fig.suptitle("quality against step and wall clock")
+fig.tight_layout()
+plt.show()
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+for ax, (name, t) in zip(axes[:2], runs.items()):
+    est = w1_estimate(t)
+    ax.plot(est.index, est.values, lw=0.8, alpha=0.5, label="per logging interval")
+    ax.plot(est.index, est.rolling(10, min_periods=1).mean(), lw=2, label="rolling mean")
+    ax.set(xlabel="critic step", ylabel="mean D(x) - mean D(G(z))", title=f"{name}: critic's W1 estimate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+for name, t in runs.items():  # weights of the two trained critics (convolutions only)
+    w = torch.cat([p.detach().flatten().cpu() for p in t.D.parameters() if p.dim() > 1])
+    axes[2].hist(w.numpy(), bins=120, range=(-0.06, 0.06), alpha=0.6, density=True, label=name)
+axes[2].set(xlabel="critic weight", ylabel="density", title="trained critic weights", yscale="log")
+axes[2].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+for name, t in runs.items():
+    w = torch.cat([p.detach().flatten().cpu() for p in t.D.parameters() if p.dim() > 1])
+    print(f"{name:>16}: {(w.abs() >= 0.0099).float().mean():.1%} of critic weights within 1% of +-0.01, "
+          f"largest |w| {w.abs().max():.3f}")
+''')
+
+md(r'''
+**What to look for.** The two W1 estimates are on different scales and cannot be compared with each other:
+the clipped critic is $K$-Lipschitz for some unknown $K$ set by $c = 0.01$ and the architecture, so its
+estimate is $K\,W_1$ with $K$ far below 1; the gradient-penalty critic is pushed towards $K = 1$, so its
+number is in the units of $W_1$ itself (pixel distance in $[-1, 1]$ space, summed over $32 \times 32$
+pixels). Within each run the shape of the curve is what tells you something. The weight histogram shows
+the clipped critic's weights piled up at $\pm 0.01$: that is the capacity problem of clipping, the
+network spends most of its weights at the bound.
+
+OBSERVATIONS-COMPARISON
+''')
+
+# ------------------------------------------------------------------------------------------ reading the loss
+md(r'''
+## 5. Reading the critic loss as a training curve
+
+With the gradient penalty, the logged `loss_d` includes the penalty term, so split it into its parts. The
+history's `d_real` and `d_fake` are the mean critic scores on real and generated images over each logging
+interval (for a WGAN they are raw scores, not probabilities), so
+
+$$
+\widehat{W}_1 = \overline{D(x)} - \overline{D(\tilde x)}, \qquad
+\lambda\,\text{GP} = L_D + \widehat{W}_1, \qquad -L_D = \widehat{W}_1 - \lambda\,\text{GP}.
+$$
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+h = gp.history.set_index("step")
+smooth = lambda s: s.rolling(10, min_periods=1).mean()
+w1 = h["d_real"] - h["d_fake"]
+penalty = h["loss_d"] + w1
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+axes[0].plot(h.index, smooth(w1), label="W1 estimate = D(x) - D(G(z))")
+axes[0].plot(h.index, smooth(-h["loss_d"]), label="-loss_d = W1 estimate - penalty")
+axes[0].plot(h.index, smooth(penalty), label="lambda * gradient penalty")
+axes[0].axhline(0, c="gray", lw=0.8)
+axes[0].set(xlabel="critic step", title="critic loss, taken apart (rolling mean of 10 intervals)")
+axes[1].plot(h.index, smooth(h["d_real"]), label="mean D(x)")
+axes[1].plot(h.index, smooth(h["d_fake"]), label="mean D(G(z))")
+axes[1].plot(h.index, smooth(h["loss_g"]), label="loss_g = -D(G(z))", ls="--")
+axes[1].set(xlabel="critic step", title="raw critic scores drift together")
+for ax in axes:
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+print(f"last 10% of training: W1 estimate {w1.iloc[-len(w1) // 10:].mean():.2f}, "
+      f"lambda*GP {penalty.iloc[-len(w1) // 10:].mean():.3f}, peak W1 estimate {smooth(w1).max():.2f}")
+''')
+
+md(r'''
+**What the losses should converge to.** This is the question our sources asked and left open.
+
+* **The W1 estimate** $\overline{D(x)} - \overline{D(\tilde x)}$ is the number to watch. It first rises
+  while the critic learns to separate the (very different) distributions, then falls as the generator
+  closes the gap. It moves towards 0 but does not reach it: a finite generator never matches the data
+  exactly, and even with a perfect generator a critic trained on finite batches finds small differences
+  between two samples of the same distribution. A plateau means the generator has stopped improving (or the
+  critic cannot find more differences); a rise late in training is a warning sign.
+* **The penalty** $\lambda\,\text{GP}$ should stay small compared to the estimate: a large penalty means the
+  critic is far from 1-Lipschitz and its estimate is not in the units of $W_1$.
+* **`loss_g`** and the raw scores $\overline{D(x)}$, $\overline{D(\tilde x)}$ have no target value at all:
+  the objective is unchanged when a constant is added to the critic ($f$ and $f + c$ give the same
+  difference), so the scores drift up or down together and `loss_g` $= -\overline{D(\tilde x)}$ drifts with
+  them. Do not read convergence from `loss_g`.
+* There is no equilibrium value like BCE's $2 \log 2$: the critic is never "confused", it measures a
+  distance, and the distance shrinks.
+
+Does the estimate track sample quality? Each evaluation below is paired with the mean W1 estimate over
+the logging intervals since the previous evaluation.
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+def w1_at_evaluations(trainer) -> pd.DataFrame:
+    ev, est = evaluations(trainer), w1_estimate(trainer)
+    bounds = [0, *ev["step"]]
+    ev["w1_estimate"] = [est[(est.index > a) & (est.index <= b)].mean() for a, b in zip(bounds[:-1], bounds[1:])]
+    return ev
+
+
+pairs = w1_at_evaluations(gp)
+pearson = np.corrcoef(pairs["w1_estimate"], pairs["fid"])[0, 1]
+spearman = pairs["w1_estimate"].rank().corr(pairs["fid"].rank())
+clip_pairs = w1_at_evaluations(clip)
+clip_spearman = clip_pairs["w1_estimate"].rank().corr(clip_pairs["fid"].rank())
+fig, ax = plt.subplots(figsize=(5.5, 4))
+sc = ax.scatter(pairs["w1_estimate"], pairs["fid"], c=pairs["step"], cmap="viridis")
+fig.colorbar(sc, label="critic step")
+ax.set(xlabel="critic's W1 estimate (mean over the epoch)", ylabel=f"FID (n={N_EVAL})", yscale="log",
+       title="gradient penalty: W1 estimate vs FID")
+ax.grid(alpha=0.3)
+plt.show()
+print(f"gradient penalty, {len(pairs)} evaluations: Pearson r = {pearson:.2f}, Spearman rho = {spearman:.2f}")
+print(f"weight clipping,  {len(clip_pairs)} evaluations: Spearman rho = {clip_spearman:.2f}")
+print(pairs[["step", "w1_estimate", "fid", "classes_covered"]].round(3).to_string(index=False))
+''')
+
+md(r'''
+OBSERVATIONS-W1
+''')
+
+# ------------------------------------------------------------------------------------------ temperature
+md(r'''
+## 6. Sampling temperature
+
+The generator was trained on $z \sim N(0, I)$. Sampling with **temperature** $T$ feeds it $T z$ instead:
+$T < 1$ pulls the latents towards the mode of the prior, where the generator has seen the most training
+signal, and trades diversity for fidelity (the "truncation trick" of BigGAN and the temperature of Glow do
+the same); $T > 1$ pushes them outside the shell the generator was trained on. In $d$ dimensions $\lVert z
+\rVert \approx \sqrt{d}$ with a spread of about $0.7$ whatever $d$ is, so $T = 1.5$ puts every latent about
+$0.5\sqrt{d}$ beyond the training shell: a latent norm the generator has essentially never seen.
+''')
+
+code('''
+# P(||z|| > T sqrt(d)) for z ~ N(0, I_d): ||z||^2 is chi-squared with d degrees of freedom,
+# so the probability is the regularised upper incomplete gamma function Q(d/2, T^2 d/2).
+for d in (100, 128, 512):
+    probs = [torch.special.gammaincc(torch.tensor(d / 2, dtype=torch.float64),
+                                     torch.tensor(t * t * d / 2, dtype=torch.float64)).item() for t in (1.0, 1.2, 1.5)]
+    print(f"d={d:>3}: P(||z|| > T sqrt(d)) = " + ", ".join(f"{p:.2e} at T={t}" for p, t in zip(probs, (1.0, 1.2, 1.5))))
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+TEMPERATURES = (0.4, 0.6, 0.8, 1.0, 1.5)
+show_grids({f"T = {t}": gp.sample(36, temperature=t, seed=3) for t in TEMPERATURES}, size=3.0)
+plt.show()
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+def quality_by_temperature(trainer, temperatures=TEMPERATURES, n=N_EVAL, seed=7) -> pd.DataFrame:
+    rows = []
+    for t in temperatures:
+        q = mnist_quality(trainer.sample(n, temperature=t, seed=seed))
+        rows.append({"T": t, "FID": q["fid"], "KID": q["kid_mean"], "classes covered": q["classes_covered"],
+                     "mean confidence": q["mean_confidence"], "KL to uniform": q["kl_uniform"]})
+    return pd.DataFrame(rows).set_index("T").round(4)
+
+
+by_t = quality_by_temperature(gp)
+print(f"gradient-penalty run, latent_dim={gp.config.latent_dim}, n={N_EVAL} samples per row")
+by_t
+''')
+
+md(r'''
+OBSERVATIONS-TEMPERATURE
+''')
+
+# ------------------------------------------------------------------------------------------ latent width
+md(r'''
+## 7. Does a 512-wide latent stay coherent at $T = 1.5$?
+
+One of our sources claims that with a 512-dimensional latent the samples "stay coherent" at temperature
+1.5, where a 100-dimensional latent does not (the config comment in `gankit.config` repeats it). The
+argument above suggests the opposite could just as well be true. Measure it: two runs identical except
+`latent_dim` (100 vs 512), same steps, same seed, then the same quality numbers at $T = 1.0$ and $T = 1.5$.
+The runs are half as long as the main run to keep the notebook's budget, so compare them with each other,
+not with the main run.
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+SHORT = dict(epochs=max(1, config.epochs // 2))
+latent_runs = {}
+for d in (100, 512):
+    t = train_or_load("wgan-gp-mnist", load=LOAD_RUN, latent_dim=d, **SHORT)
+    latent_runs[d] = t
+    print(f"latent_dim={d}: run {t.run_dir.name}, {t.step} critic steps in {t.elapsed:.0f} s")
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+table = pd.concat({f"latent {d}": quality_by_temperature(t, (1.0, 1.5)) for d, t in latent_runs.items()})
+print(f"n={N_EVAL} samples per row, {latent_runs[100].step} critic steps per run")
+table
+''')
+
+code('''
+# NBVAL_IGNORE_OUTPUT
+show_grids({f"latent {d}, T = {t}": run.sample(36, temperature=t, seed=3)
+            for d, run in latent_runs.items() for t in (1.0, 1.5)}, size=3.0)
+plt.show()
+''')
+
+md(r'''
+OBSERVATIONS-LATENT
+''')
+
+# ------------------------------------------------------------------------------------------ end
+md(r'''
+## Summary
+
+* The critic of a WGAN estimates the Wasserstein-1 distance through the Kantorovich-Rubinstein dual, up to
+  its Lipschitz constant; it outputs an unbounded score, no sigmoid.
+* Weight clipping bounds the Lipschitz constant crudely and wastes the critic's weights at the bound; the
+  gradient penalty asks for gradient norm 1 on lines between real and generated samples, one $\alpha$ and
+  one norm per sample, with an $\epsilon$ under the square root, and needs a critic without batch norm.
+* Read $\overline{D(x)} - \overline{D(\tilde x)}$ as the training curve: it falls towards (never to) zero
+  as the generator improves; `loss_g` and the raw scores drift and mean nothing on their own.
+* Temperature trades diversity for fidelity; claims about it are cheap to measure.
+
+## Exercises
+
+1. **Per-pixel alpha.** Copy `gradient_penalty` into a cell, draw `alpha` with the shape of `x_real`, and
+   train the preset for the same budget. Compare FID and the W1 curve with the run above. Why does the linear
+   critic test in section 2 not catch this bug?
+2. **Clipping bound.** Repeat the clipping run with $c = 0.001$ and $c = 0.1$ (`clip_value`). Which one
+   shows vanishing, which one exploding critic gradients? Plot the W1 estimate of each.
+3. **Equal wall clock.** Clipping steps are cheaper (no double backward). Give the clipping run as many
+   extra epochs as fit in the gradient-penalty run's training time and compare again: does the conclusion
+   of section 4 change?
+4. **`n_critic`.** Train with `n_critic=1` and `n_critic=10` on the same wall-clock budget. Which reaches
+   the lowest FID, and what happens to the W1 estimate?
+5. **Seeds.** Section 7 compares one training seed per latent width. Repeat both runs with `seed=1` and
+   `seed=2`: is the difference between the widths larger than the difference between seeds?
+6. **Two-sided or one-sided.** Gulrajani et al. also tried the one-sided penalty
+   $\max(0, \lVert \nabla \rVert - 1)^2$. Implement it as a `penalty=` function for `Trainer` and compare.
+''')
+
+nb = new_notebook(cells=cells, metadata={
+    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+})
+nbformat.write(nb, OUT)
+print(f"wrote {OUT.name}: {len(cells)} cells")

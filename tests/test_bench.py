@@ -1,0 +1,180 @@
+"""gankit.bench: FLOP counting, and that the gankit and tutorial loops train the same networks on the same batch.
+
+No timing asserts: speed is measured by `gankit bench`, not tested.
+"""
+import pytest
+import torch
+import torch.nn as nn
+
+from gankit.bench import (GankitLoop, RateProbe, TutorialLoop, count_flops, gpu_variants, table, to_markdown,
+                          verdict)
+from gankit.config import GANConfig
+from gankit.data import Dataset
+from gankit.losses import gradient_penalty
+from gankit.models import build_models
+from gankit.train import _load_optimizer, scores_per_sample
+from helpers import synthetic, tiny_config, tiny_trainer
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # these tests check what is computed, not how fast: one thread keeps them quick on a shared, busy CPU
+    # (small ops on two oversubscribed threads can be 50x slower)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class TutorialImages(torch.utils.data.Dataset):
+    """What torchvision's MNIST does per item: uint8 -> PIL image -> ToTensor + Normalize."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:
+        from torchvision import transforms
+
+        self.images, self.labels = images, labels
+        self.tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        img = Image.fromarray(self.images[i, 0].numpy(), mode="L")
+        return self.tf(img), (self.labels[i] if self.labels is not None else 0)
+
+
+def loops(config: GANConfig, n: int = 64):
+    images, labels = synthetic(n, config.channels, config.image_size, config.num_classes)
+    g = GankitLoop(config, Dataset(images, labels), torch.device("cpu"))
+    t = TutorialLoop(config, TutorialImages(images, labels), torch.device("cpu"))
+    return g, t
+
+
+def test_flops_of_a_linear_layer_match_the_closed_form():
+    lin = nn.Linear(30, 20)
+    x = torch.randn(8, 30)
+    assert count_flops(lambda: lin(x)) == 2 * 8 * 30 * 20
+    # backward: the weight gradient, plus the input gradient when the input needs one
+    assert count_flops(lambda: lin(x).sum().backward()) == 2 * (2 * 8 * 30 * 20)
+    xg = x.clone().requires_grad_(True)
+    assert count_flops(lambda: lin(xg).sum().backward()) == 3 * (2 * 8 * 30 * 20)
+
+
+def test_flops_of_a_convolution_match_the_closed_form():
+    conv = nn.Conv2d(3, 8, 4, 2, 1, bias=False)
+    x = torch.randn(2, 3, 16, 16)
+    assert count_flops(lambda: conv(x)) == 2 * 2 * 8 * 8 * 8 * 3 * 4 * 4  # 2 * B * Cout * Hout * Wout * Cin * k * k
+
+
+def test_flops_are_counted_through_a_gradient_penalty():
+    # FlopCounterMode's module hooks break autograd.grad(create_graph=True); count_flops must not
+    lin = nn.Linear(10, 1)
+    critic = lambda x: lin(x.flatten(1)).squeeze(1)  # noqa: E731
+    x_real, x_fake = torch.randn(4, 10), torch.randn(4, 10)
+    flops = count_flops(lambda: gradient_penalty(critic, x_real, x_fake).backward())
+    assert flops >= 2 * 4 * 10 * 1 * 2  # at least the forward and the input gradient
+
+
+def test_rate_probes_count_their_flops():
+    assert RateProbe("matmul", torch.device("cpu")).flops == 2 * 2048 ** 3
+    assert RateProbe("conv", torch.device("cpu")).flops == 2 * 64 * 128 * 16 * 16 * 128 * 3 * 3
+    with pytest.raises(ValueError, match="matmul"):
+        RateProbe("fft", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("kind", [
+    dict(),
+    dict(preset="cgan-mnist", num_classes=10),
+    dict(preset="wgan-gp-mnist", model="dcgan", image_size=32, g_width=8, d_width=8, d_norm="layer",
+         loss="wgan", gp_weight=10.0, n_critic=2, betas=(0.0, 0.9)),
+], ids=["mlp", "cgan", "wgan-gp"])
+def test_both_loops_train_the_same_networks_on_the_same_batch(kind):
+    config = tiny_config(**kind)
+    g, t = loops(config)
+    (gG, gD), (tG, tD) = g.networks, t.networks
+    for a, b in ((gG, tG), (gD, tD)):
+        assert type(a) is type(b)
+        sa, sb = a.state_dict(), b.state_dict()
+        assert list(sa) == list(sb)
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)  # same seed: same initial weights too
+    assert t.loader.batch_size == config.batch_size == g.trainer.data.batch_size
+    imgs, _ = next(iter(t.loader))
+    x, _ = next(g.trainer.data.epoch(0))
+    assert imgs.shape == x.shape and imgs.dtype == x.dtype
+    assert imgs.min() >= -1 and imgs.max() <= 1 and x.min() >= -1 and x.max() <= 1  # the same [-1, 1] range
+
+    before = [p.detach().clone() for p in (*gG.parameters(), *gD.parameters(), *tG.parameters(), *tD.parameters())]
+    assert g.run(2) == t.run(2) == 2 * config.n_critic * config.batch_size
+    after = [*gG.parameters(), *gD.parameters(), *tG.parameters(), *tD.parameters()]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))  # every tensor of G and D trained
+    assert len(t.losses_d) == 2 * config.n_critic and len(t.losses_g) == 2  # .item() on every step
+    assert g.trainer.step == 2 * config.n_critic
+
+
+def test_both_loops_do_the_same_work_per_image():
+    g, t = loops(tiny_config())
+    fg, ft = count_flops(g.one_cycle), count_flops(t.one_cycle)
+    assert fg > 0 and abs(fg - ft) / ft < 0.05
+
+
+def test_tutorial_loop_uses_sigmoid_and_bce_loss_with_default_optimizers():
+    _, t = loops(tiny_config())
+    assert isinstance(t.D.sigmoid, nn.Sigmoid) and isinstance(t.criterion, nn.BCELoss)
+    assert not t.opt_d.param_groups[0]["fused"] and not t.opt_d.param_groups[0]["foreach"]
+    out = t.D(torch.rand(4, 1, 28, 28) * 2 - 1)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_no_gpu_variants_without_cuda():
+    assert gpu_variants(torch.device("cpu"), tiny_config()) == {}
+
+
+def test_joint_discriminator_call_only_without_batch_statistics():
+    mlp = build_models(tiny_config())[1]
+    critic = build_models(tiny_config(model="dcgan", image_size=32, d_width=8, g_width=8, d_norm="layer"))[1]
+    bn = build_models(tiny_config(model="dcgan", image_size=32, d_width=8, g_width=8, d_norm="batch"))[1]
+    assert scores_per_sample(mlp) and scores_per_sample(critic)
+    assert not scores_per_sample(bn)
+    assert not scores_per_sample(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)))  # randomness: not per sample
+
+
+@pytest.mark.parametrize("kind", [dict(), dict(preset="cgan-mnist", num_classes=10)], ids=["mlp", "cgan"])
+def test_joint_discriminator_step_equals_two_separate_calls(kind):
+    config = tiny_config(**kind)
+    a, b = tiny_trainer(config), tiny_trainer(config)
+    b._joint_d = False
+    assert a._joint_d
+    x, y = next(a.data.epoch(0))
+    for t in (a, b):
+        torch.manual_seed(1)
+        t.train_step(x, y)
+    for p, q in zip((*a.G.parameters(), *a.D.parameters()), (*b.G.parameters(), *b.D.parameters())):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a._accum, b._accum, rtol=1e-5, atol=1e-6)
+
+
+def test_loading_optimizer_state_keeps_the_kernel_choice():
+    t = tiny_trainer(tiny_config())
+    x, y = next(t.data.epoch(0))
+    t.train_step(x, y)
+    state = t.opt_d.state_dict()
+    fused = t.opt_d.param_groups[0]["fused"]
+    state["param_groups"] = [{**g, "fused": None, "foreach": None} for g in state["param_groups"]]  # an older run
+    _load_optimizer(t.opt_d, state)
+    assert t.opt_d.param_groups[0]["fused"] == fused
+    t.train_step(x, y)  # and it still steps
+
+
+def test_table_states_each_target():
+    rows = [dict(preset="mlp-mnist", loop="gankit", widths="h=256", batch=64, n_critic=1, **{
+        "MFLOP/img": 11.3, "img/s": 2000.0, "vs tutorial": 2.1, "GFLOP/s": 22.6, "rate kind": "matmul",
+        "of device rate": 0.5, "repeats": 9}),
+        dict(preset="dcgan-mnist", loop="gankit", widths="w=32", batch=64, n_critic=1, **{
+            "MFLOP/img": 104.0, "img/s": 200.0, "vs tutorial": 0.97, "GFLOP/s": 20.8, "rate kind": "conv",
+            "of device rate": 0.85, "repeats": 9})]
+    assert verdict(rows[0]) == "met: >= 2x tutorial"
+    assert verdict(rows[1]) == "met: >= 80% conv rate; MISSED: >= tutorial"
+    md = to_markdown(table(rows))
+    assert md.splitlines()[0].startswith("| preset | loop |") and "| 2.10x |" in md and "85% of conv" in md
