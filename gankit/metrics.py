@@ -6,13 +6,17 @@ cannot run offline; and the FID authors (Heusel et al. 2017) advise a domain-spe
 features for data as far from ImageNet as MNIST digits. So every distance here (Frechet distance
 and KID) is computed by torchmetrics on the penultimate features of `MNISTClassifier`, against the
 MNIST test split. The numbers are therefore comparable with each other, not with published
-Inception FIDs. Both distances are biased by the number of samples: always report `n_samples`
-beside them, and read them against `reference_quality(n)`, the value real digits get at that count.
+Inception FIDs. Both depend on the number of samples (FID is biased upwards at small counts, KID is
+unbiased but spreads more): always report `n_samples` beside them, and read them against
+`reference_quality(n)`, what real digits get at that count.
 
-Shipped weights (gankit/weights/mnist_classifier.pt), measured on this repository's 2-core CPU:
-    command:  python -m gankit.metrics train-classifier   (the same as `gankit metrics train-classifier`)
-    seed 0, 3 epochs, batch 128, ±2 px random shifts, AdamW + one-cycle LR
-    MNIST test accuracy: TBD; training time: TBD s; file size: TBD KB
+Shipped weights (gankit/weights/mnist_classifier.pt, 403 KB, 99k parameters), made on a 2-core CPU with
+    python -m gankit.metrics train-classifier      (what `gankit metrics train-classifier` runs)
+    seed 0, 3 epochs, batch 128, +-2 px random shifts, AdamW with a one-cycle LR, torch 2.14, 2 threads:
+    MNIST test accuracy 0.9946. Wall time 1138 s, but on a machine shared with other jobs (load average
+    about 10 on 2 cores). The same command with 1 thread (OMP_NUM_THREADS=1) under the same load: test
+    accuracy 0.9937, 58 s of CPU time, 414 s wall; so about a minute on an idle 2-core CPU.
+Real digits at n=2000 against the 10k test reference (`reference_quality(2000)`): FID 1.61, KID 0.10 +- 0.45.
 """
 from __future__ import annotations
 
@@ -294,6 +298,8 @@ def mnist_quality(images: torch.Tensor, labels: torch.Tensor | None = None, *,
     labels: int (N,) the class each sample was asked for (conditional models), or None.
     reference: real images to compare with (default: the first `n_reference` images of the
     MNIST test split, whose features are cached in-process for the default classifier).
+    classifier: default the shipped one, on the device of `images` (CPU for MPS images); a
+    classifier of your own is used on its own device (not MPS: FID needs float64).
 
     Returns a dict; the sample counts come with it because every number below depends on them:
       n_samples, n_reference, kid_subset_size  sample counts used
@@ -315,7 +321,8 @@ def mnist_quality(images: torch.Tensor, labels: torch.Tensor | None = None, *,
         raise ValueError(f"labels must be class ids of shape ({n},), got {tuple(labels.shape)}")
     shared = classifier is None
     if shared:
-        device = images.device
+        # torchmetrics keeps FID statistics in float64, which Apple MPS lacks: measure MPS samples on the CPU
+        device = images.device if images.device.type != "mps" else torch.device("cpu")
         classifier = _shared_classifier(device)
     else:
         device = next(classifier.parameters()).device
