@@ -421,8 +421,11 @@ class EvaluateCallback:
         labels = None
         if config.num_classes == 10:
             labels = torch.arange(self.n_samples, device=trainer.device) % 10
-        images = trainer.sample(self.n_samples, labels, seed=self.seed)
-        quality = mnist_quality(images, labels)
+        # Evaluation must not move training's random numbers: a run trains the same with or without it.
+        devices = [trainer.device] if getattr(trainer.device, "type", "cpu") == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            images = trainer.sample(self.n_samples, labels, seed=self.seed)
+            quality = mnist_quality(images, labels)
         self.last = quality
         values = {k: float(v) for k, v in quality.items() if k != "class_hist"}
         values.update({f"class_hist_{i}": p for i, p in enumerate(quality["class_hist"])})
