@@ -240,6 +240,17 @@ def test_evaluate_callback_logs_one_evaluation_with_all_keys(mnist):
     assert cb.last is not None and len(cb.last["class_hist"]) == 10
 
 
+def test_evaluate_callback_leaves_trainings_random_numbers_alone(mnist):
+    # A run must train identically with or without evaluation (torchmetrics draws from the global RNG).
+    _, test = mnist
+    trainer = FakeTrainer(GANConfig(preset="mlp-mnist"), test.images, test.labels, epoch=1)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    metrics.EvaluateCallback(every=1, n_samples=N)(trainer)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_evaluate_callback_skips_off_epochs_and_unconditional_models_get_no_labels(mnist):
     _, test = mnist
     trainer = FakeTrainer(GANConfig(preset="mlp-mnist"), test.images, test.labels, epoch=3)
