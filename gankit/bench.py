@@ -321,7 +321,8 @@ def tutorial_dataset(config: GANConfig) -> torch.utils.data.Dataset:
         pd_ = posters.load_posters(root, (config.image_size, config.image_size), top_k=config.extra.get("top_k"),
                                    encoding=config.extra.get("encoding", "multi-hot"), progress=False)
         paths = [posters._poster_file(root, i) for i in pd_.ids]
-        tf = transforms.Compose([*steps, transforms.CenterCrop(config.image_size), transforms.ToTensor(),
+        flip = [transforms.RandomHorizontalFlip()] if config.augment else []  # gankit flips batches too
+        tf = transforms.Compose([*steps, transforms.CenterCrop(config.image_size), *flip, transforms.ToTensor(),
                                  transforms.Normalize([0.5] * 3, [0.5] * 3)])
         return _PosterFiles(paths, pd_.genres, tf)
     if config.dataset != "mnist":
@@ -339,8 +340,8 @@ def tutorial_dataset(config: GANConfig) -> torch.utils.data.Dataset:
 def gpu_variants(device: torch.device, config: GANConfig) -> dict[str, Callable[[Trainer], None]]:
     """Trainer modifications measured against plain fp32 on CUDA: bf16 autocast, channels_last, compile.
 
-    Not run on a CPU (bf16 autocast there is an emulation on most CPUs, and compile needs a C++
-    toolchain): this returns {} unless the device is CUDA.
+    Issue 6 asks for them on a GPU; elsewhere this returns {}. channels_last only for the conv
+    presets; compile not with a gradient penalty (compiled graphs lack double backward).
     """
     if device.type != "cuda":
         return {}
@@ -429,7 +430,8 @@ def measure_preset(preset: str, device: torch.device, settings: Settings = FULL,
         ips = statistics.median(rates[name])
         ratio = statistics.median(a / b for a, b in zip(rates[name], base))  # paired: same load
         gflops = flops.get(name, flops["gankit"]) * ips / 1e9
-        widths = f"h={config.hidden_dim}" if config.model == "mlp" else f"w={config.g_width}"
+        width = f"h={config.hidden_dim}" if config.model == "mlp" else f"w={config.g_width}"
+        widths = f"{config.image_size}px{' RGB' if config.channels == 3 else ''}, {width}"
         rows.append({
             "preset": preset, "loop": name, "profile": profile, "widths": widths, "batch": config.batch_size,
             "n_critic": config.n_critic, "MFLOP/img": flops.get(name, flops["gankit"]) / 1e6, "img/s": ips,

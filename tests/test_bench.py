@@ -168,10 +168,10 @@ def test_loading_optimizer_state_keeps_the_kernel_choice():
 
 
 def test_table_states_each_target():
-    rows = [dict(preset="mlp-mnist", loop="gankit", widths="h=256", batch=64, n_critic=1, **{
+    rows = [dict(preset="mlp-mnist", loop="gankit", widths="28px, h=256", batch=64, n_critic=1, **{
         "MFLOP/img": 11.3, "img/s": 2000.0, "vs tutorial": 2.1, "GFLOP/s": 22.6, "rate kind": "matmul",
         "of device rate": 0.5, "repeats": 9}),
-        dict(preset="dcgan-mnist", loop="gankit", widths="w=32", batch=64, n_critic=1, **{
+        dict(preset="dcgan-mnist", loop="gankit", widths="32px, w=32", batch=64, n_critic=1, **{
             "MFLOP/img": 104.0, "img/s": 200.0, "vs tutorial": 0.97, "GFLOP/s": 20.8, "rate kind": "conv",
             "of device rate": 0.85, "repeats": 9})]
     assert verdict(rows[0]) == "met: >= 2x tutorial"

@@ -11,7 +11,7 @@ from gankit.config import ConfigError, make_config
 from gankit.genre_metrics import conditioning_report, genre_scores, split_indices
 from gankit.models import DCGANDiscriminator, MLPDiscriminator, build_models
 from gankit.posters import GENRES, make_toy
-from gankit.train import setup
+from gankit.train import load_checkpoint, setup
 from gankit.tricks import (FeatureMatching, MinibatchDiscrimination, add_minibatch_discrimination,
                            discriminator_features, feature_matching_loss)
 
@@ -140,11 +140,11 @@ def test_split_indices_disjoint_and_complete():
 
 def test_genre_scores_perfect_and_shuffled():
     g = torch.Generator().manual_seed(0)
-    target = (torch.rand(4000, 5, generator=g) < 0.3).float()
+    target = (torch.rand(2000, 5, generator=g) < 0.3).float()
     names = ["a", "b", "c", "d", "e"]
     perfect = genre_scores(target * 0.8 + 0.1, target, names)
     assert np.allclose(perfect["auc"], 1.0) and np.allclose(perfect["ap"], 1.0)
-    shuffled = genre_scores(target[torch.randperm(4000, generator=g)], target, names)
+    shuffled = genre_scores(target[torch.randperm(2000, generator=g)], target, names)
     assert np.allclose(shuffled["auc"], 0.5, atol=0.03)
     assert np.allclose(shuffled["ap"], shuffled["prevalence"], atol=0.05)  # chance AP is the genre's frequency
     rare = target.clone()
@@ -214,13 +214,14 @@ def digit_checkpoint(tmp_path_factory):
 def test_sample_genres_png_and_npz(poster_checkpoint, tmp_path, capsys):
     png = tmp_path / "x.png"
     assert main(["sample", str(poster_checkpoint), "--genres", "Horror,Sci-Fi", "--n", "8", "--out", str(png)]) == 0
-    assert Image.open(png).size == (3 * 66 + 2, 3 * 66 + 2)  # 8 posters of 64 px: a 3x3 grid, 2 px padding
+    size = load_checkpoint(poster_checkpoint)["config"]["image_size"]
+    assert Image.open(png).size == (3 * (size + 2) + 2,) * 2  # 8 posters: a 3x3 grid with 2 px padding
     npz = tmp_path / "x.npz"
     # case and spacing do not matter, '|' works like ','
     assert main(["sample", str(poster_checkpoint), "--genres", " horror | SCI-FI ", "--n", "4", "--out", str(npz),
                  "--seed", "3"]) == 0
     data = np.load(npz)
-    assert data["images"].shape == (4, 3, 64, 64) and data["images"].dtype == np.uint8
+    assert data["images"].shape == (4, 3, size, size) and data["images"].dtype == np.uint8
     chosen = [str(n) for n in data["genre_names"][data["genres"][0].astype(bool)]]
     assert chosen == ["Horror", "Sci-Fi"] and (data["genres"] == data["genres"][0]).all()
     again = tmp_path / "y.npz"
@@ -266,7 +267,7 @@ def test_genre_picker_draws_on_change(poster_checkpoint):
     trainer = Trainer.from_checkpoint(poster_checkpoint, run_dir=None, progress=False)
     box = genre_picker(trainer, n=4, genres=("Horror",), show=False)
     first = box.images.clone()
-    assert first.shape == (4, 3, 64, 64)
+    assert first.shape == (4, 3, trainer.config.image_size, trainer.config.image_size)
     box.controls["genres"].value = ("Comedy", "Romance")
     assert not torch.equal(box.images, first)
     assert box.condition[0, GENRES.index("Comedy")] == 1 and box.condition[0, GENRES.index("Horror")] == 0
