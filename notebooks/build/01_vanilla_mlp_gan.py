@@ -581,7 +581,7 @@ md(r"""
 All numbers below come from the outputs above (`cpu` profile). Executing the notebook twice on
 this machine gave identical numbers.
 
-**The run.** 12 epochs x 937 steps = 11,244 steps of 64 images in 592 s of wall-clock, 108 s of
+**The run.** 12 epochs x 937 steps = 11,244 steps of 64 images in 426 s of wall-clock, 79 s of
 it in the 12 quality evaluations, on a 2-core machine that other jobs were using at the same
 time (an idle machine is faster).
 
@@ -600,9 +600,9 @@ time (an idle machine is faster).
    equilibrium, while still improving.
 
 **Samples.** After epoch 1 the grid is grey blobs with a faint 8/9 shape, nearly the same for
-every $z$. After epoch 7: strokes on black, mostly 7s, 9s, 3s and 4s, with white specks. After epoch 12: each
-of the ten digits appears in the 64-sample grid, most of them clearly, with salt noise and some
-broken strokes. Each output pixel comes from its own row of the last linear layer; an MLP has
+every $z$. After epoch 7: strokes on black, mostly 7s, 9s, 3s and 4s, with white specks. After
+epoch 12: each of the ten digits appears in the 64-sample grid, most of them clearly, with salt
+noise and some broken strokes. Each output pixel comes from its own row of the last linear layer; an MLP has
 no notion of neighbouring pixels (lesson 02's convolutions do).
 
 **Quality** (2,000 samples, against the 10,000 MNIST test digits). FID fell from 464.6 after
@@ -623,8 +623,9 @@ run *is* the main run's first 3 epochs: the same seed gives the same batches and
 evaluating does not touch training's random numbers, so both reach FID 293.9. The minimax
 run's $D(G(z))$ collapsed within the first 300 steps, to a 50-step mean of 0.016 (logit $-4.1$,
 where the non-saturating loss would push about $e^{4.1} \approx 60$ times harder), swung back to
-0.46 by step 350 and oscillated more than the other run for the rest of epoch 1, averaging 0.248; the non-saturating run never went below 0.157 (logit $-1.7$, a ratio of
-about 5) and averaged 0.380. The minimax generator recovered nonetheless, probably because Adam
+0.46 by step 350 and oscillated more than the other run for the rest of epoch 1, averaging
+0.248; the non-saturating run never went below 0.157 (logit $-1.7$, a ratio of about 5) and
+averaged 0.380. The minimax generator recovered nonetheless, probably because Adam
 divides each step by a running RMS of the gradient, so a uniformly small gradient still moves
 the weights. After 3 epochs the non-saturating run is ahead, FID 293.9 against 319.0, with 8
 classes covered each: in this small setting the saturating loss cost speed, not success.
