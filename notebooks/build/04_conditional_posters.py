@@ -242,7 +242,13 @@ pd.DataFrame([{{"": f"cgan-mnist after {{int(final['step'])}} steps", **{{k: fin
 ''')
 
 md(r"""
-OBSERVATIONS_MNIST
+**In this run** (`cpu` profile, 8 epochs = 7,496 steps, 197 s): the conditional accuracy
+climbs from 0.60 after the first epoch to 0.86 after the second and **0.957** after the eighth,
+above the 95% target and below the 0.990 the same classifier scores on 2,000 real training
+digits with their true labels. FID falls from 242 to 23.4 (real digits at the same count:
+1.6): the digits are the right ones well before they look clean, which the grid shows too,
+every row the asked-for digit, with speckles the real digits do not have. The generator covers
+all ten classes at every epoch; that is not surprising, since the requests cover all ten.
 """)
 
 # ------------------------------------------------------------------------------------------- tricks
@@ -317,12 +323,30 @@ tricks_table.round(3)
 code(rf'''
 {IGNORE}
 row_labels = torch.arange(10).repeat_interleave(6)
-show_grids({{name: t.sample(60, row_labels.to(t.device), seed=0) for name, t in variants.items()}}, nrow=6, size=3.2)
+show_grids({{name: t.sample(60, row_labels.to(t.device), seed=0) for name, t in variants.items()}}, nrow=6, size=3.8)
 plt.show()
 ''')
 
 md(r"""
-OBSERVATIONS_TRICKS
+**In this run** (one epoch = 937 steps per variant, 2,000 samples each, one seed):
+
+- **Concatenation vs projection** is the largest effect in the table: 0.222 against 0.598
+  conditional accuracy at the same budget, FID 338 against 242, and only 6 of 10 classes
+  covered. After one epoch the concat discriminator has barely started to use the label, so
+  the generator has no reason to either; the projection term makes the label count from the
+  first step.
+- **Label smoothing** (0.626, FID 225) and **feature matching** (0.640, FID 214) are small gains
+  over the baseline (0.598, FID 242). With a single seed, differences of two or three points
+  are within what another seed could move; read them as "does not hurt, may help a little".
+  Feature matching adds a second pass through $D$ per generator step (27 s against 21 s here,
+  though timings on a shared machine move that much: concat, which adds nothing, took 27 s too).
+- **Minibatch discrimination** hurts at this budget: 0.300, FID 424, 5 classes covered, and
+  twice the time (45 s against 21 s). The grid shows near-identical digits along each row:
+  exactly the collapse the trick is meant to expose, which after one epoch it has not yet
+  cured. Salimans et al. used it in long runs; a trick measured in one setting does not carry
+  over to another by default, which is why each one here is a switch and a number.
+
+The main run above uses none of these (projection only) and still reaches the target.
 """)
 
 # ------------------------------------------------------------------------------------------ posters
@@ -511,17 +535,20 @@ per_genre = reports["multi-hot"]["per_genre"][["genre", "positives", "prevalence
                                               "auc_shuffled", "ap_real", "ap_generated", "ap_shuffled"]]
 per_genre = per_genre.rename(columns=lambda s: s.replace("generated", "gen_multihot"))
 per_genre.insert(5, "auc_gen_normalised", reports["normalised"]["per_genre"]["auc_generated"].values)
-fig, ax = plt.subplots(figsize=(11, 3.2))
+per_genre = per_genre.sort_values("positives", ascending=False, kind="stable").reset_index(drop=True)
+fig, ax = plt.subplots(figsize=(11, 3.4))
 xs = torch.arange(len(per_genre)).numpy()
 for k, (col, label) in enumerate([("auc_real", "real held-out"), ("auc_gen_multihot", "generated, multi-hot"),
                                    ("auc_gen_normalised", "generated, normalised"), ("auc_shuffled", "shuffled")]):
     ax.bar(xs + (k - 1.5) * 0.2, per_genre[col], width=0.2, label=label)
 ax.axhline(0.5, ls=":", c="gray", lw=1)
-ax.set(xticks=xs, ylabel="ROC-AUC", ylim=(0.3, 1.02), title="per-genre ROC-AUC of the genre classifier")
-ax.set_xticklabels([f"{{g}} ({{p}})" for g, p in zip(per_genre["genre"], per_genre["positives"])], rotation=60)
-ax.legend(fontsize=8, ncol=4)
+ax.set(xticks=xs, ylabel="ROC-AUC", ylim=(0.3, 1.02))
+ax.set_title("per-genre ROC-AUC of the genre classifier (held-out positives in brackets)", pad=26)
+ax.set_xticklabels([f"{{g}} ({{p}})" for g, p in zip(per_genre["genre"], per_genre["positives"])], rotation=60,
+                   ha="right", rotation_mode="anchor")
+ax.legend(fontsize=8, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
 plt.show()
-per_genre.sort_values("positives", ascending=False).round(3)
+per_genre.round(3)
 ''')
 
 md(r"""
@@ -533,14 +560,14 @@ alike (usually the look of the most frequent genres), whatever the diagonal entr
 
 code(rf'''
 {IGNORE}
-fig, axes = plt.subplots(1, len(poster_runs), figsize=(12, 4.6))
+fig, axes = plt.subplots(1, len(poster_runs), figsize=(13, 5.2), constrained_layout=True)
 for ax, (encoding, t) in zip(axes, poster_runs.items()):
     response = genre_response(classifier, lambda y, t=t: t.sample(len(y), y.to(t.device), seed=1).cpu(), names,
                               SHOW, n=32, mode=encoding)
     im = ax.imshow(response.values, vmin=0, vmax=1, cmap="viridis")
     ax.set(xticks=range(len(SHOW)), yticks=range(len(SHOW)), xlabel="classifier's probability of", ylabel="asked for",
-           title=f"{{encoding}}: diagonal mean {{response.values.diagonal().mean():.2f}}, "
-                 f"off-diagonal {{(response.values.sum() - response.values.trace()) / (len(SHOW) ** 2 - len(SHOW)):.2f}}")
+           title=f"{{encoding}}\ndiagonal mean {{response.values.diagonal().mean():.2f}}, "
+                 f"off-diagonal mean {{(response.values.sum() - response.values.trace()) / (len(SHOW) ** 2 - len(SHOW)):.2f}}")
     ax.set_xticklabels(SHOW, rotation=60)
     ax.set_yticklabels(SHOW)
 fig.colorbar(im, ax=axes, shrink=0.8)
@@ -548,7 +575,26 @@ plt.show()
 ''')
 
 md(r"""
-OBSERVATIONS_POSTERS
+**In this run** (toy posters, 32x32, 870 generator steps per run, about 50 s each):
+
+- **Conditioning works, well short of the ceiling.** The multi-hot model's posters score a mean
+  ROC-AUC of **0.750** against the genres they were asked for, between chance (the same posters
+  against shuffled genres: 0.504) and the classifier on real held-out posters (0.969); mAP 0.373
+  against 0.116 and 0.753. FID in the classifier's features is 37.9, the real-vs-real floor 3.6.
+- **Frequent genres are painted best**: Drama 0.928, Romance 0.893, Thriller 0.849, Comedy
+  0.847. But rarity is not the whole story: Documentary, with 32 held-out positives, is at
+  chance (0.504), while Family (20 positives) reaches 0.835. In the response matrix, Drama,
+  Comedy and Romance requests are read as such with probability 0.93 to 1.00 and Thriller 0.50,
+  while Horror requests are read as Horror only 0.19 and Action requests more as Drama (0.17)
+  than as Action (0.08): the most frequent genre's look leaking into a weaker one.
+- **Multi-hot beats the normalised encoding** on every summary number: ROC-AUC 0.750 against
+  0.721, mAP 0.373 against 0.311, and above all FID 37.9 against **72.8**. The grid shows why FID
+  doubles: in the normalised run's rows the eight different noise vectors give nearly the same
+  poster, a collapse *within* each genre that ROC-AUC cannot see (the posters still show their
+  genre: the normalised model even reads better on Adventure, Documentary, History and Music,
+  and asked for one genre alone it paints Action 0.53 and Horror 0.60, where a lone genre is
+  its strongest possible condition). The per-genre differences go both ways, so with one seed
+  per encoding only the FID gap is large enough to call.
 """)
 
 md(r"""
@@ -642,7 +688,21 @@ plt.show()
 md(r"""
 ## Summary
 
-SUMMARY_TEXT
+- The condition enters the generator as an embedding concatenated with $z$, and the
+  discriminator either the same way (concatenation) or as an inner product with its features
+  (projection, $D(x, y) = \psi(\phi(x)) + e(y)^\top\phi(x)$). For multi-hot genres the
+  projection term is one "does this poster look like genre $g$" per requested genre.
+- Conditioning is measured, not eyeballed: conditional accuracy for digits (0.957 here after
+  8 epochs, target 95%); for posters a genre classifier's ROC-AUC and AP on generated posters
+  between two anchors, real held-out posters (ceiling 0.969) and the same generated posters with
+  shuffled genres (chance 0.504). Ours: 0.750.
+- At equal budget the projection discriminator beat concatenation by a wide margin (0.598 vs
+  0.222 after one epoch); label smoothing and feature matching helped a little; minibatch
+  discrimination hurt in a one-epoch run.
+- Collapse to one look shows in the numbers: generated scores on the shuffled ones (ignored
+  condition), per-genre ROC-AUC falling to 0.5 (ignored genres), a response matrix whose rows
+  match (one look for every request), and a FID that grows while ROC-AUC holds (collapse within
+  a genre, as the normalised encoding showed: FID 72.8 against 37.9).
 
 ## Exercises
 
