@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from .config import GANConfig, cache_root, data_root, make_config, resolve_device, seed_everything
+from .config import ConfigError, GANConfig, cache_root, data_root, make_config, resolve_device, seed_everything
 from .data import BatchSource, Dataset, load_dataset
 from .models import build_models
 from .train import Trainer
@@ -491,18 +491,26 @@ def _load() -> str:
 
 
 def main(device: str | None = None, presets: list[str] | None = None, out: str | os.PathLike | None = None,
-         quick: bool = False, threads: int | None = None, settings: Settings | None = None) -> int:
-    """Measure the presets, print the table, optionally write it (Markdown) to `out`; returns 0."""
+         quick: bool = False, threads: int | None = None, settings: Settings | None = None,
+         profile: str | None = None) -> int:
+    """Measure the presets, print the table, optionally write it (Markdown) to `out`; returns 0.
+
+    `profile` picks the network sizes: by default the `cpu` profile's on a CPU and the presets'
+    own (`full`) on a GPU; `profile="full"` on a CPU measures the lesson networks at full width.
+    """
     dev = resolve_device(device)
+    if profile not in (None, "cpu", "full"):
+        raise ConfigError(f"bench measures the 'cpu' or 'full' sizes, not {profile!r} (smoke sizes time nothing useful)")
     command = "gankit bench" + (f" --device {device}" if device else "") + (
-        f" --presets {' '.join(presets)}" if presets else "") + (" --quick" if quick else "")
+        f" --presets {' '.join(presets)}" if presets else "") + (f" --profile {profile}" if profile else "") + (
+        " --quick" if quick else "")
     presets = list(presets or PRESET_ORDER)
     for p in presets:
         make_config(p, "cpu")  # unknown names fail now, with the list of presets, not after minutes
     threads = threads or default_threads()
     torch.set_num_threads(threads)
     settings = settings or (QUICK if quick else FULL)
-    profile = "cpu" if dev.type == "cpu" else "full"
+    profile = profile or ("cpu" if dev.type == "cpu" else "full")
     where = f"{dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
     print(f"gankit bench on {where}, {threads} torch threads, torch {torch.__version__}, {profile}-profile widths, "
           f"up to {settings.repeats} alternating repeats of ~{settings.chunk_s:g} s per loop")

@@ -98,6 +98,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.labels and args.genres:
         raise ConfigError("give --labels or --genres, not both")
     if c.num_classes:
+        if args.genres:
+            raise ConfigError(f"{args.checkpoint} is conditioned on class ids 0..{c.num_classes - 1} ({c.preset}), "
+                              f"not genres: use --labels, e.g. --labels 3,7")
         ids = parse_labels(args.labels, c.num_classes) if args.labels else list(range(c.num_classes))
         labels = torch.tensor([ids[i % len(ids)] for i in range(args.n)])
         extra = {"labels": labels.numpy().astype(np.int64)}
@@ -105,6 +108,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         from .posters import encode_genres, parse_genres
 
         names = c.extra.get("label_names") or []
+        if args.labels:
+            raise ConfigError(f"{args.checkpoint} is conditioned on genres ({c.preset}), not class ids: use --genres, "
+                              f"e.g. --genres \"Horror,Sci-Fi\" (valid: {', '.join(names)})")
         if not args.genres:
             raise ConfigError(f"this model paints posters for chosen genres: pass --genres, e.g. \"Horror,Sci-Fi\" "
                               f"(valid: {', '.join(names)})")
@@ -159,7 +165,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
-    return bench_main(device=args.device, presets=args.presets, out=args.out, quick=args.quick)
+    return bench_main(device=args.device, presets=args.presets, out=args.out, quick=args.quick, profile=args.profile)
 
 
 def _cmd_metrics(args: argparse.Namespace) -> int:
@@ -227,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--presets", nargs="*")
     b.add_argument("--out", default=None, help="write the table (Markdown) here too")
     b.add_argument("--quick", action="store_true", help="fewer repeats (a quick look, not a measurement)")
+    b.add_argument("--profile", choices=("cpu", "full"), default=None,
+                   help="network sizes: cpu (default on a CPU) or full (the presets' own; default on a GPU)")
     b.set_defaults(func=_cmd_bench)
 
     mt = sub.add_parser("metrics", help="the MNIST classifier behind the quality metrics")

@@ -23,6 +23,7 @@ from .config import GANConfig, project_dir, resolve_device, seed_everything
 from .data import BatchSource, load_dataset
 from .losses import LossFn, clip_weights, gradient_penalty, losses_for
 from .models import build_models
+from .tricks import FeatureMatching
 
 HISTORY_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "seconds"]
 CHECKPOINT_FORMAT = 1
@@ -184,7 +185,10 @@ class Trainer:
         default_d, default_g = losses_for(config)
         self.d_loss, self.g_loss = d_loss or default_d, g_loss or default_g
         self.penalty = penalty or (gradient_penalty if config.gp_weight > 0 else None)
-        self.g_aux, self.progress = g_aux, progress
+        # Like the penalty, feature matching follows from the config, so a Trainer rebuilt from a
+        # checkpoint (from_checkpoint, resume) trains with the same objective as the one that wrote it.
+        self.g_aux = g_aux or (FeatureMatching(config.feature_matching) if config.feature_matching > 0 else None)
+        self.progress = progress
         self.opt_g, self.opt_d = self._optimizer(G, config.lr_g), self._optimizer(D, config.lr_d)
         self._joint_d = scores_per_sample(D)
         self.score = torch.sigmoid if config.loss == "bce" else (lambda t: t)  # D(x) as a probability for BCE
@@ -564,7 +568,7 @@ class Trainer:
         if saved.preset != self.config.preset:
             raise CheckpointError(f"{source} is from preset {saved.preset!r}, not {self.config.preset!r}")
         arch = ("model", "image_size", "channels", "latent_dim", "hidden_dim", "g_width", "d_width", "d_norm",
-                "num_classes", "cond_dim", "cond_mode")
+                "num_classes", "cond_dim", "cond_mode", "minibatch_disc")
         diff = {k: (getattr(saved, k), getattr(self.config, k)) for k in arch if getattr(saved, k) != getattr(self.config, k)}
         if diff:
             text = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in diff.items())
@@ -684,12 +688,7 @@ def setup(preset_or_config: str | GANConfig, *, profile: str | None = None, data
     if config.cond_dim and ds.label_names:  # genre names travel with the checkpoint, for `gankit sample --genres`
         config.extra["label_names"] = list(ds.label_names)
     G, D = build_models(config)
-    g_aux = None
-    if config.feature_matching > 0:  # Salimans et al. 2016; see gankit/tricks.py
-        from .tricks import FeatureMatching
-
-        g_aux = FeatureMatching(config.feature_matching)
-    trainer = Trainer(config, G, D, source, device=dev, run_dir=run_dir, progress=progress, g_aux=g_aux)
+    trainer = Trainer(config, G, D, source, device=dev, run_dir=run_dir, progress=progress)
     trainer.dataset = ds
     return trainer
 

@@ -131,6 +131,15 @@ def test_no_gpu_variants_without_cuda():
     assert gpu_variants(torch.device("cpu"), tiny_config()) == {}
 
 
+def test_bench_refuses_smoke_sizes_before_measuring(capsys):
+    from gankit.bench import main
+    from gankit.config import ConfigError
+
+    with pytest.raises(ConfigError, match="'cpu' or 'full'"):
+        main(device="cpu", presets=["mlp-mnist"], profile="smoke")
+    assert "gankit bench on" not in capsys.readouterr().out  # it stopped before timing anything
+
+
 def test_joint_discriminator_call_only_without_batch_statistics():
     mlp = build_models(tiny_config())[1]
     critic = build_models(tiny_config(model="dcgan", image_size=32, d_width=8, g_width=8, d_norm="layer"))[1]

@@ -11,7 +11,7 @@ from gankit.config import ConfigError, make_config
 from gankit.genre_metrics import conditioning_report, genre_scores, split_indices
 from gankit.models import DCGANDiscriminator, MLPDiscriminator, build_models
 from gankit.posters import GENRES, make_toy
-from gankit.train import load_checkpoint, setup
+from gankit.train import CheckpointError, Trainer, load_checkpoint, setup
 from gankit.tricks import (FeatureMatching, MinibatchDiscrimination, add_minibatch_discrimination,
                            discriminator_features, feature_matching_loss)
 
@@ -128,6 +128,33 @@ def test_setup_turns_the_options_into_tricks(toy_root):
     assert len(trainer.history) == 1
     with pytest.raises(ValueError, match="> 0"):
         FeatureMatching(0.0)
+
+
+
+def test_feature_matching_survives_a_checkpoint(tmp_path):
+    """A resumed or reloaded run trains with the objective it was started with: the term follows the config."""
+    images, labels = synthetic(64, classes=10)
+    cfg = tiny_config(preset="cgan-mnist", num_classes=10, feature_matching=0.5, epochs=1)
+    straight = tiny_trainer(cfg.replace(epochs=2), images=images, labels=labels)
+    assert isinstance(straight.g_aux, FeatureMatching)
+    straight.fit()
+    first = tiny_trainer(cfg, run_dir=tmp_path / "r", images=images, labels=labels)
+    first.fit()
+    source = tiny_trainer(cfg, images=images, labels=labels).data
+    again = Trainer.from_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt", source, device="cpu", progress=False)
+    assert isinstance(again.g_aux, FeatureMatching) and again.g_aux.weight == 0.5
+    again.fit(2)
+    for a, b in zip(straight.G.parameters(), again.G.parameters()):
+        assert torch.equal(a, b)  # without the term after reloading, the G weights would differ
+
+
+def test_checkpoint_with_minibatch_discrimination_needs_the_same_option(tmp_path):
+    images, labels = synthetic(64, classes=10)
+    cfg = tiny_config(preset="cgan-mnist", num_classes=10, minibatch_disc=True, epochs=1)
+    tiny_trainer(cfg, run_dir=tmp_path / "r", images=images, labels=labels).fit()
+    plain = tiny_trainer(cfg.replace(minibatch_disc=False), images=images, labels=labels)
+    with pytest.raises(CheckpointError, match="minibatch_disc: saved True vs now False"):
+        plain.resume(tmp_path / "r" / "checkpoints" / "last.pt")
 
 
 # ---------------------------------------------------------------------------------- genre metrics
@@ -249,6 +276,16 @@ def test_sample_labels_on_the_digit_model(digit_checkpoint, tmp_path, capsys):
     assert rc == 2 and "0..9" in capsys.readouterr().err
     rc = main(["sample", str(digit_checkpoint), "--labels", "three", "--n", "2", "--out", str(out)])
     assert rc == 2 and "comma-separated integers" in capsys.readouterr().err
+
+
+def test_sample_refuses_the_other_kind_of_condition(digit_checkpoint, poster_checkpoint, tmp_path, capsys):
+    out = tmp_path / "x.png"
+    rc = main(["sample", str(digit_checkpoint), "--genres", "Horror", "--n", "2", "--out", str(out)])
+    assert rc == 2 and "not genres: use --labels" in capsys.readouterr().err
+    rc = main(["sample", str(poster_checkpoint), "--labels", "3", "--n", "2", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not class ids: use --genres" in err and "Sci-Fi" in err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("n", ["0", "-3"])

@@ -557,7 +557,7 @@ why = {
     "latent_dim": "digits need few latent factors",
     "hidden_dim": "256 learns all ten digits in minutes on a CPU",
     "batch_size": "small batches: many updates per epoch",
-    "lr_g": "Adam 2e-4 for both nets, as in DCGAN",
+    "lr_g": "Adam 4e-4: twice DCGAN's 2e-4; all ten digits in half the epochs here",
     "lr_d": "equal rates: neither net is favoured",
     "betas": "beta1 = 0.5 damps momentum, which oscillates in a two-player game",
     "g_loss": "strong early gradients (section 1)",
@@ -581,60 +581,63 @@ md(r"""
 All numbers below come from the outputs above (`cpu` profile). Executing the notebook twice on
 this machine gave identical numbers.
 
-**The run.** 12 epochs x 937 steps = 11,244 steps of 64 images in 426 s of wall-clock, 79 s of
-it in the 12 quality evaluations, on a 2-core machine that other jobs were using at the same
-time (an idle machine is faster).
+**The run.** 15 epochs x 937 steps = 14,055 steps of 64 images in 164 s of wall-clock on a
+2-core CPU, 27 s of it in the 15 quality evaluations (the first one, which also loads the
+classifier and the test digits, took 4.5 s; the others about 1.6 s).
 
-**Losses, in three phases** (per-epoch means from the table in section 5):
+**Losses, in two phases** (per-epoch means from the table in section 5):
 
-1. *The discriminator pulls ahead* (epochs 1-2): $D(G(z))$ falls from 0.58 at the first log
-   (step 50) to 0.23 (epoch 2 mean), while $\mathcal L_G$ climbs from 0.62 to 2.56, with a
-   50-step peak of 3.67 at step 1,650.
-2. *A plateau* (epochs 2-7): $D(x) \approx 0.80\text{-}0.81$, $D(G(z)) \approx 0.19\text{-}0.23$,
-   $\mathcal L_D \approx 0.60\text{-}0.65$. $D$ stays ahead but never wins: its lowest 50-step
-   mean on fakes was 0.157 (step 1,500), a logit of about $-1.7$, where the non-saturating
-   gradient is still 0.84. No collapse of training.
-3. *The generator catches up* (epochs 8-12): $D(G(z))$ rises to 0.328 and $D(x)$ falls to 0.679
-   (epoch 12 means); $\mathcal L_D$ climbs from 0.65 in epoch 7 to 0.97 in epoch 12, towards
-   $2\log 2 = 1.386$, and $\mathcal L_G$ falls to 1.44. The run stops well before the
-   equilibrium, while still improving.
+1. *The discriminator pulls ahead* (epochs 1-4): $D(G(z))$ falls from 0.60 at the first log
+   (step 50) to an epoch mean of 0.29 in epoch 3, while $\mathcal L_G$ climbs from 0.92 to
+   50-step means of about 2.0 (2.08 at step 1,500). The lowest 50-step mean on fakes was 0.272
+   (step 1,400), a logit of about $-1.0$, where the non-saturating gradient is still 0.73 of
+   its maximum. $D$ never wins outright, so training does not stall.
+2. *A steady state* (epochs 5-15): after step 5,000 every 50-step mean stays within
+   $D(x) = 0.63\text{-}0.65$, $D(G(z)) = 0.34\text{-}0.38$, $\mathcal L_D = 1.01\text{-}1.10$ and
+   $\mathcal L_G = 1.18\text{-}1.34$. The curves are flat, yet the samples and FID keep
+   improving through all of it: flat losses mean the two players are matched, not that
+   learning has stopped. The losses stay well away from the equilibrium ($2\log 2 = 1.386$ and
+   $D = \tfrac12$): $D$ still tells real from fake better than chance.
 
-**Samples.** After epoch 1 the grid is grey blobs with a faint 8/9 shape, nearly the same for
-every $z$. After epoch 7: strokes on black, mostly 7s, 9s, 3s and 4s, with white specks. After
-epoch 12: each of the ten digits appears in the 64-sample grid, most of them clearly, with salt
-noise and some broken strokes. Each output pixel comes from its own row of the last linear layer; an MLP has
-no notion of neighbouring pixels (lesson 02's convolutions do).
+**Samples.** After epoch 1 the grid is grey, speckled blobs, most of them the same 8/9-like
+loop whatever $z$ is (the classifier reads 81% of them as 8). After epoch 8 (the middle grid): strokes on black, most of them
+readable digits, with white specks and some broken shapes. After epoch 15 every one of the ten
+digits appears in the 64-sample grid (zeros and sixes are the rarest, as the histogram of
+section 6 confirms), most of them
+clearly, with salt noise and a few malformed ones (a tangle in the bottom-right corner). Each
+output pixel comes from its own row of the last linear layer; an MLP has no notion of
+neighbouring pixels (lesson 02's convolutions do).
 
-**Quality** (2,000 samples, against the 10,000 MNIST test digits). FID fell from 464.6 after
-epoch 1 to 127.4 after epoch 12: quickly at first, flat from epoch 5 to 7 (235.6, 236.1,
-234.2), then quickly again while the generator caught up, and still falling at the end (136.0
-to 127.4). Real digits score 1.61 at that sample count, so the classifier still tells these
-digits from real ones easily. Classes covered: 3 after epoch 1, then 7, 8 for epochs 3-6, 7,
-7, 9, **10 after epochs 10 and 11, and 9 after epoch 12**: zeros fell to 1.7% of the samples,
-just under the 2% line (you can see two zeros in the last grid, so the generator has not lost
-the digit, it draws it rarely). The class histogram is uneven: 7 takes 19.1%, 0 1.7% and 6
-5.4%, a KL divergence to uniform of 0.118 nats against 0.007 for real digits. That is a
-partial mode collapse, and the loss curves show no trace of it. Mean confidence started high
-(0.87: the early blobs all look like the same few digits), fell to 0.68 at epoch 4 as variety
-grew, and recovered to 0.84 (real digits: 0.99).
+**Quality** (2,000 samples, against the 10,000 MNIST test digits). FID fell from 431.1 after
+epoch 1 to **69.5** after epoch 15, and was still falling at the end (80.8, 83.8, 74.9, 69.5
+over the last four epochs). Real digits score 1.61 at that sample count, so the classifier
+still tells these digits from real ones easily. Classes covered: 4 after epoch 1, 9 and 8 in
+epochs 2-3, **all 10 from epoch 5 on** except epoch 7 (9: zeros at 1.8%), and 10 at the end.
+The class histogram is uneven but not collapsed: 1 takes 14.5% and 7 14.2%, 0 only 4.0% and 6
+5.2%, a KL divergence to uniform of 0.065 nats against 0.007 for real digits; the loss curves
+show nothing of it. Mean confidence started high (0.87 after epoch 1: the early blobs all look
+like the same few digits), fell to 0.73 at epoch 2 as variety grew, and rose to 0.89 (real
+digits: 0.99).
 
 **Minimax vs non-saturating** (3 epochs each, same seed and batches). The non-saturating side
 run *is* the main run's first 3 epochs: the same seed gives the same batches and noise, and
-evaluating does not touch training's random numbers, so both reach FID 293.9. The minimax
-run's $D(G(z))$ collapsed within the first 300 steps, to a 50-step mean of 0.016 (logit $-4.1$,
-where the non-saturating loss would push about $e^{4.1} \approx 60$ times harder), swung back to
-0.46 by step 350 and oscillated more than the other run for the rest of epoch 1, averaging
-0.248; the non-saturating run never went below 0.157 (logit $-1.7$, a ratio of about 5) and
-averaged 0.380. The minimax generator recovered nonetheless, probably because Adam
-divides each step by a running RMS of the gradient, so a uniformly small gradient still moves
-the weights. After 3 epochs the non-saturating run is ahead, FID 293.9 against 319.0, with 8
-classes covered each: in this small setting the saturating loss cost speed, not success.
+evaluating does not touch training's random numbers, so both reach FID 219.1. The minimax
+run's $D(G(z))$ fell lower and swung more: its 50-step means went down to 0.124 (logit
+$-1.96$, step 2,050), where the non-saturating loss would push about $e^{1.96} \approx 7$ times
+harder, and averaged 0.344 in epoch 1; the non-saturating run never went below 0.272 (logit
+$-0.98$) and averaged 0.389. Its $\mathcal L_D$ also fell further (the discriminator winning
+more often). The minimax generator still learned, probably because Adam divides each step by
+a running RMS of the gradient, so a uniformly small gradient still moves the weights. After 3
+epochs the non-saturating run is ahead, FID 219.1 against 268.7 and KL to uniform 0.258
+against 0.503, with 8 classes covered each: in this small setting the saturating loss cost
+speed and variety, not success.
 
 **Uniform latent.** With `torch.rand` the generator collapsed completely within the same 3
-epochs: all 64 samples show the same speckled shape, FID 1051.7, 1 class covered, KL to uniform
-2.303 ($= \log 10$), and a classifier confidence of 1.000. The classifier is sure it sees one
-digit, which is why confidence alone is no measure of quality. Feeding that generator `randn`
-noise (the usual follow-up bug) gives grey noise around the same shape: FID 784.0, still 1 class.
+epochs: all 64 samples show the same grey, speckled 2-like shape, FID 670.1, 1 class covered,
+KL to uniform 2.303 ($= \log 10$), and a classifier confidence of 0.997. The classifier is sure
+it sees one digit, which is why confidence alone is no measure of quality. Feeding that
+generator `randn` noise (the usual follow-up bug) gives noisier blobs around one shape:
+FID 564.0, still 1 class.
 """)
 
 # -------------------------------------------------------------------------------------- exercises
