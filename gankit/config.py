@@ -190,8 +190,10 @@ class GANConfig:
 
 # Lesson presets: the base config (the `full` profile), then per-profile overrides.
 PRESETS: dict[str, dict[str, Any]] = {
+    # lr 4e-4 (not DCGAN's 2e-4), measured on the cpu profile: all ten digits from epoch 5 instead of
+    # epoch 10, FID 82 instead of 160 after 11 epochs (seed 0, 2000 samples).
     "mlp-mnist": dict(model="mlp", latent_dim=64, hidden_dim=256, batch_size=64, epochs=60,
-                      lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
+                      lr_g=4e-4, lr_d=4e-4, betas=(0.5, 0.999)),
     "dcgan-mnist": dict(model="dcgan", image_size=32, latent_dim=100, g_width=64, d_width=64,
                         batch_size=128, epochs=20),
     "wgan-gp-mnist": dict(model="dcgan", image_size=32, latent_dim=128, g_width=64, d_width=64,
@@ -216,7 +218,7 @@ PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "cpu": {
         "*": dict(),
-        "mlp-mnist": dict(epochs=12, batch_size=64),
+        "mlp-mnist": dict(epochs=15, batch_size=64),
         # widths 16: ~0.1 s/step on 2 CPU threads; 1200 steps give all ten digits (width 32 is 2-4x slower)
         "dcgan-mnist": dict(epochs=6, steps_per_epoch=200, g_width=16, d_width=16, batch_size=64),
         # measured here: a layer-norm critic at lr 1e-4 shows no digits after 1500 steps; no norm (as in
@@ -224,11 +226,11 @@ PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
         "wgan-gp-mnist": dict(epochs=6, steps_per_epoch=200, g_width=16, d_width=16, d_norm="none", batch_size=32,
                               lr_g=2e-3, lr_d=2e-3, log_every=10),
         "cgan-mnist": dict(epochs=8),  # measured: conditional accuracy 0.95 after 6 epochs, 0.96 after 8
-        # Measured in CPU time per step (lesson 04): at 64x64 even width 8 costs 2x a 32x32 width-16 step and
-        # scores worse, and the canonical n_critic=5 at lr 1e-4 leaves washed-out posters after 300 G steps;
-        # one critic step per G step at lr 1e-3 gives the most G updates per CPU second.
-        "poster-cgan": dict(image_size=32, g_width=16, d_width=16, n_critic=1, lr_g=1e-3, lr_d=1e-3,
-                            betas=(0.5, 0.9), epochs=30),
+        # The preset's 64x64 posters at width 16. Measured here (lesson 04): the canonical n_critic=5 at lr 1e-4
+        # leaves washed-out posters after 300 G steps; one critic step per G step at lr 1e-3 gives the most
+        # G updates per CPU second. 870 steps take ~3-5 min on 2 cores and reach the same genre ROC-AUC
+        # (0.755 vs 0.750, 1 seed) as a 32x32 model in a quarter of the time.
+        "poster-cgan": dict(g_width=16, d_width=16, n_critic=1, lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.9), epochs=30),
     },
     "full": {"*": dict()},
 }
