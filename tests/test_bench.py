@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from gankit.bench import (GankitLoop, RateProbe, TutorialLoop, count_flops, gpu_variants, table, to_markdown,
+from gankit.bench import (GankitLoop, RateProbe, TutorialLoop, count_flops, cpu_supports_bf16, speed_variants, table, to_markdown,
                           verdict)
 from gankit.config import GANConfig
 from gankit.data import Dataset
@@ -127,8 +127,29 @@ def test_tutorial_loop_uses_sigmoid_and_bce_loss_with_default_optimizers():
     assert out.min() >= 0 and out.max() <= 1
 
 
-def test_no_gpu_variants_without_cuda():
-    assert gpu_variants(torch.device("cpu"), tiny_config()) == {}
+def test_speed_variants_on_a_cpu():
+    mlp = speed_variants(torch.device("cpu"), tiny_config())
+    assert "torch.compile" not in mlp and "channels_last" not in mlp  # channels_last is for convolutions
+    assert ("bf16 autocast" in mlp) == cpu_supports_bf16()
+    conv = speed_variants(torch.device("cpu"), tiny_config(model="dcgan", image_size=32, g_width=8, d_width=8))
+    assert "channels_last" in conv
+
+
+def test_bf16_autocast_variant_trains_in_bf16():
+    """The wrapped step really runs its matmuls in bf16 (and still updates fp32 weights)."""
+    cfg = tiny_config()
+    t = tiny_trainer(cfg)
+    seen = []
+    t.D.features[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    before = t.G.net[0].weight.detach().clone()
+    speed_variants(torch.device("cuda"), cfg)["bf16 autocast"]  # exists for CUDA whatever this machine has
+    if not cpu_supports_bf16():
+        pytest.skip("this CPU has no native bf16; the variant is not offered here")
+    speed_variants(torch.device("cpu"), cfg)["bf16 autocast"](t)
+    x, y = next(t.data.epoch(0))
+    t.train_step(x, y)
+    assert torch.bfloat16 in seen and t.G.net[0].weight.dtype == torch.float32
+    assert not torch.equal(before, t.G.net[0].weight)
 
 
 def test_bench_refuses_smoke_sizes_before_measuring(capsys):

@@ -39,8 +39,8 @@ lesson makes conditioning work and, above all, **proves it with a number**.
    discriminator (concatenation vs the projection discriminator), then the tricks of Salimans
    et al. (2016), each switched on and off and measured by *conditional accuracy*: a fixed MNIST
    classifier reads every generated digit and we count how often it is the digit we asked for.
-2. **Posters** (preset `poster-cgan`): a conditional WGAN-GP (64x64 posters on the `full`
-   profile, 32x32 on `cpu`) whose condition is a genre vector (a poster has 1 to 3 genres), with
+2. **Posters** (preset `poster-cgan`): a conditional WGAN-GP painting 64x64 posters (narrower
+   networks on the `cpu` profile) whose condition is a genre vector (a poster has 1 to 3 genres), with
    two encodings of that vector compared.
 3. **Does conditioning work?** A genre classifier trained on real posters scores the generated
    ones against the genres they were asked for, next to its score on real held-out posters
@@ -242,7 +242,8 @@ pd.DataFrame([{{"": f"cgan-mnist after {{int(final['step'])}} steps", **{{k: fin
 ''')
 
 md(r"""
-**In this run** (`cpu` profile, 8 epochs = 7,496 steps, 197 s): the conditional accuracy
+**In this run** (`cpu` profile, 8 epochs = 7,496 steps, 340 s of wall-clock on a 2-core machine
+that was busy with a package installation for part of it; an earlier identical run took 197 s): the conditional accuracy
 climbs from 0.60 after the first epoch to 0.86 after the second and **0.957** after the eighth,
 above the 95% target and below the 0.990 the same classifier scores on 2,000 real training
 digits with their true labels. FID falls from 242 to 23.4 (real digits at the same count:
@@ -338,10 +339,10 @@ md(r"""
 - **Label smoothing** (0.626, FID 225) and **feature matching** (0.640, FID 214) are small gains
   over the baseline (0.598, FID 242). With a single seed, differences of two or three points
   are within what another seed could move; read them as "does not hurt, may help a little".
-  Feature matching adds a second pass through $D$ per generator step (27 s against 21 s here,
-  though timings on a shared machine move that much: concat, which adds nothing, took 27 s too).
+  Feature matching adds a second pass through $D$ per generator step (31 s against 20 s here,
+  though timings on a shared machine move a lot: concat, which adds almost nothing, took 27 s).
 - **Minibatch discrimination** hurts at this budget: 0.300, FID 424, 5 classes covered, and
-  twice the time (45 s against 21 s). The grid shows near-identical digits along each row:
+  twice the time (42 s against 20 s). The grid shows near-identical digits along each row:
   exactly the collapse the trick is meant to expose, which after one epoch it has not yet
   cured. Salimans et al. used it in long runs; a trick measured in one setting does not carry
   over to another by default, which is why each one here is a switch and a number.
@@ -416,9 +417,9 @@ and the normalised probability vector.
 The preset is the canonical recipe at 64x64 (widths 64, $n_\text{critic} = 5$, Adam at
 $10^{-4}$ with $\beta = (0, 0.9)$). On a CPU that recipe gets only a few hundred generator
 updates in minutes, and after 300 of them its posters are still washed-out grey. The `cpu`
-profile therefore paints 32x32 posters with widths 16, one critic step per generator step
-and a learning rate of $10^{-3}$: the most generator updates per CPU second we measured, and
-the best genre scores at equal cost (the config printed at the top lists every value).
+profile therefore keeps the 64x64 posters but uses widths 16, one critic step per generator
+step and a learning rate of $10^{-3}$: the most generator updates per CPU second we measured
+(the config printed at the top lists every value).
 """)
 
 code(rf'''
