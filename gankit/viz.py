@@ -36,6 +36,21 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = 
     return path
 
 
+def png_grid(images: torch.Tensor, nrow: int | None = None, width: int = 420) -> bytes:
+    """Images in [-1, 1] as PNG bytes of one grid, enlarged by a whole factor (nearest) to about `width` px."""
+    import io
+
+    from PIL import Image
+
+    g = (grid(images, nrow) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    picture = Image.fromarray(g.squeeze(2) if g.shape[2] == 1 else g)
+    factor = max(1, width // picture.width)
+    picture = picture.resize((picture.width * factor, picture.height * factor), Image.NEAREST)
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def show_grid(images: torch.Tensor, title: str = "", nrow: int | None = None, ax: plt.Axes | None = None,
               size: float = 5.0) -> plt.Axes:
     """Draw a grid of images in [-1, 1] on a matplotlib axis."""

@@ -1,12 +1,18 @@
 """Interactive pickers for conditional generators: choose genres (or a digit), temperature and seed; see a grid.
 
 Written against the part of the ipywidgets API that versions 7 and 8 share (Colab ships 7.7.1):
-SelectMultiple, IntSlider, FloatSlider, IntText, Button, HBox/VBox, Output and
-`interactive_output`; no 8-only widgets. Widgets need a live kernel: a saved or exported
-notebook shows them blank, so lessons put a static grid next to each picker.
+SelectMultiple, IntSlider, FloatSlider, IntText, Button, HTML, Image, HBox/VBox and `observe`;
+no 8-only widgets. Widgets need a live kernel: a saved or exported notebook shows them blank,
+so lessons put a static grid next to each picker.
+
+The grid is a PNG in an `Image` widget, not a matplotlib figure in an `Output` widget. Output
+widgets capture display messages from inside a cell, and executing such a cell with nbconvert /
+nbclient sometimes never returns (jupyter/nbclient#312, jupyter/nbconvert#2029; it hung
+`make course` here once); an Image widget is only a value update, in a notebook and in batch.
 """
 from __future__ import annotations
 
+import html
 from typing import Any, Callable, Sequence
 
 import torch
@@ -14,37 +20,34 @@ import torch
 
 def _box(trainer: Any, controls: dict[str, Any], condition: Callable[[dict[str, Any]], torch.Tensor | None],
          title: Callable[[dict[str, Any]], str], n: int, show: bool, nrow: int | None):
-    """A VBox of the controls above a live grid; `.images`, `.condition` and `.controls` hold the latest state."""
+    """A VBox of the controls above a title and a live grid; `.images`, `.condition` and `.controls` hold the latest state."""
     import ipywidgets as widgets
 
-    new_seed = widgets.Button(description="new seed", tooltip="draw other latent vectors z (seed + 1)")
-    state: dict[str, Any] = {}
+    from .viz import png_grid
 
-    def draw(**values: Any) -> None:
+    new_seed = widgets.Button(description="new seed", tooltip="draw other latent vectors z (seed + 1)")
+    caption = widgets.HTML()
+    picture = widgets.Image(format="png")
+    column = [c for k, c in controls.items() if k not in ("temperature", "seed")]
+    box = widgets.VBox([*column, widgets.HBox([controls["temperature"], controls["seed"], new_seed]), caption, picture])
+    box.controls, box.images, box.condition = controls, None, None
+
+    def draw(_change: Any = None) -> None:
+        values = {k: c.value for k, c in controls.items()}
         y = condition(values)
         if y is None:
-            print("choose at least one genre")
+            caption.value = "<b>choose at least one genre</b>"
             return
         images = trainer.sample(n, y, temperature=values["temperature"], seed=values["seed"]).cpu()
-        state.update(images=images, condition=y)
-        if box is not None:
-            box.images, box.condition = images, y
-        if show:
-            import matplotlib.pyplot as plt
+        box.images, box.condition = images, y
+        caption.value = f"<b>{html.escape(title(values))}</b>"
+        if show:  # show=False (tests) skips the PNG encoding
+            picture.value = png_grid(images, nrow)
 
-            from .viz import show_grid
-
-            show_grid(images, title(values), nrow=nrow, size=4.5)
-            plt.show()
-
-    box = None
-    out = widgets.interactive_output(draw, controls)  # draws once now, then on every change
+    for c in controls.values():
+        c.observe(draw, names="value")  # redraw on every change
     new_seed.on_click(lambda _: setattr(controls["seed"], "value", controls["seed"].value + 1))
-    column = [c for k, c in controls.items() if k not in ("temperature", "seed")]
-    row = widgets.HBox([controls["temperature"], controls["seed"], new_seed])
-    box = widgets.VBox([*column, row, out])
-    box.controls, box.output = controls, out
-    box.images, box.condition = state.get("images"), state.get("condition")
+    draw()
     return box
 
 

@@ -311,3 +311,26 @@ def test_genre_picker_draws_on_change(poster_checkpoint):
     box.controls["seed"].value = 5
     box.controls["temperature"].value = 0.0  # T = 0: every sample is the mean latent, so all are alike
     assert torch.allclose(box.images[0], box.images[1])
+    box.controls["genres"].value = ()
+    assert "choose at least one genre" in box.children[-2].value
+
+
+def test_picker_shows_the_grid_as_a_png_without_output_capture(digit_checkpoint):
+    """The grid is an Image widget's PNG (no Output widget: nbclient can hang on captured output)."""
+    widgets = pytest.importorskip("ipywidgets")
+    import io
+
+    from gankit.train import Trainer
+    from gankit.viz import png_grid
+    from gankit.widgets import digit_picker
+
+    trainer = Trainer.from_checkpoint(digit_checkpoint, run_dir=None, progress=False)
+    box = digit_picker(trainer, n=4, digit=3)
+    caption, picture = box.children[-2:]
+    assert isinstance(picture, widgets.Image) and not any(isinstance(c, widgets.Output) for c in box.children)
+    assert picture.value == png_grid(box.images) and "class 3" in caption.value
+    box.controls["digit"].value = 7
+    assert "class 7" in caption.value and picture.value == png_grid(box.images)
+    shown = Image.open(io.BytesIO(picture.value))
+    side = 2 * 28 + 3 * 2  # a 2x2 grid with 2-pixel padding, enlarged by a whole factor
+    assert shown.size[0] % side == 0 and shown.size[0] == shown.size[1] and 420 - side < shown.size[0] <= 420
