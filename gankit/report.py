@@ -481,7 +481,9 @@ def _observations(runs: list[RunSummary]) -> list[str]:
             facts.append(f"run notes: {run.metrics['notes']}")
         out.append(f"**{run.label}**: " + "; ".join(facts or ["no numbers to report"]) + ".")
     for preset in dict.fromkeys(r.preset for r in runs):  # compare repeated runs of one preset
-        scored = sorted((r.final["fid"], r) for r in runs if r.preset == preset and _is_num(r.final.get("fid")))
+        # Sort on FID alone (stable: ties keep start order); repeated runs of one config tie exactly.
+        scored = sorted(((r.final["fid"], r) for r in runs if r.preset == preset and _is_num(r.final.get("fid"))),
+                        key=lambda pair: pair[0])
         if len(scored) < 2:
             continue
         differ = [k for k in dict.fromkeys(k for _, r in scored for k in r.config)

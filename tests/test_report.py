@@ -170,3 +170,13 @@ def test_export_notebooks_hides_code_keeps_output(tmp_path, built):
     for text in (index, readme):
         assert "01_vanilla_mlp_gan.html" in text and "Lesson 1: a vanilla GAN" in text
         assert "progress-2026-11-22.html" in text and "progress-2026-11-22.md" in text
+
+
+def test_repeated_runs_with_the_same_final_fid(tmp_path):
+    """Re-running a seeded config gives the very same FID; the report must still rank the runs (it crashed here)."""
+    make_run(tmp_path / "runs", "cgan-mnist", "20261122-184341", 2e-4, [40.0, 23.36], (10, 10, 10))
+    make_run(tmp_path / "runs", "cgan-mnist", "20261122-191858", 2e-4, [41.0, 23.36], (20, 20, 20))
+    result = report.build_report(tmp_path / "runs", tmp_path / "out", pdf=False)
+    md = result["md"].read_text()
+    line = next(s for s in md.splitlines() if s.startswith("- **cgan-mnist**: final FID by run"))
+    assert line.count("23.4") == 2 and line.index("11-22 18:43") < line.index("11-22 19:18")  # ties keep start order
