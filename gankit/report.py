@@ -21,10 +21,11 @@ import pandas as pd
 TIMESTAMP = "%Y%m%d-%H%M%S"  # run folder names: runs/<preset>/20261122-143005/
 KEY_HPARAMS = ("profile", "dataset", "model", "loss", "epochs", "batch_size", "lr_g", "lr_d", "betas",
                "latent_dim", "n_critic", "gp_weight", "seed")  # always shown, even when all runs agree
-METRIC_ORDER = ("fid", "kid_mean", "classes_covered", "kl_uniform", "mean_confidence", "cond_accuracy")
+METRIC_ORDER = ("fid", "kid_mean", "classes_covered", "kl_uniform", "mean_confidence", "cond_accuracy",
+                "genre_roc_auc", "genre_map")
 METRIC_LABELS = {"fid": "FID", "kid_mean": "KID", "kid_std": "KID std", "classes_covered": "classes covered",
                  "kl_uniform": "KL to uniform", "mean_confidence": "mean confidence",
-                 "cond_accuracy": "label accuracy"}
+                 "cond_accuracy": "label accuracy", "genre_roc_auc": "genre ROC-AUC", "genre_map": "genre mAP"}
 NOT_METRICS = ("step", "epoch", "seconds")
 LOG4 = 2 * math.log(2)  # BCE loss_d when D outputs 1/2 for every image: -log(1/2) - log(1/2)
 CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

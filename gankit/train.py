@@ -156,12 +156,30 @@ def scores_per_sample(D: nn.Module) -> bool:
     return all(type(m) in known for m in D.modules())
 
 
+def memory_format_for(config: GANConfig, device: torch.device) -> torch.memory_format:
+    """channels_last for convolutional models on a CPU or CUDA GPU, else the default layout.
+
+    Measured with `gankit bench` (benchmarks/README.md): channels_last (oneDNN's and cuDNN's preferred
+    layout) trained the conv presets 21-29% faster on a 2-core CPU and up to 22% faster on an H100,
+    and never measurably slower. It changes the memory layout only, so results differ by float
+    rounding alone. MPS and MLPs keep the default.
+    """
+    if config.model == "dcgan" and device.type in ("cpu", "cuda"):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def _load_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     """Load optimizer state but keep this optimizer's kernel choice (fused/foreach): a checkpoint from
-    another machine or torch version carries the update rule, not a kernel this one may lack."""
+    another machine or torch version carries the update rule, not a kernel this one may lack.
+    Moment buffers take their parameter's memory layout (a checkpoint may come from a channels-first run)."""
     mine = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in opt.param_groups]
     groups = [{**saved, **flags} for saved, flags in zip(state["param_groups"], mine)]
     opt.load_state_dict({**state, "param_groups": groups})
+    for p, s in opt.state.items():
+        for k, v in s.items():
+            if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                s[k] = torch.empty_like(p).copy_(v)  # empty_like keeps p's layout
 
 
 class Trainer:
@@ -181,7 +199,9 @@ class Trainer:
                  g_aux: Callable[..., torch.Tensor] | None = None, progress: bool = True) -> None:
         self.config = config
         self.device = torch.device(device) if device is not None else (data.device if data else resolve_device())
-        self.G, self.D, self.data = G.to(self.device), D.to(self.device), data
+        self.memory_format = memory_format_for(config, self.device)
+        self.G, self.D, self.data = (G.to(self.device, memory_format=self.memory_format),
+                                     D.to(self.device, memory_format=self.memory_format), data)
         default_d, default_g = losses_for(config)
         self.d_loss, self.g_loss = d_loss or default_d, g_loss or default_g
         self.penalty = penalty or (gradient_penalty if config.gp_weight > 0 else None)
@@ -262,7 +282,7 @@ class Trainer:
                    for z, y in zip(noise.split(500), labels.split(500) if labels is not None else [None] * n)]
         finally:
             self.G.train(was_training)
-        return torch.cat(out)
+        return torch.cat(out).contiguous()  # channels_last inside training; plain NCHW for everyone else
 
     # ------------------------------------------------------------------ training
     def _requires_grad(self, module: nn.Module, flag: bool) -> None:
@@ -273,6 +293,7 @@ class Trainer:
         """One discriminator step, plus a generator step every n_critic batches. No host sync."""
         c, G, D = self.config, self.G, self.D
         b = x_real.shape[0]
+        x_real = x_real.contiguous(memory_format=self.memory_format)  # a no-op for MLPs and channels_last batches
         with torch.no_grad():
             x_fake = G(self._draw_latent(b), y) if y is not None else G(self._draw_latent(b))
         args = (y,) if y is not None else ()

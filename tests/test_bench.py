@@ -129,10 +129,16 @@ def test_tutorial_loop_uses_sigmoid_and_bce_loss_with_default_optimizers():
 
 def test_speed_variants_on_a_cpu():
     mlp = speed_variants(torch.device("cpu"), tiny_config())
-    assert "torch.compile" not in mlp and "channels_last" not in mlp  # channels_last is for convolutions
+    assert "torch.compile" not in mlp and "channels_last off" not in mlp  # channels_last is for convolutions
     assert ("bf16 autocast" in mlp) == cpu_supports_bf16()
-    conv = speed_variants(torch.device("cpu"), tiny_config(model="dcgan", image_size=32, g_width=8, d_width=8))
-    assert "channels_last" in conv
+    cfg = tiny_config(model="dcgan", image_size=32, g_width=8, d_width=8)
+    conv = speed_variants(torch.device("cpu"), cfg)
+    t = tiny_trainer(cfg)
+    assert t.D.features[0].weight.is_contiguous(memory_format=torch.channels_last)  # the default for convolutions
+    conv["channels_last off"](t)
+    assert t.D.features[0].weight.is_contiguous() and t.G.net[0].weight.is_contiguous()
+    x, y = next(t.data.epoch(0))
+    t.train_step(x, y)  # trains in the old layout
 
 
 def test_bf16_autocast_variant_trains_in_bf16():

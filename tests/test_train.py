@@ -100,6 +100,49 @@ def test_exact_resume_mid_epoch(tmp_path, kind):
     assert resumed.history[cols].equals(straight.history[cols])
 
 
+CONV = dict(preset="dcgan-mnist", model="dcgan", image_size=32, g_width=8, d_width=8)
+
+
+def test_conv_models_train_in_channels_last_with_the_same_result():
+    """channels_last (the conv default on CPU and CUDA) changes the layout only: same step to float rounding."""
+    fast, plain = tiny_trainer(tiny_config(**CONV)), tiny_trainer(tiny_config(**CONV))
+    assert fast.memory_format is torch.channels_last
+    plain.memory_format = torch.contiguous_format
+    plain.G.to(memory_format=plain.memory_format)
+    plain.D.to(memory_format=plain.memory_format)
+    assert all(torch.equal(a, b) for a, b in zip(params(fast), params(plain)))
+    for t in (fast, plain):
+        torch.manual_seed(0)  # the same latents for both
+        x, y = next(t.data.epoch(0))
+        for _ in range(3):
+            t.train_step(x, y)
+            t.step += 1
+    assert fast.G.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.G.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(params(fast), params(plain)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert not all(torch.equal(a, b) for a, b in zip(params(fast), params(tiny_trainer(tiny_config(**CONV)))))
+    assert fast.sample(4, seed=0).is_contiguous()  # callers get plain NCHW images
+    assert tiny_trainer(tiny_config()).memory_format is torch.contiguous_format  # MLPs keep theirs
+
+
+def test_channels_first_checkpoint_resumes_in_channels_last(tmp_path):
+    """A checkpoint written before channels_last was the default loads, and Adam's moments follow the layout."""
+    old = tiny_trainer(tiny_config(**CONV))
+    old.memory_format = torch.contiguous_format
+    old.G.to(memory_format=old.memory_format)
+    old.D.to(memory_format=old.memory_format)
+    old.fit(1)
+    old.save_checkpoint(tmp_path / "old.pt")
+    new = tiny_trainer(tiny_config(**CONV))
+    new.resume(tmp_path / "old.pt")
+    assert all(torch.equal(a, b) for a, b in zip(params(old), params(new)))
+    for p, state in new.opt_d.state.items():
+        assert state["exp_avg"].stride() == p.stride() and state["exp_avg_sq"].stride() == p.stride()
+    new.fit(2)
+    assert new.step == 8 and all(torch.isfinite(p).all() for p in params(new))
+
+
 def test_keep_last_k_checkpoints(tmp_path):
     t = tiny_trainer(tiny_config(checkpoint_every=1, keep_checkpoints=2, epochs=1), run_dir=tmp_path / "r")
     t.fit()

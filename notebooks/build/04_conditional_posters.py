@@ -527,6 +527,11 @@ summary["KID"] = [distances["real held-out (ceiling)"]["kid_mean"]] + sum(
 print(f"{{len(test_idx)}} held-out posters and as many generated per run; {{int(summary['genres scored'].iloc[0])}} "
       f"genres with >= {{MIN_POSITIVES}} held-out positives scored; FID/KID in the classifier's "
       f"{{classifier.feature_dim}} features (shuffling changes no image, so it has no FID of its own)")
+for encoding, t in poster_runs.items():  # into each run's metrics.json, so the progress report shows them
+    gen = reports[encoding]["summary"].iloc[1]
+    t.log_metrics({{"genre_roc_auc": gen["mean ROC-AUC"], "genre_map": gen["mAP"],
+                   "fid": distances[f"generated, {{encoding}}"]["fid"],
+                   "kid_mean": distances[f"generated, {{encoding}}"]["kid_mean"], "n_samples": len(test_idx)}})
 summary.round(3)
 ''')
 
