@@ -5,7 +5,8 @@
 #
 # MNIST travels gzipped in .gpudata/ (that machine cannot download it) and is unpacked to /tmp/data.
 # Stages: env (versions, GPU, a CUDA smoke test of the unit tests), bench (`gankit bench` on CUDA),
-# ttq (time to quality on CUDA). Every log goes to OUT_DIR (default: ./gpu-out).
+# ttq (time to quality on CUDA), compile (why the compile variant is slow),
+# full (the presets' full sizes trained through `gankit train`). Every log goes to OUT_DIR (default: ./gpu-out).
 set -uo pipefail
 stage=${1:?stage: env, bench, ttq or all}
 out=${2:-${OUT:-./gpu-out}}
@@ -33,10 +34,54 @@ run_ttq() {
         --every "${TTQ_EVERY:-5}" --csv "$out/ttq_gpu.csv" --out "$out/ttq_gpu.md" 2>&1 | tee "$out/ttq_gpu.log"
 }
 
+run_compile() {
+    # Why is the torch.compile variant slower? Recompilations and time per step, compiled vs eager.
+    TORCH_LOGS=recompiles $py - <<'PY' 2>&1 | tail -40 | tee "$out/compile_gpu.log"
+import time, torch
+from gankit.bench import GankitLoop, speed_variants
+from gankit.config import make_config
+from gankit.data import load_dataset
+dev = torch.device("cuda")
+cfg = make_config("mlp-mnist", "full")
+ds = load_dataset(cfg)
+for name, wrap in [("eager", None), ("compile", speed_variants(dev, cfg)["torch.compile"])]:
+    loop = GankitLoop(cfg, ds, dev, wrap)
+    t = time.perf_counter(); loop.run(50); first = time.perf_counter() - t
+    for _ in range(3):
+        t = time.perf_counter(); n = loop.run(300); dt = time.perf_counter() - t
+        print(f"{name}: first 50 cycles {first:.1f} s; then {n / dt:.0f} img/s ({dt / 300 * 1e3:.2f} ms per cycle)")
+PY
+}
+
+run_full() {
+    # The lesson presets' own (`full`) sizes trained on the GPU through the CLI, three at a time (the
+    # small networks leave the GPU mostly idle); each run's final evaluations are printed at the end.
+    for p in ${FULL_PRESETS:-mlp-mnist dcgan-mnist wgan-gp-mnist}; do
+        timeout "${FULL_LIMIT:-420}" $py -m gankit.cli train "$p" --profile full --device cuda --quiet \
+            --out /tmp/runs > "$out/train_$p.log" 2>&1 &
+    done
+    wait
+    $py - <<'PY' 2>&1 | tee "$out/full_gpu.txt"
+import json, pathlib
+for m in sorted(pathlib.Path("/tmp/runs").glob("*/*/metrics.json")):
+    doc = json.loads(m.read_text())
+    ev = doc["evaluations"]
+    print(m.parent.parent.name, doc["status"], f"{len(ev)} evaluations")
+    for e in ev[:: max(1, len(ev) // 6)] + ev[-1:]:
+        print("   ", {k: round(v, 3) if isinstance(v, float) else v for k, v in e.items()})
+PY
+    for d in /tmp/runs/*/*/; do
+        p=$(basename "$(dirname "$d")"); last=$(ls "$d"samples/epoch_*.png 2>/dev/null | tail -1)
+        [ -n "$last" ] && cp "$last" "$out/full_${p}_$(basename "$last")"
+    done
+}
+
 case $stage in
     env) run_env ;;
     bench) run_bench ;;
     ttq) run_ttq ;;
+    compile) run_compile ;;
+    full) run_full ;;
     all) run_env; run_bench; run_ttq ;;
     *) echo "unknown stage $stage: use env, bench, ttq or all" >&2; exit 2 ;;
 esac

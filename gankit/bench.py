@@ -346,14 +346,14 @@ def cpu_supports_bf16() -> bool:
 
 
 def speed_variants(device: torch.device, config: GANConfig) -> dict[str, Callable[[Trainer], None]]:
-    """Trainer modifications timed next to the default loop: bf16 autocast, channels_last off, torch.compile.
+    """Trainer modifications timed next to the default loop: bf16 autocast, the other memory layout, torch.compile.
 
-    Issue 6 asks for each to be measured on and off and kept only where it helps. channels_last
-    helped every conv preset on a CPU and on an H100, so it is the Trainer's default for conv models
-    (`gankit.train.memory_format_for`); its variant here turns it off. On CUDA: bf16 autocast and
-    torch.compile as well (compile not with a gradient penalty: compiled graphs lack double backward).
-    On a CPU: bf16 autocast where the CPU has native bf16 units; compile is left out there (minutes of
-    C++ compilation per preset).
+    Issue 6 asks for each to be measured on and off and kept only where it helps. channels_last helped
+    every conv preset on a CPU, so it is the Trainer's default there (`gankit.train.memory_format_for`)
+    and its variant turns it off; on CUDA it is not the default and its variant turns it on. On CUDA:
+    bf16 autocast and torch.compile as well (compile not with a gradient penalty: compiled graphs lack
+    double backward). On a CPU: bf16 autocast where the CPU has native bf16 units; compile is left out
+    there (minutes of C++ compilation per preset).
     """
     if device.type not in ("cuda", "cpu"):
         return {}
@@ -366,10 +366,12 @@ def speed_variants(device: torch.device, config: GANConfig) -> dict[str, Callabl
                 step(x, y)
         t.train_step = wrapped
 
-    def channels_first(t: Trainer) -> None:  # the layout before channels_last became the default
-        t.memory_format = torch.contiguous_format
-        t.G.to(memory_format=t.memory_format)
-        t.D.to(memory_format=t.memory_format)
+    def layout(fmt: torch.memory_format) -> Callable[[Trainer], None]:
+        def switch(t: Trainer) -> None:  # train_step moves each real batch to t.memory_format
+            t.memory_format = fmt
+            t.G.to(memory_format=fmt)
+            t.D.to(memory_format=fmt)
+        return switch
 
     def compile_(t: Trainer) -> None:
         t.G, t.D = torch.compile(t.G), torch.compile(t.D)
@@ -377,8 +379,10 @@ def speed_variants(device: torch.device, config: GANConfig) -> dict[str, Callabl
     out: dict[str, Callable[[Trainer], None]] = {}
     if device.type == "cuda" or cpu_supports_bf16():
         out["bf16 autocast"] = autocast
-    if memory_format_for(config, device) is torch.channels_last:
-        out["channels_last off"] = channels_first
+    if config.model == "dcgan":
+        default_last = memory_format_for(config, device) is torch.channels_last
+        out["channels_last off" if default_last else "channels_last"] = layout(
+            torch.contiguous_format if default_last else torch.channels_last)
     if device.type == "cuda" and not config.gp_weight:  # the penalty needs double backward, which compiled graphs lack
         out["torch.compile"] = compile_
     return out
@@ -551,7 +555,8 @@ def main(device: str | None = None, presets: list[str] | None = None, out: str |
     if dev.type != "cuda":
         header += (" GPU variants: not measured, no CUDA device. CPU variants: "
                    + ("bf16 autocast (native bf16 units found) and " if cpu_supports_bf16() else "")
-                   + "channels_last for the conv presets; vs tutorial compares each with the same fp32 tutorial loop.")
+                   + "channels_last off for the conv presets (their default here is channels_last); vs tutorial "
+                   "compares each with the same fp32 tutorial loop.")
     header = f"Command: `{command}`\n\n{header}"
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print()

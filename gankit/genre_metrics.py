@@ -13,7 +13,6 @@ Frechet distance and KID are computed by torchmetrics in the classifier's penult
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any, Callable, Sequence
 
 import pandas as pd
@@ -22,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import to_model
+from .metrics import distance_metrics
 
 
 def split_indices(n: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,18 +176,11 @@ def feature_distances(classifier: GenreClassifier, real: torch.Tensor, fake: tor
     penultimate layer; KID subsets of min(kid_subset, N_real, N_fake) drawn with `seed`. Both are
     biased by sample count: compare runs at the same counts (returned as n_real, n_fake).
     """
-    from torchmetrics.image.fid import FrechetInceptionDistance
-    from torchmetrics.image.kid import KernelInceptionDistance
-
     device = next(classifier.parameters()).device
     was_training = classifier.training
     classifier.eval()
-    feature = _Features(classifier)
-    subset = min(kid_subset, real.shape[0], fake.shape[0])
-    with warnings.catch_warnings():  # KID warns that it stores all features: a few MB here
-        warnings.simplefilter("ignore")
-        fid = FrechetInceptionDistance(feature=feature).to(device)
-        kid = KernelInceptionDistance(feature=feature, subset_size=subset).to(device)
+    fid, kid = distance_metrics(_Features(classifier), device,
+                                subset_size=min(kid_subset, real.shape[0], fake.shape[0]))
     try:
         for images, is_real in ((real, True), (fake, False)):
             for chunk in images.split(batch_size):

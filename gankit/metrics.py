@@ -231,21 +231,37 @@ class ClassifierFeatures(nn.Module):
         super().__init__()
         self.classifier = classifier
         self.num_features = classifier.feature_dim  # torchmetrics reads this instead of a dummy forward
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # FID and KID each featurise the batch they are given, and mnist_quality classifies it too:
+        # remembering the last batch computes the classifier once per batch instead of three times.
+        if self._last is not None and self._last[0] is x:
+            return self._last[1]
         with torch.no_grad():
-            return self.classifier.features(x)
+            f = self.classifier.features(x)
+        self._last = (x, f)
+        return f
+
+    def forget(self) -> None:
+        self._last = None
 
 
-def _distance_metrics(classifier: MNISTClassifier, device: torch.device):
+def distance_metrics(feature: torch.nn.Module, device: torch.device, *, subset_size: int = KID_SUBSET_SIZE,
+                     keep_real: bool = False):
+    """torchmetrics' FID and KID metrics computed on `feature`'s outputs (a classifier's penultimate layer).
+
+    Used for MNIST digits (the shipped classifier) and posters (lesson 04's genre classifier): Inception
+    features need a download and do not suit either data set. keep_real=True keeps the real features
+    across reset(), so a cached reference is featurised once.
+    """
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    feature = ClassifierFeatures(classifier)
     with warnings.catch_warnings():  # KID warns that it keeps all features; 10k x 128 floats is 5 MB
         warnings.simplefilter("ignore")
-        fid = FrechetInceptionDistance(feature=feature, reset_real_features=False)
-        kid = KernelInceptionDistance(feature=feature, reset_real_features=False)
+        fid = FrechetInceptionDistance(feature=feature, reset_real_features=not keep_real)
+        kid = KernelInceptionDistance(feature=feature, subset_size=subset_size, reset_real_features=not keep_real)
     return fid.to(device), kid.to(device)
 
 
@@ -276,7 +292,7 @@ def _reference_metrics(classifier: MNISTClassifier, reference: torch.Tensor | No
         if not 2 <= n_reference <= len(test):
             raise ValueError(f"n_reference must be in [2, {len(test)}] (the MNIST test split), got {n_reference}")
         reference = test.images[:n_reference]
-    fid, kid = _distance_metrics(classifier, device)
+    fid, kid = distance_metrics(ClassifierFeatures(classifier), device, keep_real=True)
     for chunk in reference.split(batch_size):
         x = prepare(chunk.to(device))
         fid.update(x, real=True)
@@ -337,7 +353,7 @@ def mnist_quality(images: torch.Tensor, labels: torch.Tensor | None = None, *,
             x = prepare(images[i:i + batch_size].to(device))
             fid.update(x, real=False)
             kid.update(x, real=False)
-            probs = classifier(x).softmax(1)
+            probs = classifier.head(fid.inception(x)).softmax(1)  # the features just computed (eval: no dropout)
             pred = probs.argmax(1)
             counts += torch.bincount(pred, minlength=10)
             confidence += probs.max(1).values.sum()
@@ -350,6 +366,7 @@ def mnist_quality(images: torch.Tensor, labels: torch.Tensor | None = None, *,
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(kid_seed)
             kid_mean, kid_std = kid.compute()
+        fid.inception.forget()  # hold no batch between calls
         fid_value = fid.compute()
     finally:
         classifier.train(was_training)

@@ -157,14 +157,16 @@ def scores_per_sample(D: nn.Module) -> bool:
 
 
 def memory_format_for(config: GANConfig, device: torch.device) -> torch.memory_format:
-    """channels_last for convolutional models on a CPU or CUDA GPU, else the default layout.
+    """channels_last for convolutional models on a CPU, else the default layout.
 
-    Measured with `gankit bench` (benchmarks/README.md): channels_last (oneDNN's and cuDNN's preferred
-    layout) trained the conv presets 21-29% faster on a 2-core CPU and up to 22% faster on an H100,
-    and never measurably slower. It changes the memory layout only, so results differ by float
-    rounding alone. MPS and MLPs keep the default.
+    Measured with `gankit bench` (benchmarks/README.md): on a 2-core CPU channels_last (oneDNN's
+    preferred layout) trained the conv presets 21-29% faster at the `cpu` profile's widths and
+    4-16% faster at the presets' own. On an H100 two runs disagreed (dcgan-mnist +22% in one, -9% in
+    the other; the rest within 2%): these small networks are launch-bound there, so CUDA keeps the
+    default and `gankit bench` keeps timing channels_last as a variant. It changes the memory layout
+    only, so results differ by float rounding alone.
     """
-    if config.model == "dcgan" and device.type in ("cpu", "cuda"):
+    if config.model == "dcgan" and device.type == "cpu":
         return torch.channels_last
     return torch.contiguous_format
 

@@ -139,6 +139,8 @@ def test_speed_variants_on_a_cpu():
     assert t.D.features[0].weight.is_contiguous() and t.G.net[0].weight.is_contiguous()
     x, y = next(t.data.epoch(0))
     t.train_step(x, y)  # trains in the old layout
+    cuda = speed_variants(torch.device("cuda"), cfg)  # no default change on CUDA: the variant turns it on
+    assert "channels_last" in cuda and "channels_last off" not in cuda and "torch.compile" in cuda
 
 
 def test_bf16_autocast_variant_trains_in_bf16():

@@ -99,7 +99,7 @@ def test_html_is_self_contained_with_embedded_images(built):
         assert base64.b64encode(grid).decode() in html  # the sample grid itself, embedded
     srcs = re.findall(r'<img[^>]*\ssrc="([^"]+)"', html)
     assert len(srcs) >= 2 * 3 + 3  # 3 grids per run + loss curves + 2 quality figures
-    assert all(src.startswith("data:image/png;base64,") for src in srcs)
+    assert all(src.startswith("data:image/png;base64,") for src in srcs)  # tiny flat grids stay PNG
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched from a CDN
     assert "<style>" in html
 
@@ -180,3 +180,33 @@ def test_repeated_runs_with_the_same_final_fid(tmp_path):
     md = result["md"].read_text()
     line = next(s for s in md.splitlines() if s.startswith("- **cgan-mnist**: final FID by run"))
     assert line.count("23.4") == 2 and line.index("11-22 18:43") < line.index("11-22 19:18")  # ties keep start order
+
+
+def test_colour_grids_become_jpeg_and_grey_grids_stay_lossless(tmp_path):
+    """Poster-like grids are embedded as JPEG (small reports); MNIST-like grey grids keep every pixel."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "runs"
+    colour = make_run(root, "poster-cgan", "20261115-100000", 1e-4, [30.0, 20.0], (10, 10, 10))
+    grey = make_run(root, "mlp-mnist", "20261115-110000", 1e-4, [30.0, 20.0], (10, 10, 10))
+    pixels = {}
+    for e in (1, 2):
+        # photo-like: smooth colour fields (bilinear from 16x16) with a little grain, as generated posters are
+        smooth = np.asarray(Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).resize((128, 128)))
+        grain = np.clip(smooth.astype(int) + rng.integers(-12, 13, smooth.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(grain).save(colour / "samples" / f"epoch_{e:04d}.png")
+        digits = rng.integers(0, 256, (128, 128), dtype=np.uint8)
+        pixels[e] = digits
+        Image.fromarray(np.stack([digits] * 3, -1)).save(grey / "samples" / f"epoch_{e:04d}.png")
+    paths = report.build_report(root, tmp_path / "out", since=date(2026, 11, 14), pdf=False)
+    files = paths["md"].parent / f"{paths['md'].stem}_files"
+    jpgs = sorted(files.glob("poster-cgan-*.jpg"))
+    assert len(jpgs) == 2 and not list(files.glob("poster-cgan-*.png"))
+    for f in jpgs:
+        png = (colour / "samples" / f.name.split("-")[-1].replace(".jpg", ".png")).stat().st_size
+        assert f.stat().st_size < png / 2
+    for e in (1, 2):
+        with Image.open(files / f"mlp-mnist-20261115-110000-epoch_{e:04d}.png") as im:
+            assert np.array_equal(np.asarray(im.convert("L")), pixels[e])  # lossless
+    assert paths["html"].read_text().count("data:image/jpeg;base64,") == 2

@@ -104,7 +104,7 @@ CONV = dict(preset="dcgan-mnist", model="dcgan", image_size=32, g_width=8, d_wid
 
 
 def test_conv_models_train_in_channels_last_with_the_same_result():
-    """channels_last (the conv default on CPU and CUDA) changes the layout only: same step to float rounding."""
+    """channels_last (the conv default on a CPU) changes the layout only: same step to float rounding."""
     fast, plain = tiny_trainer(tiny_config(**CONV)), tiny_trainer(tiny_config(**CONV))
     assert fast.memory_format is torch.channels_last
     plain.memory_format = torch.contiguous_format

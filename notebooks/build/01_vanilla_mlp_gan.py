@@ -1,30 +1,13 @@
 """Build notebooks/01_vanilla_mlp_gan.ipynb (lesson 01: an MLP GAN on MNIST) with nbformat.
 
 Run from anywhere: `python notebooks/build/01_vanilla_mlp_gan.py`. It writes the notebook
-without outputs; execute it afterwards (see HELPERS.md / the Makefile) to get the committed run.
+without outputs; execute it afterwards (see common.py / the Makefile) to get the committed run.
 """
-from __future__ import annotations
+from common import IGNORE, Notebook
 
-import sys
-from pathlib import Path
+nb = Notebook("01_vanilla_mlp_gan.ipynb")
+md, code = nb.md, nb.code
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-OUT = Path(__file__).resolve().parents[1] / "01_vanilla_mlp_gan.ipynb"
-
-cells: list = []
-
-
-def md(text: str) -> None:
-    cells.append(new_markdown_cell(text.strip("\n")))
-
-
-def code(text: str) -> None:
-    cells.append(new_code_cell(text.strip("\n")))
-
-
-IGNORE = "# NBVAL_IGNORE_OUTPUT"
 
 # --------------------------------------------------------------------------------------------- intro
 md(r"""
@@ -42,18 +25,7 @@ run up. With `LOAD_RUN = True` the lesson reuses your last finished run instead 
 again, so you can come back to the plots without waiting.
 """)
 
-code(r'''
-# Colab only: install gankit, optionally keep runs on Google Drive so a cut-off session can resume.
-import os, sys
-IN_COLAB = "google.colab" in sys.modules
-USE_DRIVE = False  # True: runs (checkpoints) go to /content/drive/MyDrive/gankit/runs
-if IN_COLAB:
-    %pip install -q "gankit @ git+https://github.com/gankit-course/gankit"
-    if USE_DRIVE:
-        from google.colab import drive
-        drive.mount("/content/drive")
-        os.environ["GANKIT_RUNS"] = "/content/drive/MyDrive/gankit/runs"
-''')
+nb.colab()
 
 code(rf'''
 {IGNORE}
@@ -669,16 +641,4 @@ md(r"""
    then compare the quality curves with the committed run at equal wall-clock time.
 """)
 
-
-def build(path: Path = OUT) -> Path:
-    nb = new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    })
-    nbformat.validate(nb)
-    nbformat.write(nb, str(path))
-    return path
-
-
-if __name__ == "__main__":
-    print(build(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT))
+nb.write()

@@ -1,23 +1,12 @@
 """Build notebooks/02_dcgan.ipynb (lesson 02: DCGAN) with nbformat.
 
 Run from the repository root:  .venv/bin/python notebooks/build/02_dcgan.py
-then execute it (see HELPERS.md) and keep the observations below true to the executed run.
+then execute it (see common.py) and keep the observations below true to the executed run.
 """
-from pathlib import Path
+from common import Notebook
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-OUT = Path(__file__).resolve().parents[1] / "02_dcgan.ipynb"
-cells = []
-
-
-def md(text: str) -> None:
-    cells.append(new_markdown_cell(text.strip("\n")))
-
-
-def code(text: str) -> None:
-    cells.append(new_code_cell(text.strip("\n")))
+nb = Notebook("02_dcgan.ipynb")
+md, code = nb.md, nb.code
 
 
 # ----------------------------------------------------------------------------------------------- intro
@@ -43,18 +32,7 @@ the budget of the committed run you are reading) and `smoke` (seconds, for the t
 the same in all three; only the number of steps and samples changes.
 """)
 
-code(r'''
-# Colab only: install gankit, optionally keep runs on Google Drive so a cut-off session can resume.
-import os, sys
-IN_COLAB = "google.colab" in sys.modules
-USE_DRIVE = False  # True: runs (checkpoints) go to /content/drive/MyDrive/gankit/runs
-if IN_COLAB:
-    %pip install -q "gankit @ git+https://github.com/gankit-course/gankit"
-    if USE_DRIVE:
-        from google.colab import drive
-        drive.mount("/content/drive")
-        os.environ["GANKIT_RUNS"] = "/content/drive/MyDrive/gankit/runs"
-''')
+nb.colab()
 
 md(r"""
 ## Setup
@@ -566,41 +544,41 @@ if IS_MNIST:
 OBSERVATIONS = r"""
 ## 9. Observations from the committed run
 
-The committed run used the `cpu` budget on a shared 2-core machine (one torch thread, other jobs
-running), so its timings are pessimistic; on a GPU the `full` preset trains 20 real epochs at widths 64.
+The committed run used the `cpu` budget on a 2-core machine with nothing else running (2 torch threads);
+on a GPU the `full` preset trains 20 real epochs at widths 64.
 
 * **Budget.** 6 epochs x 200 steps = 1,200 steps of 64 images (76,800 images, about 1.3 passes over
-  MNIST) in 144 s of training (120 ms per step), plus 39 s for the six evaluations.
-* **Losses.** The discriminator won the opening: by step 150 $\mathcal L_D$ had fallen to 0.08 and
+  MNIST) in 59 s of training (49 ms per step), plus 12 s for the six evaluations.
+* **Losses.** The discriminator won the opening: by step 150 $\mathcal L_D$ had fallen to 0.07 and
   $D(G(z))$ to 0.04 while $\mathcal L_G$ peaked at 3.8. The generator then caught up, and over the last
-  200 steps $\mathcal L_D$ stayed between 0.32 and 0.65, $\mathcal L_G$ between 2.1 and 2.3, $D(x)$ near
-  0.81-0.86 and $D(G(z))$ near 0.14-0.20: a stable band, with $D$ still ahead of the equilibrium
+  200 steps $\mathcal L_D$ stayed between 0.37 and 0.89, $\mathcal L_G$ between 1.8 and 2.5, $D(x)$ near
+  0.77-0.85 and $D(G(z))$ near 0.16-0.23: a stable band, with $D$ still ahead of the equilibrium
   values (1.386, 0.5) and no sign of collapse in the curves.
-* **Quality.** Classifier FID (2,000 samples) fell 694, 454, 311, 240, 209, 194 over the six epochs
+* **Quality.** Classifier FID (2,000 samples) fell 687, 482, 312, 244, 214, 200 over the six epochs
   (real digits: 1.6), still falling at the end: the budget, not the model, is the limit here. The
-  classes covered went 1, 2, 9, 10, 10, 10.
+  classes covered went 1, 1, 10, 10, 10, 10.
 * **An early collapse that healed.** After epoch 1 the fixed-noise grid is 64 near-identical grey
-  blobs, and the classifier called 100% of the samples "8" (confidence 0.998). As $D$ learned to reject
-  them, $G$ spread out: 9 digits by step 600, all 10 from step 800.
-* **Class histogram.** All ten digits are covered at the end, but unevenly: 0, 7 and 9 take 16.4-16.7%
-  each while 1, 4 and 2 get 3.9%, 4.7% and 5.1% (real MNIST: 9.0-11.2% each). KL to uniform is 0.127
-  against 0.007 for real digits: an imbalance, not a collapse.
-* **DCGAN vs MLP GAN.** The MLP GAN's step took 40 ms, so it was given 3,606 steps for the DCGAN's 144 s;
-  the machine's load changed between the timing probe and the run, and those steps took only 107 s (74%
-  of the budget). At the end the DCGAN is ahead: FID 194 vs 278, 10 vs 8 classes covered; KID is close
-  (40.7 vs 42.9). On the time axis the two curves run together for the first minute, then the MLP's
-  flattens while the DCGAN's keeps falling; so the extra 37 s would probably not have closed the gap,
-  but this run does not prove it. The grids show the difference FID measures: the MLP's digits are
-  sprinkled with isolated bright pixels, the DCGAN's strokes are smooth, because a convolution uses the
-  same weights at every position and so correlates neighbouring pixels by construction.
+  blobs, and the classifier put every sample in one class (confidence 0.997); after epoch 2 still one
+  class. As $D$ learned to reject the blobs, $G$ spread out: all 10 digits from step 600 on.
+* **Class histogram.** All ten digits are covered at the end, but unevenly: 7 takes 20.0% and 0 15.0%
+  while 6 gets 4.0% and 1 6.8% (real MNIST: 9.0-11.2% each). KL to uniform is 0.095 against 0.007 for
+  real digits: an imbalance, not a collapse.
+* **DCGAN vs MLP GAN.** The MLP GAN's step took 13.1 ms in the timing probe, so it was given 4,476 steps for
+  the DCGAN's 59 s; those steps took 71 s (121% of the budget). On the time axis the two FID curves
+  run together: at the DCGAN's 59 s both stand near 200. With its extra 12 s the MLP GAN ended lower,
+  FID 163 against 200 (KID 32.9 against 42.3, both 10 classes), so on this budget the DCGAN does not win
+  on FID. The grids show what FID does not: the MLP's digits are sprinkled with isolated bright pixels,
+  the DCGAN's strokes are smooth, because a convolution uses the same weights at every position and so
+  correlates neighbouring pixels by construction. The DCGAN's advantage grows with more steps and width
+  (the `full` profile); on a 2-core CPU minute the small MLP is a fair rival.
 * **The collapse-prone run did collapse, completely.** With $D$'s learning rate divided by 10, all 400
-  steps produced the same grey texture for every $z$: the nearest-neighbour distance is 0.56, against
+  steps produced the same grey texture for every $z$: the nearest-neighbour distance is 0.52, against
   12.3 for the DCGAN and 11.6 for real digits. The classifier called every sample an "8", with a mean
-  confidence of 0.82, *higher* than for the DCGAN's real-looking digits (0.76): a classifier forced to
+  confidence of 0.81, *higher* than for the DCGAN's real-looking digits (0.76): a classifier forced to
   choose is confidently wrong on inputs unlike any digit, which is why the histogram must be read
   together with the grid and FID (688 here). The losses give it away too: the slowed discriminator
   rated the fakes as *more* real than real digits for the whole run ($D(G(z))$ 0.76-0.84 vs $D(x)$
-  0.51-0.65). This is the extreme form of collapse; partial collapse (a few digits, or one style per
+  0.58-0.65). This is the extreme form of collapse; partial collapse (a few digits, or one style per
   digit) shows up as tall and missing bars instead of a single one.
 """
 md(OBSERVATIONS)
@@ -625,9 +603,4 @@ md(r"""
    histogram lose a digit. Report the histogram, the grid and the FID, and the sample count.
 """)
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-    "language_info": {"name": "python"},
-})
-nbformat.write(nb, OUT)
-print(f"wrote {OUT.name} ({len(cells)} cells)")
+nb.write()

@@ -1,41 +1,17 @@
 """Build notebooks/03_wgan_gp.ipynb (lesson 03: Wasserstein GAN, weight clipping vs gradient penalty).
 
 Run from the repository root:  .venv/bin/python notebooks/build/03_wgan_gp.py
-then execute the notebook (see HELPERS / README) and strip it with nbstripout --keep-output --keep-count.
+then execute the notebook (see common.py) and strip it with nbstripout --keep-output --keep-count.
 The markdown observations quote the committed run: after re-executing, check them against the outputs.
 """
-from __future__ import annotations
+from common import Notebook
 
-from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-OUT = Path(__file__).resolve().parents[1] / "03_wgan_gp.ipynb"
-cells = []
-
-
-def md(text: str) -> None:
-    cells.append(new_markdown_cell(text.strip("\n")))
-
-
-def code(text: str) -> None:
-    cells.append(new_code_cell(text.strip("\n")))
+nb = Notebook("03_wgan_gp.ipynb")
+md, code = nb.md, nb.code
 
 
 # --------------------------------------------------------------------------------------------- intro
-code('''
-# Colab only: install gankit, optionally keep runs on Google Drive so a cut-off session can resume.
-import os, sys
-IN_COLAB = "google.colab" in sys.modules
-USE_DRIVE = False  # True: runs (checkpoints) go to /content/drive/MyDrive/gankit/runs
-if IN_COLAB:
-    %pip install -q "gankit @ git+https://github.com/gankit-course/gankit"
-    if USE_DRIVE:
-        from google.colab import drive
-        drive.mount("/content/drive")
-        os.environ["GANKIT_RUNS"] = "/content/drive/MyDrive/gankit/runs"
-''')
+nb.colab()
 
 code('''
 # NBVAL_IGNORE_OUTPUT
@@ -472,21 +448,25 @@ network spends most of its weights at the bound.
 **Observations (committed run, `cpu` profile, 2000 samples per evaluation).** Our sources found clipping
 worse. On this budget it is, by a wide margin:
 
-* After 1200 critic steps (240 generator steps) the gradient-penalty run reaches FID 186.8 with all 10 digits
-  covered; the clipping run ends at FID 507.6 with 3 digits covered, and its samples are grey blobs with
-  digit-like outlines. Real digits score 1.61 at this sample count, so the GP run is still far from the data,
-  and its FID had flattened (187.8 at step 1000, 186.8 at step 1200): more quality needs more steps (the
-  `full` profile), not more patience at this learning rate.
-* A clipping step is cheaper (29.3 ms against 33.3 ms per critic step here: no double backward), but that
-  does not rescue it: the GP run was already at FID 474 after 11.3 s of training, below the clipping run's
-  final 507.6 after 35.2 s.
-* The classifier's mean confidence does not separate the two runs (0.752 against 0.743): it is confidently
-  wrong about blobs. FID and class coverage do separate them.
-* The clipped critic has 70.2% of its convolution weights at $|w| \ge 0.0099$ (the bound is 0.01), standard
-  deviation 0.0075; the GP critic's weights spread freely (standard deviation 0.070, largest 0.41). This is
+* After 1200 critic steps (240 generator steps) the gradient-penalty run reaches FID 181.3 with all 10 digits
+  covered (its best, 168.1, came at step 1000). The clipping run ends at FID 725.9 with 1 digit class covered,
+  and its samples are near-black squares with faint outlines. Real digits score 1.61 at this sample count, so
+  the GP run is still far from the data, and its FID had flattened over the last 400 steps: more quality needs
+  more steps (the `full` profile), not more patience at this learning rate.
+* The clipping run did not merely learn slowly, it went backwards: its best was FID 525.3 with 5 classes at
+  step 800, then 646.7 (3 classes) and 725.9 (1 class). Its samples darkened towards black over those
+  400 steps.
+* A clipping step is cheaper (17.4 ms against 30.8 ms per critic step here: no double backward), but that
+  does not rescue it: the GP run was at FID 487 after 400 critic steps (about 11 s of training), already
+  below anything the clipping run reached in its 21 s.
+* The classifier's mean confidence does not separate the two runs (0.764 against 0.837, the clipping run
+  *higher*): it is confidently wrong about dark squares. FID and class coverage do separate them.
+* The clipped critic has 86.5% of its convolution weights at $|w| \ge 0.0099$ (the bound is 0.01), standard
+  deviation 0.0058; the GP critic's weights spread freely (standard deviation 0.072, largest 0.41). This is
   the capacity problem Gulrajani et al. describe.
-* The clipped critic's W1 estimate collapses from 1.05 to 0.03 within 200 steps, then sits at 0.12-0.15 while
-  FID barely moves: it is not a useful training curve here.
+* The clipped critic's W1 estimate collapses from 1.05 to 0.03 within 200 steps, sits at 0.10-0.16 up to
+  step 800 while FID barely moves, and climbs to about 0.4 at the end while the samples get *worse*: it is
+  not a useful training curve here.
 * Caveat: the clipping run uses RMSprop at $10^{-3}$, the paper's $5 \cdot 10^{-5}$ scaled like the GP
   learning rate. Exercise 3 tries the unscaled value.
 ''')
@@ -583,13 +563,13 @@ md(r'''
 **Observations (committed run).**
 
 * The W1 estimate peaks at 23.7 (rolling mean) at step 30, while the critic learns to tell noise from digits,
-  then falls: 19.9, 14.8, 10.6, 3.0, 1.9, 1.9 over the six epochs, while FID falls 607, 474, 313, 217, 188, 187.
-  Over these 6 evaluations Pearson $r = 0.98$ and Spearman $\rho = 1.00$: in this run the critic's estimate
-  ranks the checkpoints exactly as the classifier's FID does, and both flatten over the last 400 steps. It
-  does not reach 0: it ends at 1.9, with $\lambda\,\text{GP}$ at 0.19.
-* The raw scores drift: the mean $D(x)$ climbs to 39.2 around step 110 and falls to 5.1, the mean
-  $D(G(z))$ goes from 17.5 to 3.2. So `loss_g` $= -\overline{D(G(z))}$ *rises* from $-16.7$ to $-2.6$: read
-  naively, the generator's loss got worse by 14 while its samples went from noise to digits.
+  then falls: 19.8, 14.8, 11.1, 2.9, 2.0, 2.1 at the ends of the six epochs, while FID goes 606, 487, 332, 206,
+  168, 181. Over these 6 evaluations Pearson $r = 0.99$ and Spearman $\rho = 1.00$: in this run the critic's
+  estimate ranks the checkpoints exactly as the classifier's FID does, and both flatten over the last 400
+  steps. It does not reach 0: it ends near 2.0, with $\lambda\,\text{GP}$ at 0.20.
+* The raw scores drift: the mean $D(x)$ (rolling mean) climbs to 39.0 around step 110 and falls to 4.0, the
+  mean $D(G(z))$ peaks at 17.2 and ends at 1.9. So `loss_g` $= -\overline{D(G(z))}$ *rises* from $-15.7$ to
+  $-1.5$: read naively, the generator's loss got worse by 14 while its samples went from noise to digits.
 * Six points from one run are few, and the estimate's scale belongs to its critic: the clipped critic's sits
   near 0.1 and tracks nothing (Spearman $\rho = 0.37$ with FID). Use the estimate to watch one GP run, and a
   sample-quality metric to compare runs.
@@ -659,13 +639,13 @@ by_t
 md(r'''
 **Observations (committed run).** The textbook trade-off does not appear on this generator:
 
-* Lowering $T$ hurts: FID 187 at $T = 1$, 206 at 0.8, 265 at 0.6 and 475 at 0.4, where only 7 digits are
-  covered and only 28.7% of the samples are still read as the same digit as at $T = 1$. The grids show why: the
+* Lowering $T$ hurts: FID 182 at $T = 1$, 200 at 0.8, 257 at 0.6 and 495 at 0.4, where only 5 digits are
+  covered and only 25.4% of the samples are still read as the same digit as at $T = 1$. The grids show why: the
   strokes fade. The generator's first layer is linear in $z$ (a transposed convolution without bias, then
   batch norm with its running statistics in eval mode), so scaling $z$ scales the first features and the
   image loses contrast.
-* $T = 1.5$ is slightly *better* than $T = 1$ by FID (177 against 187) and confidence (0.759 against 0.751),
-  with all 10 digits and 85.2% of the samples keeping their digit: strokes get brighter and thicker, a few
+* $T = 1.5$ is slightly *better* than $T = 1$ by FID (168 against 182), at the same confidence (0.769),
+  with all 10 digits and 85.4% of the samples keeping their digit: strokes get brighter and thicker, a few
   break up.
 * So on this architecture temperature acts largely as a contrast knob. One run, 1200 steps: a longer-trained
   generator may show more of the usual fidelity gain at $T < 1$ (try it on the `full` profile).
@@ -711,12 +691,12 @@ plt.show()
 md(r'''
 **Observations (committed run): the claim does not hold here.**
 
-* Both widths *improve* by FID from $T = 1$ to $T = 1.5$ (latent 100: 185.1 to 168.2; latent 512: 197.8 to
-  191.1), keep all 10 digits, and gain a little confidence (0.769 to 0.779; 0.750 to 0.762).
-* The share of samples read as the same digit at $T = 1.5$ as at $T = 1$ is 86% for latent 100 and 84% for
+* Both widths *improve* by FID from $T = 1$ to $T = 1.5$ (latent 100: 180.1 to 169.3; latent 512: 204.8 to
+  200.2), keep all 10 digits, and gain a little confidence (0.768 to 0.770; 0.731 to 0.740).
+* The share of samples read as the same digit at $T = 1.5$ as at $T = 1$ is 82.3% for latent 100 and 82.1% for
   latent 512: no sign that the wider latent keeps its samples' identities better.
 * The 100-wide run is the better one at both temperatures. With one training seed per width and 1200 critic
-  steps, a gap of about 10-20 FID may be within seed-to-seed variation (exercise 6), so the conclusion we can
+  steps, a gap of about 10-30 FID may be within seed-to-seed variation (exercise 6), so the conclusion we can
   draw is the negative one: nothing in these numbers supports "512 stays coherent at $T = 1.5$ where 100
   does not". Nor did the norm argument turn into a penalty for the wider latent: both generators extrapolate
   smoothly.
@@ -757,9 +737,4 @@ md(r'''
    `penalty=` function for `Trainer` and compare.
 ''')
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-    "language_info": {"name": "python"},
-})
-nbformat.write(nb, OUT)
-print(f"wrote {OUT.name}: {len(cells)} cells")
+nb.write()

@@ -1,30 +1,14 @@
 """Build notebooks/04_conditional_posters.ipynb (lesson 04: conditional GANs, digits then movie posters) with nbformat.
 
 Run from anywhere: `python notebooks/build/04_conditional_posters.py`. It writes the notebook
-without outputs; execute it afterwards (see HELPERS.md / the Makefile) to get the committed run.
+without outputs; execute it afterwards (see common.py / the Makefile) to get the committed run.
 The observation cells quote the committed cpu-profile run: after re-executing, update them.
 """
-from __future__ import annotations
+from common import IGNORE, Notebook
 
-from pathlib import Path
+nb = Notebook("04_conditional_posters.ipynb")
+md, code = nb.md, nb.code
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-OUT = Path(__file__).resolve().parents[1] / "04_conditional_posters.ipynb"
-
-cells: list = []
-
-
-def md(text: str) -> None:
-    cells.append(new_markdown_cell(text.strip("\n")))
-
-
-def code(text: str) -> None:
-    cells.append(new_code_cell(text.strip("\n")))
-
-
-IGNORE = "# NBVAL_IGNORE_OUTPUT"
 
 # --------------------------------------------------------------------------------------------- intro
 md(r"""
@@ -51,18 +35,7 @@ The first cell matters only on Google Colab; the second sets the run up. With
 `LOAD_RUN = True` the lesson reuses your last finished runs instead of training again.
 """)
 
-code(r'''
-# Colab only: install gankit, optionally keep runs on Google Drive so a cut-off session can resume.
-import os, sys
-IN_COLAB = "google.colab" in sys.modules
-USE_DRIVE = False  # True: runs (checkpoints) go to /content/drive/MyDrive/gankit/runs
-if IN_COLAB:
-    %pip install -q "gankit @ git+https://github.com/gankit-course/gankit"
-    if USE_DRIVE:
-        from google.colab import drive
-        drive.mount("/content/drive")
-        os.environ["GANKIT_RUNS"] = "/content/drive/MyDrive/gankit/runs"
-''')
+nb.colab()
 
 code(rf'''
 {IGNORE}
@@ -339,10 +312,11 @@ md(r"""
   over the baseline (0.598, FID 242). With a single seed, differences of two or three points
   are within what another seed could move; read them as "does not hurt, may help a little".
   Feature matching adds a second pass through $D$ per generator step, which should cost time;
-  here it took 33.5 s against 32.6 s for the baseline, while concat and label smoothing, which
-  add almost nothing, took 28-29 s: half-minute timings on this machine move by that much.
+  here it took 37.2 s against 33.6 s for the baseline, while label smoothing, which adds almost
+  nothing, took 31.2 s and concat 40.7 s: half-minute timings on this machine move by that much
+  (other jobs shared it during part of this execution).
 - **Minibatch discrimination** hurts at this budget: 0.300, FID 424, 5 classes covered, and
-  the most time (48.5 s against 32.6 s). The grid shows near-identical digits along each row:
+  the most time (51.5 s against 33.6 s). The grid shows near-identical digits along each row:
   exactly the collapse the trick is meant to expose, which after one epoch it has not yet
   cured. Salimans et al. used it in long runs; a trick measured in one setting does not carry
   over to another by default, which is why each one here is a switch and a number.
@@ -581,36 +555,42 @@ plt.show()
 ''')
 
 md(r"""
-**In this run** (toy posters, 64x64, 1,740 generator steps per run, 444 s and 493 s):
+**In this run** (toy posters, 64x64, 1,740 generator steps per run, 400 s and 471 s; the second
+shared the machine with other jobs for part of its run):
 
-- **Conditioning works, well short of the ceiling.** The multi-hot model's posters score a mean
-  ROC-AUC of **0.781** against the genres they were asked for, between chance (the same posters
-  against shuffled genres: 0.493) and the classifier on real held-out posters (0.966); mAP 0.453
-  against 0.116 and 0.750. FID in the classifier's features is 41.9, the real-vs-real floor 3.4.
+- **Conditioning works, short of the ceiling.** The multi-hot model's posters score a mean
+  ROC-AUC of **0.818** against the genres they were asked for, between chance (the same posters
+  against shuffled genres: 0.493) and the classifier on real held-out posters (0.966); mAP 0.461
+  against 0.117 and 0.750. FID in the classifier's features is 28.0, the real-vs-real floor 3.4.
   The grid agrees: each genre's row has its own palette (violet stripes for Drama, yellow for
-  Comedy, orange and black for Action, dark red for Horror, pink for Romance, green for
-  Thriller), but the shapes are smeared and cross-hatched; 1,740 small generator steps on a CPU
-  learn colours long before they learn the toy posters' motifs.
-- **Frequent genres are painted best, but not only frequency counts**: Adventure 0.944, Drama
-  0.932, Romance 0.907, Sci-Fi 0.897, Horror 0.883 against Biography 0.645 and History 0.661
-  (11-12 held-out positives). Thriller, the seventh most frequent genre, is at chance (0.510):
-  in the response matrix a Thriller request is read as Thriller with a mean probability of
-  0.08, less than as Romance (0.17) or Action (0.13), while Drama, Comedy and Romance requests
-  are read as such at 0.96-0.99, Action at 0.60 and Horror at only 0.24. That is the "one look
-  for several genres" failure, seen for one genre at a time.
-- **The two encodings end level.** The normalised vector scores ROC-AUC 0.790 against 0.781,
-  mAP 0.444 against 0.453, FID 37.4 against 41.9, and a higher diagonal in the response matrix
-  (0.78 against 0.64; its Thriller requests are read as Thriller at 0.79). The per-genre differences go both ways
-  (multi-hot: Adventure, Drama, Romance, Music; normalised: Crime, Thriller, History,
-  Biography), and with one seed per encoding none of these gaps is large enough to call. (A
-  shorter 870-step run of both, at 64x64, gave 0.674 against 0.636; another at 32x32 gave the
-  multi-hot run a clear FID lead, 37.9 against 72.8, from a collapse of the normalised run
-  within each genre. Which encoding wins depends on the run; repeat with other seeds before
-  believing either.)
-- **Longer training paid.** The multi-hot critic's Wasserstein estimate levels off after about
-  800 steps (the normalised one keeps creeping up), yet the posters kept improving: an earlier
-  execution of this lesson that stopped at 870 steps scored ROC-AUC 0.674 and FID 118 with the
-  same multi-hot settings (this run: 0.781 and 41.9).
+  Comedy, orange and brown for Action, dark red for Horror, pale pink for Romance, green checks
+  for Thriller), but the shapes are smeared and cross-hatched; 1,740 small generator steps on a
+  CPU learn colours long before they learn the toy posters' motifs.
+- **Frequent genres are painted best, but not only frequency counts**: Drama and Comedy 0.968,
+  Horror 0.944, Romance 0.919, Adventure 0.910 against Musical 0.584, Music 0.657 and Biography
+  0.708 (11-12 held-out positives each). Thriller, the seventh most frequent genre, is among the
+  weakest (0.759): in the response matrix a multi-hot Thriller request is read as Thriller with a
+  mean probability of only about 0.4, and Horror at about 0.65, while Drama, Comedy and Romance
+  requests are read as such at nearly 1. That is the "one look for several genres" failure, seen
+  for one genre at a time.
+- **The two encodings end close, normalised ahead.** The normalised vector scores ROC-AUC 0.822
+  against 0.818, mAP 0.486 against 0.461, FID 16.6 against 28.0, and a higher diagonal in the
+  response matrix (mean 0.98 against 0.84; its Thriller and Horror requests are read as such at
+  nearly 1, though its Action requests are also read as Comedy). The per-genre differences go
+  both ways (multi-hot ahead on Drama, Comedy, Adventure and Horror; normalised on Crime,
+  Thriller, Animation, Romance and Music), and its rows look more uniform within each genre in
+  the grid. With one seed per encoding, only the FID gap is large.
+- **Runs differ more than you might think.** The previous execution of this lesson, with the same
+  settings and seed, stored its tensors channels-first, which changes nothing but float rounding
+  (the Trainer now trains convolutions channels-last on a CPU, about a quarter faster). It scored
+  0.781 (multi-hot) and 0.790 (normalised), FID 41.9 and 37.4. A 870-step run of both at 64x64
+  gave 0.674 against 0.636, and one at 32x32 gave the multi-hot run the FID lead. Which encoding
+  wins depends on the run; repeat with other seeds before believing either.
+- **Longer training paid.** The multi-hot critic's Wasserstein estimate jumps to about 19 around
+  step 500, drops back to 10 by step 900 and then creeps up to 15 (the normalised one rises to 15 by
+  step 700 and stays near 13-14), yet the posters kept improving: an earlier execution of this
+  lesson that stopped at 870 steps scored ROC-AUC 0.674 and FID 118 with the same multi-hot
+  settings (this run: 0.818 and 28.0).
 """)
 
 md(r"""
@@ -711,7 +691,7 @@ md(r"""
 - Conditioning is measured, not eyeballed: conditional accuracy for digits (0.957 here after
   8 epochs, target 95%); for posters a genre classifier's ROC-AUC and AP on generated posters
   between two anchors, real held-out posters (ceiling 0.966) and the same generated posters with
-  shuffled genres (chance 0.493). Ours: 0.781 (multi-hot) and 0.790 (normalised).
+  shuffled genres (chance 0.493). Ours: 0.818 (multi-hot) and 0.822 (normalised).
 - At equal budget the projection discriminator beat concatenation by a wide margin (0.598 vs
   0.222 after one epoch); label smoothing and feature matching helped a little; minibatch
   discrimination hurt in a one-epoch run.
@@ -739,9 +719,4 @@ md(r"""
    the ceiling and the generated rows now?
 """)
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-    "language_info": {"name": "python"},
-})
-nbformat.write(nb, OUT)
-print(f"wrote {OUT} ({len(cells)} cells)")
+nb.write()
