@@ -26,7 +26,7 @@ METRIC_ORDER = ("fid", "kid_mean", "classes_covered", "kl_uniform", "mean_confid
 METRIC_LABELS = {"fid": "FID", "kid_mean": "KID", "kid_std": "KID std", "classes_covered": "classes covered",
                  "kl_uniform": "KL to uniform", "mean_confidence": "mean confidence",
                  "cond_accuracy": "label accuracy", "genre_roc_auc": "genre ROC-AUC", "genre_map": "genre mAP"}
-NOT_METRICS = ("step", "epoch", "seconds")
+NOT_METRICS = ("step", "epoch", "seconds", "eval_seconds")  # bookkeeping, not sample quality
 LOG4 = 2 * math.log(2)  # BCE loss_d when D outputs 1/2 for every image: -log(1/2) - log(1/2)
 CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -307,13 +307,14 @@ def _label(key: str) -> str:
 
 
 def _is_count(key: str) -> bool:
-    return key.startswith("n_") or key.endswith("_samples")
+    return key.startswith("n_") or key.endswith(("_samples", "_size"))
 
 
 def _metric_keys(evaluations: list[dict[str, Any]]) -> list[str]:
     """Metric names worth a curve: numeric, not a sample count or a spread, known ones first."""
-    keys = {k: None for e in evaluations for k, v in e.items()
-            if _is_num(v) and k not in NOT_METRICS and not _is_count(k) and not k.endswith("_std")}
+    keys = {k: None for e in evaluations for k, v in e.items()  # class_hist_*: ten shares, summed up by
+            if _is_num(v) and k not in NOT_METRICS and not _is_count(k) and not k.endswith("_std")  # KL and coverage
+            and not k.startswith("class_hist")}
     return sorted(keys, key=lambda k: (METRIC_ORDER.index(k) if k in METRIC_ORDER else len(METRIC_ORDER), k))
 
 
@@ -373,6 +374,10 @@ def _compose(runs: list[RunSummary], title: str, since: date | None, day: date,
     datasets = sorted({str(r.config.get("dataset", "?")) for r in runs if _metric_keys(r.evaluations)})
     for ds in datasets:  # metrics of different data sets live in different feature spaces: never on one axis
         group = [r for r in runs if str(r.config.get("dataset", "?")) == ds and _metric_keys(r.evaluations)]
+        if all(len(r.evaluations) < 2 for r in group):  # one point per run is no curve: the table has it
+            blocks += [("p", f"No quality curves on {ds}: each run was evaluated once, after training "
+                             "(its numbers are in the metrics table).")]
+            continue
         for x, what in (("seconds", "training time"), ("step", "training step")):
             name = f"quality-{ds}-{x}.png"
             images[name] = _quality_figure(group, colors, x)
@@ -400,6 +405,8 @@ def _status_line(run: RunSummary) -> str:
     if _is_num(final.get("cond_accuracy")):
         acc = final["cond_accuracy"]
         parts.append(f"label accuracy {acc * 100 if acc <= 1 else acc:.0f}%")
+    if _is_num(final.get("genre_roc_auc")):
+        parts.append(f"genre ROC-AUC {final['genre_roc_auc']:.3f}")
     line = f"**{run.label}**: {run.status}, epoch {run.epochs_done}/{planned}, {_duration(run.hours)}"
     line += (", " + ", ".join(parts)) if parts else ""
     return line + (f"; missing: {', '.join(run.missing)}" if run.missing else "")
@@ -437,14 +444,18 @@ def _metrics_table(runs: list[RunSummary]) -> list[tuple]:
         cells = [_fmt(f.get(k)) + (f" ± {_fmt(f[merged[k]])}" if k in merged and _is_num(f.get(merged[k])) else "")
                  for k in keys]
         rows.append([run.label, run.status, _fmt(f.get("epoch", run.epochs_done or None)),
-                     _duration(run.hours)] + cells + [_fmt(f.get(k)) for k in counts])
+                     _duration(run.hours)] + cells + [_fmt_count(f.get(k)) for k in counts])
     note = "Final evaluation of each run. FID and KID fall as the number of samples grows, so compare runs " + \
         ("at equal sample counts (last columns)." if counts else "at equal sample counts (not recorded here).")
     return [("p", note), ("table", header, rows, True)]  # True: right-align the numbers
 
 
+def _fmt_count(v: Any) -> str:
+    return str(int(v)) if _is_num(v) and float(v).is_integer() else _fmt(v)
+
+
 def _counts(runs: list[RunSummary]) -> str:
-    counts = sorted({f"{k.replace('_', ' ')} = {_fmt(v)}" for r in runs for k, v in r.final.items()
+    counts = sorted({f"{k.replace('_', ' ')} = {_fmt_count(v)}" for r in runs for k, v in r.final.items()
                      if _is_count(k) and _is_num(v)})
     return ("Sample counts: " + ", ".join(counts) + ".") if counts else "Sample counts were not recorded."
 
@@ -472,6 +483,9 @@ def _observations(runs: list[RunSummary]) -> list[str]:
         if _is_num(final.get("cond_accuracy")):
             acc = final["cond_accuracy"]
             facts.append(f"samples show the requested label {acc * 100 if acc <= 1 else acc:.1f}% of the time")
+        if _is_num(final.get("genre_roc_auc")):
+            facts.append(f"a genre classifier tells the requested genres from the others with mean ROC-AUC "
+                         f"{final['genre_roc_auc']:.3f} (0.5: condition ignored)")
         facts += _loss_facts(run)
         if run.status != "finished" and run.epochs_done < (run.epochs_planned or math.inf):
             facts.append(f"stopped at epoch {run.epochs_done} of {run.epochs_planned or '?'} (status: {run.status})")

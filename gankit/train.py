@@ -419,11 +419,17 @@ class Trainer:
         """Record an evaluation (e.g. FID) at the current step and write metrics.json."""
         row = {"step": self.step, "epoch": self.epoch, "seconds": self.elapsed, **values}
         self.evaluations.append(row)
-        self._write_metrics("running")
+        self._write_metrics(None)
 
-    def _write_metrics(self, status: str) -> None:
+    def _write_metrics(self, status: str | None) -> None:
+        """metrics.json; status None keeps the run's status (an evaluation logged after fit: still finished)."""
         if not self.run_dir:
             return
+        if status is None:
+            try:
+                status = json.loads((self.run_dir / "metrics.json").read_text()).get("status", "running")
+            except (OSError, ValueError):  # not written yet, or unreadable: this run is in progress
+                status = "running"
         final = self.evaluations[-1] if self.evaluations else {}
         doc = {"preset": self.config.preset, "status": status, "evaluations": self.evaluations, "final": final}
         if self.events:

@@ -26,7 +26,8 @@ def make_run(root: Path, preset: str, stamp: str, lr: float, fids: list[float], 
              for s in range(0, 40 * len(fids), 8)]
     (path / "history.csv").write_text("\n".join(rows) + "\n")
     evals = [dict(step=40 * (e + 1), epoch=e + 1, seconds=60.0 * (e + 1), fid=fid, classes_covered=10,
-                  n_samples=500) for e, fid in enumerate(fids)]
+                  n_samples=500.0, kid_subset_size=500.0, eval_seconds=1.5, class_hist_3=0.1)
+             for e, fid in enumerate(fids)]
     (path / "metrics.json").write_text(json.dumps(dict(preset=preset, evaluations=evals, final=evals[-1],
                                                        status="finished")))
     for e in range(1, len(fids) + 1):  # a 2x2 grid of 8-px tiles, a different colour per run and epoch
@@ -90,6 +91,11 @@ def test_report_contains_metrics_and_observations(built):
     assert "near 2·ln 2" in built["md"]  # loss_d ~1.39 in the fake history
     assert "Check the learning rates next." in built["md"] and "Check the learning rates next." in built["html"]
     assert "12.5 (lr_g=0.0002, lr_d=0.0002); 18.2 (lr_g=0.0001, lr_d=0.0001)" in built["md"]
+    header = next(line for line in built["md"].splitlines() if line.startswith("| run | status"))
+    assert "class hist" not in header and "eval seconds" not in header  # bookkeeping stays out of the table
+    assert header.endswith("| kid subset size | n samples |")  # counts last, as whole numbers:
+    assert re.search(r"\| 500 \| 500 \|$", next(line for line in built["md"].splitlines() if "11-12 14:02" in line
+                                                and line.startswith("| mlp-mnist")))
 
 
 def test_html_is_self_contained_with_embedded_images(built):
@@ -210,3 +216,23 @@ def test_colour_grids_become_jpeg_and_grey_grids_stay_lossless(tmp_path):
         with Image.open(files / f"mlp-mnist-20261115-110000-epoch_{e:04d}.png") as im:
             assert np.array_equal(np.asarray(im.convert("L")), pixels[e])  # lossless
     assert paths["html"].read_text().count("data:image/jpeg;base64,") == 2
+
+
+def test_genre_metrics_logged_after_training_reach_the_report(tmp_path):
+    """Lesson 04 logs a poster run's genre ROC-AUC / mAP with Trainer.log_metrics; the report shows them."""
+    run = make_run(tmp_path / "runs", "poster-cgan", "20261115-100000", 1e-4, [30.0, 20.0], (10, 10, 10))
+    doc = json.loads((run / "metrics.json").read_text())
+    doc["evaluations"].append(dict(step=80, epoch=2, seconds=120.0, fid=16.6, genre_roc_auc=0.822, genre_map=0.486,
+                                   n_samples=380))
+    doc["final"] = doc["evaluations"][-1]
+    (run / "metrics.json").write_text(json.dumps(doc))
+    md = report.build_report(tmp_path / "runs", tmp_path / "out", since=date(2026, 11, 14), pdf=False)["md"].read_text()
+    assert "| genre ROC-AUC | genre mAP |" in md and "| 0.822 | 0.486 |" in md
+    assert "genre ROC-AUC 0.822" in md and "mean ROC-AUC 0.822 (0.5: condition ignored)" in md
+    assert "quality-mnist-seconds.png" in md  # the run has evaluations over time: curves
+
+
+def test_runs_evaluated_once_get_no_curves(tmp_path):
+    make_run(tmp_path / "runs", "poster-cgan", "20261115-100000", 1e-4, [30.0], (10, 10, 10))
+    md = report.build_report(tmp_path / "runs", tmp_path / "out", since=date(2026, 11, 14), pdf=False)["md"].read_text()
+    assert "quality-mnist" not in md and "each run was evaluated once" in md and "| 30.0 |" in md

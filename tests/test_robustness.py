@@ -111,8 +111,9 @@ def check_resume_after_kill(killed_root: Path, ref_root: Path, pid: int, reached
     assert lock.read_text().split() == [str(pid), socket.gethostname()]  # left behind by the dead run
     assert json.loads((run / "metrics.json").read_text())["status"] == "running"  # all a SIGKILL leaves to say
     saved = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
-    # last.pt is written before step_*.pt, and the callback prints after the step's checkpoints:
-    assert 3 <= saved <= reached <= 33 and reached - saved < 3  # at most the steps since that checkpoint are lost
+    # The callback prints STEP n after step n's checkpoints, so a kill between the two leaves last.pt one step
+    # ahead of the last line printed (seen once: saved 6, reached 5); otherwise at most 2 steps are lost.
+    assert 3 <= saved <= reached + 1 and reached <= 33 and reached - saved < 3
     capsys.readouterr()
 
     assert cli.main([*args, "--out", str(killed_root), "--resume"]) == 0  # the stale lock does not block it

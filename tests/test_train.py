@@ -143,6 +143,17 @@ def test_channels_first_checkpoint_resumes_in_channels_last(tmp_path):
     assert new.step == 8 and all(torch.isfinite(p).all() for p in params(new))
 
 
+def test_metrics_logged_after_fit_keep_the_run_finished(tmp_path):
+    """Lesson 04 scores its poster runs after training: the run must still read as finished."""
+    t = tiny_trainer(tiny_config(), run_dir=tmp_path / "run")
+    t.log_metrics({"fid": 9.0})  # before fit: in progress
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "running"
+    t.fit(1)
+    t.log_metrics({"genre_roc_auc": 0.8})
+    doc = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert doc["status"] == "finished" and doc["final"]["genre_roc_auc"] == 0.8 and len(doc["evaluations"]) == 2
+
+
 def test_keep_last_k_checkpoints(tmp_path):
     t = tiny_trainer(tiny_config(checkpoint_every=1, keep_checkpoints=2, epochs=1), run_dir=tmp_path / "r")
     t.fit()
