@@ -56,23 +56,28 @@ PY
 run_full() {
     # The lesson presets' own (`full`) sizes trained on the GPU through the CLI, three at a time (the
     # small networks leave the GPU mostly idle); each run's final evaluations are printed at the end.
-    for p in ${FULL_PRESETS:-mlp-mnist dcgan-mnist wgan-gp-mnist}; do
+    # FULL_RUNS: "preset[:seed] ..." (default: the three MNIST presets of lessons 01-03, seed 0)
+    for spec in ${FULL_RUNS:-mlp-mnist dcgan-mnist wgan-gp-mnist}; do
+        p=${spec%%:*}; seed=${spec#*:}; [ "$seed" = "$spec" ] && seed=0
         timeout "${FULL_LIMIT:-420}" $py -m gankit.cli train "$p" --profile full --device cuda --quiet \
-            --out /tmp/runs > "$out/train_$p.log" 2>&1 &
+            --seed "$seed" --out "/tmp/runs/s$seed" > "$out/train_${p}_s$seed.log" 2>&1 &
     done
     wait
     $py - <<'PY' 2>&1 | tee "$out/full_gpu.txt"
 import json, pathlib
-for m in sorted(pathlib.Path("/tmp/runs").glob("*/*/metrics.json")):
+for m in sorted(pathlib.Path("/tmp/runs").glob("*/*/*/metrics.json")):
     doc = json.loads(m.read_text())
     ev = doc["evaluations"]
-    print(m.parent.parent.name, doc["status"], f"{len(ev)} evaluations")
-    for e in ev[:: max(1, len(ev) // 6)] + ev[-1:]:
-        print("   ", {k: round(v, 3) if isinstance(v, float) else v for k, v in e.items()})
+    print(m.parent.parent.name, m.parent.parent.parent.name, doc["status"], f"{len(ev)} evaluations:")
+    for e in ev:  # one compact line per evaluation
+        extra = f" cond_acc {e['cond_accuracy']:.3f}" if "cond_accuracy" in e else ""
+        print(f"   epoch {e['epoch']:3d} {e['seconds']:6.1f} s  FID {e['fid']:7.2f}  classes {int(e['classes_covered']):2d}"
+              f"  KL {e['kl_uniform']:.3f}{extra}")
 PY
-    for d in /tmp/runs/*/*/; do
-        p=$(basename "$(dirname "$d")"); last=$(ls "$d"samples/epoch_*.png 2>/dev/null | tail -1)
-        [ -n "$last" ] && cp "$last" "$out/full_${p}_$(basename "$last")"
+    for d in /tmp/runs/*/*/*/; do
+        p=$(basename "$(dirname "$d")"); s=$(basename "$(dirname "$(dirname "$d")")")
+        last=$(ls "$d"samples/epoch_*.png 2>/dev/null | tail -1)
+        [ -n "$last" ] && cp "$last" "$out/full_${p}_${s}_$(basename "$last")"
     done
 }
 
