@@ -130,19 +130,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_posters(args: argparse.Namespace) -> int:
-    from . import posters
+    from . import poster_download, toy_posters
 
     if args.posters_cmd == "download":
         try:
-            results = posters.download_posters(args.csv, args.out, workers=args.workers, timeout=args.timeout,
-                                               retries=args.retries)
-        except posters.DiskFullError as e:
-            print(posters.download_summary(e.results))
+            results = poster_download.download_posters(args.csv, args.out, workers=args.workers,
+                                                       timeout=args.timeout, retries=args.retries)
+        except poster_download.DiskFullError as e:
+            print(poster_download.download_summary(e.results))
             raise ConfigError(f"{e}; free some space and run the same command again (it resumes)") from None
-        print(posters.download_summary(results))
+        print(poster_download.download_summary(results))
         print(f"manifest: {Path(args.out) / 'manifest.csv'}")
     else:
-        csv = posters.make_toy(args.dir, n=args.n, seed=args.seed)
+        csv = toy_posters.make_toy(args.dir, n=args.n, seed=args.seed)
         print(f"wrote a toy poster set of {args.n} rows: {csv}")
     return 0
 

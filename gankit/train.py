@@ -21,6 +21,7 @@ import torch.nn as nn
 from . import __version__
 from .config import GANConfig, project_dir, resolve_device, seed_everything
 from .data import BatchSource, load_dataset
+from .files import atomic_write
 from .losses import LossFn, clip_weights, gradient_penalty, losses_for
 from .models import build_models
 from .tricks import FeatureMatching
@@ -75,18 +76,9 @@ def latest_run(preset: str, root: str | os.PathLike | None = None) -> Path | Non
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then rename: never a half-written file."""
+    """torch.save through gankit.files.atomic_write: never a half-written checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -160,11 +152,11 @@ def memory_format_for(config: GANConfig, device: torch.device) -> torch.memory_f
     """channels_last for convolutional models on a CPU, else the default layout.
 
     Measured with `gankit bench` (benchmarks/README.md): on a 2-core CPU channels_last (oneDNN's
-    preferred layout) trained the conv presets 21-29% faster at the `cpu` profile's widths and
-    4-16% faster at the presets' own. On an H100 two runs disagreed (dcgan-mnist +22% in one, -9% in
-    the other; the rest within 2%): these small networks are launch-bound there, so CUDA keeps the
-    default and `gankit bench` keeps timing channels_last as a variant. It changes the memory layout
-    only, so results differ by float rounding alone.
+    preferred layout) trained the conv presets 16-29% faster at the `cpu` profile's widths and
+    5-14% faster at the presets' own. On an H100 three runs disagreed (dcgan-mnist +22%, -9%, -1%;
+    the others -5% to +7%): these small networks are launch-bound there, so CUDA keeps the default
+    and `gankit bench` keeps timing channels_last as a variant. It changes the memory layout only,
+    so results differ by float rounding alone.
     """
     if config.model == "dcgan" and device.type == "cpu":
         return torch.channels_last

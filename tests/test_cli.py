@@ -36,9 +36,6 @@ def test_train_then_sample_png_and_npz(tmp_path, capsys):
 
 
 def test_unconditional_model_rejects_labels(tmp_path, capsys):
-    import torch
-
-    from gankit.train import Trainer
     from helpers import tiny_config, tiny_trainer
 
     t = tiny_trainer(tiny_config(), run_dir=tmp_path / "r")

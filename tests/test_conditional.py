@@ -10,7 +10,8 @@ from gankit.cli import main
 from gankit.config import ConfigError, make_config
 from gankit.genre_metrics import conditioning_report, genre_scores, split_indices
 from gankit.models import DCGANDiscriminator, MLPDiscriminator, build_models
-from gankit.posters import GENRES, make_toy
+from gankit.posters import GENRES
+from gankit.toy_posters import make_toy
 from gankit.train import CheckpointError, Trainer, load_checkpoint, setup
 from gankit.tricks import (FeatureMatching, MinibatchDiscrimination, add_minibatch_discrimination,
                            discriminator_features, feature_matching_loss)

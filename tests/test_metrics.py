@@ -188,6 +188,19 @@ def test_cond_accuracy_is_high_for_true_labels_and_chance_for_shuffled(balanced)
     assert 0.05 < q["cond_accuracy"] < 0.17  # chance is 0.1; binomial sd at N=500 is 0.013
 
 
+def test_each_batch_is_classified_once_with_the_same_numbers(balanced, monkeypatch):
+    """FID, KID and the class histogram share one pass of the classifier per batch (it was three)."""
+    images, labels = balanced
+    model = metrics.load_classifier("cpu")
+    before = metrics.mnist_quality(images, labels, classifier=model, reference=images[:200], batch_size=100)
+    calls = []
+    features = model.features
+    monkeypatch.setattr(model, "features", lambda x: calls.append(len(x)) or features(x))
+    after = metrics.mnist_quality(images, labels, classifier=model, reference=images[:200], batch_size=100)
+    assert calls == [100] * 2 + [100] * (N // 100)  # the reference's 2 batches, then the samples', once each
+    assert after == before
+
+
 def test_mismatched_labels_and_too_few_samples_are_refused():
     with pytest.raises(ValueError, match="labels"):
         metrics.mnist_quality(torch.zeros(4, 1, 28, 28), torch.zeros(3, dtype=torch.long),

@@ -14,8 +14,9 @@ from PIL import Image
 
 from gankit import posters
 from gankit.images import BadImage, decode_image
-from gankit.posters import (COLUMNS, GENRES, REAL_GENRE_COUNTS, encode_genres, load_posters, make_toy,
-                            parse_genres, poster_root, read_poster_csv)
+from gankit.posters import (COLUMNS, GENRES, REAL_GENRE_COUNTS, encode_genres, load_posters, parse_genres,
+                            poster_root, read_poster_csv)
+from gankit.toy_posters import make_toy
 
 HEADER = ",".join(COLUMNS) + "\n"
 N_TOY, BROKEN = 240, 0.02  # 5 rows of each faulty kind

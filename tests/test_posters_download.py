@@ -1,4 +1,4 @@
-"""Tests for gankit.posters.download_posters against a fault-injecting HTTP server on 127.0.0.1."""
+"""Tests for gankit.poster_download.download_posters against a fault-injecting HTTP server on 127.0.0.1."""
 import csv
 import errno
 import io
@@ -13,7 +13,8 @@ from PIL import Image
 
 from gankit import posters
 from gankit.images import decode_image
-from gankit.posters import COLUMNS, DiskFullError, download_posters, download_summary
+from gankit.poster_download import DiskFullError, download_posters, download_summary
+from gankit.posters import COLUMNS
 
 SLOW_S, TIMEOUT_S = 1.0, 0.3
 

@@ -341,7 +341,7 @@ code(rf'''
 posters = load_dataset(poster_config)
 names = posters.label_names
 is_toy = posters.name == "posters-toy"
-print("DATA:", "the TOY poster set (synthetic, made by gankit.posters.make_toy); the real posters are not downloaded"
+print("DATA:", "the TOY poster set (synthetic, made by gankit.toy_posters.make_toy); the real posters are not downloaded"
       if is_toy else "the REAL posters of the Movie Genre data set")
 print(textwrap.fill(posters.summary, 110))
 multi_hot = (posters.labels > 0).float()

@@ -1,0 +1,29 @@
+"""Crash-safe file writes: a file is either whole or absent, and a full disk is recognised as such."""
+from __future__ import annotations
+
+import errno
+import io
+import os
+import threading
+from pathlib import Path
+from typing import Callable
+
+
+def atomic_write(path: Path, data: bytes | Callable[[io.BufferedWriter], None]) -> None:
+    """Write `data` (bytes, or a function that writes to the open file) to a temp file in the same folder,
+    fsync, then os.replace: `path` is whole or absent, whatever kills the process meanwhile."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            data(f) if callable(data) else f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def is_disk_full(e: OSError) -> bool:
+    return e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
