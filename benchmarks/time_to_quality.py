@@ -5,7 +5,7 @@
 For mlp-mnist and dcgan-mnist (cpu-profile sizes on a CPU, the preset itself on a GPU) it trains
   gankit        gankit's Trainer (gankit.bench.GankitLoop: Trainer.fit over device-resident batches);
   tutorial      the same networks, batch and hyperparameters in the tutorial-style loop
-                (gankit.bench.TutorialLoop: torchvision transforms through a DataLoader, Sigmoid + BCELoss,
+                (gankit.baseline.TutorialLoop: torchvision transforms through a DataLoader, Sigmoid + BCELoss,
                 default Adam, .item() every step);
   PyTorch-GAN   (mlp-mnist only) the popular MLP GAN as published in eriklindernoren/PyTorch-GAN
                 implementations/gan/gan.py: its own networks (G 100-128-256-512-1024-784 with
@@ -32,7 +32,8 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from gankit.bench import GankitLoop, TutorialLoop, default_threads, synchronize, tutorial_dataset, to_markdown
+from gankit.baseline import TutorialLoop, synchronize, tutorial_dataset
+from gankit.bench import GankitLoop, default_threads, to_markdown
 from gankit.config import make_config, resolve_device, seed_everything
 from gankit.data import load_dataset
 from gankit.metrics import mnist_quality, reference_quality

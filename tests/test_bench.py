@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from gankit.bench import (GankitLoop, RateProbe, TutorialLoop, count_flops, cpu_supports_bf16, speed_variants, table, to_markdown,
+from gankit.baseline import TutorialLoop
+from gankit.bench import (GankitLoop, RateProbe, count_flops, cpu_supports_bf16, speed_variants, table, to_markdown,
                           verdict)
 from gankit.config import GANConfig
 from gankit.data import Dataset
