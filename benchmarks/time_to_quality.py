@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from gankit.baseline import TutorialLoop, synchronize, tutorial_dataset
-from gankit.bench import GankitLoop, default_threads, to_markdown
+from gankit.bench import GankitLoop, default_threads, speed_variants, to_markdown
 from gankit.config import make_config, resolve_device, seed_everything
 from gankit.data import load_dataset
 from gankit.metrics import mnist_quality, reference_quality
@@ -139,15 +139,29 @@ class Run:
         return row
 
 
-def build_runs(preset: str, device: torch.device, seed: int) -> list[Run]:
+RUN_KINDS = ("gankit", "tutorial", "pytorch-gan", "gankit-bf16")
+
+
+def build_runs(preset: str, device: torch.device, seed: int, kinds: Sequence[str] = RUN_KINDS[:3]) -> list[Run]:
+    """The runs of one preset: gankit, tutorial, PyTorch-GAN gan.py (mlp-mnist only) and, when asked for and
+    offered on this device, gankit under bf16 autocast (gankit.bench.speed_variants)."""
     profile = "cpu" if device.type == "cpu" else "full"
     config = make_config(preset, profile, seed=seed)
     runs = []
-    g = GankitLoop(config, load_dataset(config), device)
-    runs.append(Run(preset, "gankit", g, g.trainer.G, config.latent_dim, seed))
-    t = TutorialLoop(config, tutorial_dataset(config), device)
-    runs.append(Run(preset, "tutorial", t, t.G, config.latent_dim, seed))
-    if preset == "mlp-mnist":
+    if "gankit" in kinds:
+        g = GankitLoop(config, load_dataset(config), device)
+        runs.append(Run(preset, "gankit", g, g.trainer.G, config.latent_dim, seed))
+    if "gankit-bf16" in kinds:
+        wrap = speed_variants(device, config).get("bf16 autocast")
+        if wrap is None:
+            print(f"  {preset}: bf16 autocast is not offered on this device (no native bf16); run skipped")
+        else:
+            g = GankitLoop(config, load_dataset(config), device, wrap)
+            runs.append(Run(preset, "gankit + bf16 autocast", g, g.trainer.G, config.latent_dim, seed))
+    if "tutorial" in kinds:
+        t = TutorialLoop(config, tutorial_dataset(config), device)
+        runs.append(Run(preset, "tutorial", t, t.G, config.latent_dim, seed))
+    if "pytorch-gan" in kinds and preset == "mlp-mnist":
         p = PyTorchGANLoop(tutorial_dataset(config), device, seed)
         runs.append(Run(preset, p.name, p, p.G, p.latent_dim, seed))
     return runs
@@ -185,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the CPUs available)")
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", default="gankit,tutorial,pytorch-gan",
+                   help=f"comma-separated, from {', '.join(RUN_KINDS)} (gankit-bf16: gankit under bf16 autocast)")
     p.add_argument("--out", default=None, help="write the Markdown summary here")
     p.add_argument("--csv", default=None, help="write every evaluation here")
     p.add_argument("--from-csv", default=None, help="only summarise the evaluations of an earlier run's --csv")
@@ -196,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             Path(args.out).write_text(to_markdown(df) + "\n")
         return 0
+    kinds = [k.strip() for k in args.runs.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - set(RUN_KINDS))
+    if unknown:
+        p.error(f"unknown run kind(s) {', '.join(unknown)}; use {', '.join(RUN_KINDS)}")
     device = resolve_device(args.device)
     threads = args.threads or default_threads()
     torch.set_num_threads(threads)
@@ -206,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     all_runs: list[Run] = []
     for preset in args.presets:
-        runs = build_runs(preset, device, args.seed)
+        runs = build_runs(preset, device, args.seed, kinds)
         noise = {r.name: torch.randn(args.samples, r.latent_dim, generator=noise_g).to(device) for r in runs}
         turns = math.ceil(args.budget / args.every)
         for turn in range(turns):
