@@ -191,11 +191,7 @@ def speed_variants(device: torch.device, config: GANConfig) -> dict[str, Callabl
         t.train_step = wrapped
 
     def layout(fmt: torch.memory_format) -> Callable[[Trainer], None]:
-        def switch(t: Trainer) -> None:  # train_step moves each real batch to t.memory_format
-            t.memory_format = fmt
-            t.G.to(memory_format=fmt)
-            t.D.to(memory_format=fmt)
-        return switch
+        return lambda t: t.use_memory_format(fmt)
 
     def compile_(t: Trainer) -> None:
         t.G, t.D = torch.compile(t.G), torch.compile(t.D)

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import to_model
-from .metrics import distance_metrics
+from .metrics import ClassifierFeatures, distance_metrics
 
 
 def split_indices(n: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,18 +155,6 @@ def genre_scores(probs: torch.Tensor, genres: torch.Tensor, names: Sequence[str]
                          "auc": auc.tolist(), "ap": ap.tolist()})
 
 
-class _Features(nn.Module):
-    """torchmetrics' `feature=` extractor: posters float (B, 3, H, W) in [-1, 1] -> classifier features."""
-
-    def __init__(self, classifier: GenreClassifier) -> None:
-        super().__init__()
-        self.classifier = classifier
-        self.num_features = classifier.feature_dim  # torchmetrics reads this instead of a dummy forward
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier.features(x)
-
-
 @torch.no_grad()
 def feature_distances(classifier: GenreClassifier, real: torch.Tensor, fake: torch.Tensor, *,
                       batch_size: int = 256, kid_subset: int = 1000, seed: int = 0) -> dict[str, float]:
@@ -179,14 +167,15 @@ def feature_distances(classifier: GenreClassifier, real: torch.Tensor, fake: tor
     device = next(classifier.parameters()).device
     was_training = classifier.training
     classifier.eval()
-    fid, kid = distance_metrics(_Features(classifier), device,
+    fid, kid = distance_metrics(ClassifierFeatures(classifier), device,
                                 subset_size=min(kid_subset, real.shape[0], fake.shape[0]))
     try:
         for images, is_real in ((real, True), (fake, False)):
             for chunk in images.split(batch_size):
                 x = _as_model(chunk.to(device))
                 fid.update(x, real=is_real)
-                kid.update(x, real=is_real)
+                kid.update(x, real=is_real)  # the features FID just computed (ClassifierFeatures remembers them)
+        fid.inception.forget()
         with torch.random.fork_rng(devices=[]):  # KID's subsets use the global RNG: keep it untouched
             torch.manual_seed(seed)
             kid_mean, kid_std = kid.compute()

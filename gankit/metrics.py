@@ -225,9 +225,12 @@ def prepare(images: torch.Tensor) -> torch.Tensor:
 
 
 class ClassifierFeatures(nn.Module):
-    """torchmetrics' `feature=` extractor: prepared images (B, 1, 28, 28) -> classifier features (B, F)."""
+    """torchmetrics' `feature=` extractor: images -> a classifier's penultimate features (B, F).
 
-    def __init__(self, classifier: MNISTClassifier) -> None:
+    Any classifier with `.features(x)` and `.feature_dim` (the MNIST classifier here, lesson 04's
+    genre classifier in gankit.genre_metrics); inputs as that classifier takes them."""
+
+    def __init__(self, classifier: nn.Module) -> None:
         super().__init__()
         self.classifier = classifier
         self.num_features = classifier.feature_dim  # torchmetrics reads this instead of a dummy forward

@@ -193,9 +193,8 @@ class Trainer:
                  g_aux: Callable[..., torch.Tensor] | None = None, progress: bool = True) -> None:
         self.config = config
         self.device = torch.device(device) if device is not None else (data.device if data else resolve_device())
-        self.memory_format = memory_format_for(config, self.device)
-        self.G, self.D, self.data = (G.to(self.device, memory_format=self.memory_format),
-                                     D.to(self.device, memory_format=self.memory_format), data)
+        self.G, self.D, self.data = G.to(self.device), D.to(self.device), data
+        self.use_memory_format(memory_format_for(config, self.device))
         default_d, default_g = losses_for(config)
         self.d_loss, self.g_loss = d_loss or default_d, g_loss or default_g
         self.penalty = penalty or (gradient_penalty if config.gp_weight > 0 else None)
@@ -225,6 +224,12 @@ class Trainer:
             (self.run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
     # ------------------------------------------------------------------ setup helpers
+    def use_memory_format(self, fmt: torch.memory_format) -> None:
+        """Keep G, D and every real batch in `fmt` (train_step converts the batches)."""
+        self.memory_format = fmt
+        self.G.to(memory_format=fmt)
+        self.D.to(memory_format=fmt)
+
     def _optimizer(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
         if self.config.optimizer == "rmsprop":
             return torch.optim.RMSprop(module.parameters(), lr=lr)

@@ -107,9 +107,7 @@ def test_conv_models_train_in_channels_last_with_the_same_result():
     """channels_last (the conv default on a CPU) changes the layout only: same step to float rounding."""
     fast, plain = tiny_trainer(tiny_config(**CONV)), tiny_trainer(tiny_config(**CONV))
     assert fast.memory_format is torch.channels_last
-    plain.memory_format = torch.contiguous_format
-    plain.G.to(memory_format=plain.memory_format)
-    plain.D.to(memory_format=plain.memory_format)
+    plain.use_memory_format(torch.contiguous_format)
     assert all(torch.equal(a, b) for a, b in zip(params(fast), params(plain)))
     for t in (fast, plain):
         torch.manual_seed(0)  # the same latents for both
@@ -129,9 +127,7 @@ def test_conv_models_train_in_channels_last_with_the_same_result():
 def test_channels_first_checkpoint_resumes_in_channels_last(tmp_path):
     """A checkpoint written before channels_last was the default loads, and Adam's moments follow the layout."""
     old = tiny_trainer(tiny_config(**CONV))
-    old.memory_format = torch.contiguous_format
-    old.G.to(memory_format=old.memory_format)
-    old.D.to(memory_format=old.memory_format)
+    old.use_memory_format(torch.contiguous_format)
     old.fit(1)
     old.save_checkpoint(tmp_path / "old.pt")
     new = tiny_trainer(tiny_config(**CONV))
