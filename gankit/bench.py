@@ -24,7 +24,7 @@ from .baseline import TutorialLoop, synchronize, tutorial_dataset
 from .config import ConfigError, GANConfig, make_config, resolve_device, seed_everything
 from .data import BatchSource, Dataset, load_dataset
 from .models import build_models
-from .train import Trainer, memory_format_for
+from .train import Trainer, cpu_supports_bf16, memory_format_for
 
 PRESET_ORDER = ("mlp-mnist", "dcgan-mnist", "wgan-gp-mnist", "cgan-mnist", "poster-cgan")
 MLP_SPEEDUP_TARGET = 2.0  # issue 6: MLP presets at least 2x the tutorial loop
@@ -161,14 +161,6 @@ class GankitLoop:
 
 
 # ------------------------------------------------------------------------------ speed variants
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bf16 matmuls (AVX512-BF16 or AMX), where bf16 autocast can pay off."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch built without oneDNN
-        return False
-
-
 def speed_variants(device: torch.device, config: GANConfig) -> dict[str, Callable[[Trainer], None]]:
     """Trainer modifications timed next to the default loop: bf16 autocast, the other memory layout, torch.compile.
 
@@ -183,12 +175,7 @@ def speed_variants(device: torch.device, config: GANConfig) -> dict[str, Callabl
         return {}
 
     def autocast(t: Trainer) -> None:
-        step = t.train_step
-
-        def wrapped(x: torch.Tensor, y: torch.Tensor | None) -> None:
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                step(x, y)
-        t.train_step = wrapped
+        t.use_precision("bf16")
 
     def layout(fmt: torch.memory_format) -> Callable[[Trainer], None]:
         return lambda t: t.use_memory_format(fmt)

@@ -12,14 +12,15 @@ from .config import PRESETS, ConfigError
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import make_config, resolve_device
-    from .train import latest_run, new_run_dir, setup
+    from .runs import latest_run, new_run_dir
+    from .train import setup
 
     # Every option is checked before a run folder is made: a typo must not leave an empty run behind.
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every must be >= 0 (0: only at the end of each epoch), "
                           f"got {args.checkpoint_every}")
     config = make_config(args.preset, args.profile, data_path=args.data, epochs=args.epochs, seed=args.seed,
-                         checkpoint_every=args.checkpoint_every, on_diverge=args.on_diverge)
+                         checkpoint_every=args.checkpoint_every, on_diverge=args.on_diverge, precision=args.precision)
     resolve_device(args.device)
     run_dir, created = None, False
     if args.resume:
@@ -35,7 +36,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             run_dir.rmdir()
         raise
     attach_default_evaluation(trainer)
-    print(f"{args.preset} [{trainer.config.profile} profile, {trainer.device}] -> {run_dir}")
+    bf16 = ", bf16 autocast" if trainer.config.precision == "bf16" else ""
+    print(f"{args.preset} [{trainer.config.profile} profile, {trainer.device}{bf16}] -> {run_dir}")
     print(trainer.dataset.summary)
     if args.resume and trainer.resume():
         print(f"resumed at step {trainer.step} (epoch {trainer.epoch})")
@@ -149,7 +151,7 @@ def _cmd_posters(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report
-    from .train import runs_root
+    from .runs import runs_root
 
     try:
         since = date.fromisoformat(args.since) if args.since else None
@@ -194,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also checkpoint every N steps (checkpoints/step_*.pt, the last 3 kept); 0: epoch ends only")
     t.add_argument("--on-diverge", choices=("stop", "rollback"),
                    help="on NaN/Inf: stop (default) or roll back to the last good checkpoint with halved lrs")
+    t.add_argument("--precision", choices=("fp32", "bf16"),
+                   help="bf16: forward passes under bf16 autocast, faster only on bf16 units (recent x86 CPUs with "
+                        "AVX512-BF16/AMX, Ampere+ GPUs); default fp32")
     t.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid or an .npz")
@@ -249,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import CheckpointError, RunLocked, TrainingDiverged
+    from .runs import CheckpointError
+    from .train import RunLocked, TrainingDiverged
 
     args = build_parser().parse_args(argv)
     try:

@@ -13,6 +13,7 @@ import torch
 
 PROFILES = ("smoke", "cpu", "full")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -136,6 +137,9 @@ class GANConfig:
     epochs: int = 10
     steps_per_epoch: int | None = None  # cap on batches per epoch (smoke profile)
     drop_last: bool = True  # a 1-sample last batch breaks batch norm and skews D; drop it
+    # bf16: forward passes under bf16 autocast (weights, gradients and Adam stay fp32). Opt-in: it pays off
+    # only on bf16 units (recent x86 CPUs, Ampere+ GPUs); measured in benchmarks/README.md
+    precision: str = "fp32"
     # bookkeeping
     seed: int = 0
     log_every: int = 50  # steps between host syncs (loss .item()) and progress updates
@@ -159,6 +163,7 @@ class GANConfig:
             "optimizer": (self.optimizer, ("adam", "rmsprop")),
             "profile": (self.profile, PROFILES),
             "on_diverge": (self.on_diverge, ("stop", "rollback")),
+            "precision": (self.precision, PRECISIONS),
         }
         for name, (value, allowed) in checks.items():
             if value not in allowed:

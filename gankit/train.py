@@ -5,36 +5,31 @@ import io
 import json
 import math
 import os
-import random
 import socket
 import time
+import warnings
 from collections import defaultdict
-from datetime import datetime
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
 
 from . import __version__
-from .config import GANConfig, project_dir, resolve_device, seed_everything
+from .config import PRECISIONS, ConfigError, GANConfig, resolve_device, seed_everything
 from .data import BatchSource, load_dataset
-from .files import atomic_write
 from .losses import LossFn, clip_weights, gradient_penalty, losses_for
 from .models import build_models
+from .runs import (CHECKPOINT_FORMAT, CheckpointError, atomic_save, find_run, load_checkpoint, new_run_dir, rng_state,
+                   run_checkpoints, set_rng_state)
 from .tricks import FeatureMatching
 
 HISTORY_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "seconds"]
-CHECKPOINT_FORMAT = 1
 Callback = Callable[["Trainer"], None]
 EVENTS = ("on_batch_end", "on_log", "on_epoch_end", "on_fit_end")
 MAX_ROLLBACKS = 3  # with on_diverge="rollback": after 3 halvings (lr / 8) the run stops instead
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be used: truncated, corrupted, or from another preset or version."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -43,60 +38,6 @@ class TrainingDiverged(RuntimeError):
 
 class RunLocked(RuntimeError):
     """Another live process is training into the same run folder."""
-
-
-def runs_root(root: str | os.PathLike | None = None) -> Path:
-    """Where run folders go: `root`, else $GANKIT_RUNS, else <project>/runs."""
-    return Path(root or os.environ.get("GANKIT_RUNS") or project_dir() / "runs")
-
-
-def new_run_dir(preset: str, root: str | os.PathLike | None = None) -> Path:
-    """A fresh runs/<preset>/<YYYYmmdd-HHMMSS>/ folder (suffixed if two start in one second)."""
-    base = runs_root(root) / preset
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path, k = base / stamp, 1
-    while path.exists():
-        path, k = base / f"{stamp}-{k}", k + 1
-    path.mkdir(parents=True)
-    return path
-
-
-def run_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """A run folder's checkpoints, newest first: checkpoints/last.pt, then step_*.pt from the highest step."""
-    folder = Path(run_dir) / "checkpoints"
-    last = [folder / "last.pt"] if (folder / "last.pt").exists() else []
-    return last + sorted(folder.glob("step_*.pt"), reverse=True)
-
-
-def latest_run(preset: str, root: str | os.PathLike | None = None) -> Path | None:
-    """The newest run folder of a preset that holds a checkpoint (last.pt or step_*.pt), or None."""
-    base = runs_root(root) / preset
-    runs = sorted(p for p in base.glob("*") if run_checkpoints(p)) if base.exists() else []
-    return runs[-1] if runs else None
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save through gankit.files.atomic_write: never a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely (weights_only: a stranger's file cannot run code) with clear errors."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        others = sorted(p.name for p in path.parent.glob("*.pt") if p != path)
-        hint = f" Other checkpoints in that folder: {', '.join(others)}." if others else ""
-        reason = (str(e).strip().splitlines() or [""])[0][:200]  # one line: torch's messages run to paragraphs
-        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupted and cannot be read ({type(e).__name__}: "
-                              f"{reason}).{hint}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a gankit checkpoint (format {CHECKPOINT_FORMAT} expected)")
-    return ckpt
 
 
 def _pid_alive(pid: int) -> bool:
@@ -111,26 +52,6 @@ def _pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):  # no /proc (macOS): os.kill's answer stands
         return True
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "python": random.getstate(),
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
 
 
 # Layers that treat each sample on its own (no batch statistics, no randomness). A discriminator built
@@ -161,6 +82,21 @@ def memory_format_for(config: GANConfig, device: torch.device) -> torch.memory_f
     if config.model == "dcgan" and device.type == "cpu":
         return torch.channels_last
     return torch.contiguous_format
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bf16 matmuls (AVX512-BF16 or AMX), where bf16 autocast can pay off."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch built without oneDNN
+        return False
+
+
+def bf16_is_native(device: torch.device) -> bool:
+    """Whether `device` computes in bf16 natively (not emulated): bf16 autocast is only faster there."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and cpu_supports_bf16()
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
@@ -195,6 +131,7 @@ class Trainer:
         self.device = torch.device(device) if device is not None else (data.device if data else resolve_device())
         self.G, self.D, self.data = G.to(self.device), D.to(self.device), data
         self.use_memory_format(memory_format_for(config, self.device))
+        self.use_precision(config.precision)
         default_d, default_g = losses_for(config)
         self.d_loss, self.g_loss = d_loss or default_d, g_loss or default_g
         self.penalty = penalty or (gradient_penalty if config.gp_weight > 0 else None)
@@ -229,6 +166,30 @@ class Trainer:
         self.memory_format = fmt
         self.G.to(memory_format=fmt)
         self.D.to(memory_format=fmt)
+
+    def use_precision(self, precision: str) -> None:
+        """Train in `precision` from the next step on: "fp32", or "bf16" (train_step's forward passes under
+        bf16 autocast; weights, gradients and optimizer state stay fp32). Recorded in the config, so
+        checkpoints and config.json say how a run was trained. Sampling and evaluation stay fp32."""
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+        if precision == "bf16":
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # autocast warns and turns itself off where bf16 is unsupported
+                try:
+                    torch.autocast(self.device.type, dtype=torch.bfloat16)
+                except (RuntimeError, UserWarning) as e:
+                    raise ConfigError(f"precision='bf16' is not available on {self.device} ({e}); "
+                                      "use precision='fp32'") from None
+            if not bf16_is_native(self.device):
+                warnings.warn(f"{self.device} has no native bf16 units: bf16 autocast will emulate them and train "
+                              "slower than fp32 (precision='fp32' is the default for this reason)", stacklevel=2)
+        self.config.precision = precision
+
+    def _autocast(self) -> Any:
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
 
     def _optimizer(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
         if self.config.optimizer == "rmsprop":
@@ -290,6 +251,10 @@ class Trainer:
 
     def train_step(self, x_real: torch.Tensor, y: torch.Tensor | None) -> None:
         """One discriminator step, plus a generator step every n_critic batches. No host sync."""
+        with self._autocast():  # backward and the optimizer steps may run inside: autocast leaves them alone
+            self._train_step(x_real, y)
+
+    def _train_step(self, x_real: torch.Tensor, y: torch.Tensor | None) -> None:
         c, G, D = self.config, self.G, self.D
         b = x_real.shape[0]
         x_real = x_real.contiguous(memory_format=self.memory_format)  # a no-op for MLPs and channels_last batches
@@ -565,7 +530,7 @@ class Trainer:
             "fixed_noise": self.fixed_noise.cpu(),
             "fixed_labels": None if self.fixed_labels is None else self.fixed_labels.cpu(),
             "accum": self._accum.cpu(), "accum_n": self._accum_n,
-            "records": self.records, "evaluations": self.evaluations, "events": self.events, "rng": _rng_state(),
+            "records": self.records, "evaluations": self.evaluations, "events": self.events, "rng": rng_state(),
         }
 
     def save_checkpoint(self, path: str | os.PathLike | None = None, *, keep: bool = False) -> Path:
@@ -610,7 +575,7 @@ class Trainer:
         self._accum, self._accum_n = ckpt["accum"].to(self.device), ckpt["accum_n"]
         self.records, self.evaluations = list(ckpt["records"]), list(ckpt["evaluations"])
         self.events = list(ckpt.get("events", []))  # absent in checkpoints written before rollbacks existed
-        _set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"])
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
         """Continue from a checkpoint; False if there is none yet.
@@ -673,31 +638,6 @@ def resolve_config(preset_or_config: str | GANConfig, *, profile: str | None = N
         changes = {k: v for k, v in dict(overrides, data_path=data_path).items() if v is not None}
         return preset_or_config.replace(**changes)
     return make_config(preset_or_config, profile, data_path=data_path, **overrides)
-
-
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """A config dict as JSON sees it, without what setup() derives from the data (genre names)."""
-    d = json.loads(json.dumps(config))
-    d.get("extra", {}).pop("label_names", None)
-    return d
-
-
-def find_run(config: GANConfig, root: str | os.PathLike | None = None, *, finished: bool = True) -> Path | None:
-    """The newest run folder of config.preset trained with exactly this config (and finished, if asked)."""
-    base = runs_root(root) / config.preset
-    want = _comparable(config.to_dict())
-    for run in sorted(base.glob("*"), reverse=True) if base.is_dir() else []:
-        try:
-            if not (run / "checkpoints" / "last.pt").exists():
-                continue
-            if _comparable(json.loads((run / "config.json").read_text())) != want:
-                continue
-            status = json.loads((run / "metrics.json").read_text()).get("status") if finished else None
-        except (OSError, ValueError):
-            continue  # a half-written or foreign folder is not a run to reuse
-        if not finished or status == "finished":
-            return run
-    return None
 
 
 def setup(preset_or_config: str | GANConfig, *, profile: str | None = None, data_path: str | None = None,

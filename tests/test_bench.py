@@ -7,13 +7,13 @@ import torch
 import torch.nn as nn
 
 from gankit.baseline import TutorialLoop
-from gankit.bench import (GankitLoop, RateProbe, count_flops, cpu_supports_bf16, speed_variants, table, to_markdown,
+from gankit.bench import (GankitLoop, RateProbe, count_flops, speed_variants, table, to_markdown,
                           verdict)
 from gankit.config import GANConfig
 from gankit.data import Dataset
 from gankit.losses import gradient_penalty
 from gankit.models import build_models
-from gankit.train import _load_optimizer, scores_per_sample
+from gankit.train import _load_optimizer, cpu_supports_bf16, scores_per_sample
 from helpers import synthetic, tiny_config, tiny_trainer
 
 

@@ -35,6 +35,20 @@ def test_train_then_sample_png_and_npz(tmp_path, capsys):
     assert len(list((tmp_path / "mlp-mnist").iterdir())) == 1  # the same run folder continued
 
 
+@needs_mnist
+def test_train_precision_option_is_recorded(tmp_path, capsys):
+    import json
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*no native bf16 units")  # emulated: slow, not wrong
+        assert main(["train", "mlp-mnist", "--profile", "smoke", "--out", str(tmp_path), "--quiet", "--epochs", "1",
+                     "--precision", "bf16"]) == 0
+    run, = (tmp_path / "mlp-mnist").iterdir()
+    assert json.loads((run / "config.json").read_text())["precision"] == "bf16"
+    assert "bf16" in capsys.readouterr().out
+
+
 def test_unconditional_model_rejects_labels(tmp_path, capsys):
     from helpers import tiny_config, tiny_trainer
 

@@ -12,7 +12,8 @@ from gankit.genre_metrics import conditioning_report, genre_scores, split_indice
 from gankit.models import DCGANDiscriminator, MLPDiscriminator, build_models
 from gankit.posters import GENRES
 from gankit.toy_posters import make_toy
-from gankit.train import CheckpointError, Trainer, load_checkpoint, setup
+from gankit.runs import CheckpointError, load_checkpoint
+from gankit.train import Trainer, setup
 from gankit.tricks import (FeatureMatching, MinibatchDiscrimination, add_minibatch_discrimination,
                            discriminator_features, feature_matching_loss)
 

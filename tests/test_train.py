@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from gankit.losses import d_loss_bce
-from gankit.train import CheckpointError, RunLocked, Trainer, TrainingDiverged, load_checkpoint
+from gankit.runs import CheckpointError, find_run, load_checkpoint
+from gankit.train import RunLocked, Trainer, TrainingDiverged
 from helpers import synthetic, tiny_config, tiny_trainer
 
 
@@ -77,7 +78,11 @@ def test_checkpoint_round_trip(tmp_path):
     dict(preset="wgan-gp-mnist", model="dcgan", image_size=32, g_width=8, d_width=8, d_norm="layer",
          loss="wgan", gp_weight=10.0, n_critic=3, betas=(0.0, 0.9)),
     dict(preset="cgan-mnist", num_classes=10),
-], ids=["mlp", "dcgan", "wgan-gp", "cgan"])
+    dict(precision="bf16"),
+    dict(preset="wgan-gp-mnist", model="dcgan", image_size=32, g_width=8, d_width=8, d_norm="layer",
+         loss="wgan", gp_weight=10.0, n_critic=3, betas=(0.0, 0.9), precision="bf16"),
+], ids=["mlp", "dcgan", "wgan-gp", "cgan", "mlp-bf16", "wgan-gp-bf16"])
+@pytest.mark.filterwarnings("ignore:.*no native bf16 units")  # emulated bf16 is slow, not wrong
 def test_exact_resume_mid_epoch(tmp_path, kind):
     """N steps, save, load, N more == 2N straight (CPU, same seed); the save falls mid-epoch."""
     cfg = tiny_config(checkpoint_every=3, **kind)
@@ -148,6 +153,50 @@ def test_metrics_logged_after_fit_keep_the_run_finished(tmp_path):
     t.log_metrics({"genre_roc_auc": 0.8})
     doc = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert doc["status"] == "finished" and doc["final"]["genre_roc_auc"] == 0.8 and len(doc["evaluations"]) == 2
+
+
+@pytest.mark.filterwarnings("ignore:.*no native bf16 units")
+def test_bf16_precision_runs_forward_passes_in_bf16_and_is_recorded(tmp_path):
+    """precision="bf16": D's layers compute in bf16, weights and gradients stay fp32, the update matches the
+    fp32 one up to Adam's first-step bound, and config.json / the checkpoint say how the run was trained."""
+    fp32 = tiny_trainer(tiny_config())
+    bf16 = tiny_trainer(tiny_config(precision="bf16"), run_dir=tmp_path / "run")
+    seen = []
+    bf16.D.features[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    assert all(torch.equal(a, b) for a, b in zip(params(fp32), params(bf16)))  # the same start
+    x, y = next(fp32.data.epoch(0))
+    torch.manual_seed(0)
+    fp32.train_step(x, y)
+    torch.manual_seed(0)
+    bf16.train_step(x, y)
+    assert seen and set(seen) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in bf16.G.parameters())
+    diffs = [(a - b).abs().max().item() for a, b in zip(params(fp32), params(bf16))]
+    # Adam's first update is lr * g / (|g| + eps): at most lr per weight, whatever the precision of g;
+    # so one step apart the runs differ by at most 2 lr, and they differ (bf16 rounds the gradients)
+    assert 0 < max(diffs) <= 2 * bf16.config.lr_d + 1e-7
+    assert bf16.sample(4).dtype == torch.float32  # sampling and evaluation stay fp32
+    bf16.save_checkpoint()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "bf16"
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["config"]["precision"] == "bf16"
+
+
+def test_unknown_or_unavailable_precision_says_what_to_use(monkeypatch):
+    from gankit.config import ConfigError
+
+    with pytest.raises(ConfigError, match="precision='fp16' is not one of fp32, bf16"):
+        tiny_config(precision="fp16")
+    t = tiny_trainer(tiny_config())
+    with pytest.raises(ConfigError, match="precision='half' is not one of"):
+        t.use_precision("half")
+
+    def unsupported(device_type, dtype):  # what torch.autocast does for a dtype a device lacks
+        import warnings
+        warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling autocast.")
+    monkeypatch.setattr(torch, "autocast", unsupported)
+    with pytest.raises(ConfigError, match=r"precision='bf16' is not available on cpu .*use precision='fp32'"):
+        t.use_precision("bf16")
+    assert t.config.precision == "fp32"  # refused, not half-applied
 
 
 def test_keep_last_k_checkpoints(tmp_path):
@@ -246,3 +295,9 @@ def test_train_or_load_reuses_only_a_finished_run_with_the_same_config(tmp_path,
     c = train_mod.train_or_load(cfg.replace(lr_g=1e-3), load=True, runs=tmp_path, progress=False)
     assert c.run_dir != a.run_dir  # another config: a new run, trained
     assert len(list((tmp_path / "mlp-mnist").iterdir())) == 2
+    # a run written before the config had a precision field was trained in fp32: it is still found
+    saved = json.loads((a.run_dir / "config.json").read_text())
+    del saved["precision"]
+    (a.run_dir / "config.json").write_text(json.dumps(saved))
+    assert find_run(cfg, tmp_path) == a.run_dir
+    assert find_run(cfg.replace(precision="bf16"), tmp_path) is None

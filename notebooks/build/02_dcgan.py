@@ -601,6 +601,11 @@ md(r"""
    guidelines did you have to change? (None should be needed.) How many epochs until objects appear?
 6. **Collapse on purpose.** Find the smallest change to the committed DCGAN that makes the class
    histogram lose a digit. Report the histogram, the grid and the FID, and the sample count.
+7. **bf16.** Train the same preset with `precision="bf16"` (an override to `train_or_load`; forward
+   passes under bf16 autocast, weights and optimizer in fp32). On a CPU with bf16 units
+   (`lscpu | grep -o 'avx512_bf16\|amx_bf16'`) or an Ampere-or-newer GPU, compare images per second and
+   FID at equal training time with the committed run; elsewhere gankit warns that bf16 is emulated:
+   measure how much slower it is. Which layers does autocast keep in fp32, and why?
 """)
 
 nb.write()
