@@ -58,7 +58,8 @@ def attach_default_evaluation(trainer) -> None:
     if trainer.config.dataset != "mnist":
         return
     try:
-        from .metrics import WEIGHTS_PATH, EvaluateCallback
+        from .classifier import WEIGHTS_PATH
+        from .metrics import EvaluateCallback
     except ImportError:  # metrics needs torchmetrics; training must not
         return
     if not WEIGHTS_PATH.is_file():  # a checkout without them: train anyway, say what is skipped
@@ -171,7 +172,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_metrics(args: argparse.Namespace) -> int:
-    from .metrics import train_classifier
+    from .classifier import train_classifier
 
     result = train_classifier(args.out, epochs=args.epochs, seed=args.seed, device=args.device)
     print(f"test accuracy {result['test_accuracy']:.4f} in {result['seconds']:.0f} s -> {result['path']}")

@@ -6,7 +6,9 @@ import io
 import os
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+import torch
 
 
 def atomic_write(path: Path, data: bytes | Callable[[io.BufferedWriter], None]) -> None:
@@ -23,6 +25,13 @@ def atomic_write(path: Path, data: bytes | Callable[[io.BufferedWriter], None]) 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save through atomic_write, creating the folder: checkpoints, weights and caches are never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def is_disk_full(e: OSError) -> bool:

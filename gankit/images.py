@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,8 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.transforms.functional import pil_to_tensor
 from tqdm.auto import tqdm
+
+from .files import atomic_save
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 REASONS = ("empty", "corrupt", "too small", "too large", "unsupported")
@@ -378,33 +379,15 @@ def _read_cache(path: Path, key: str) -> tuple[torch.Tensor, LoadSummary] | None
 
 
 def _write_cache(path: Path, obj: dict) -> None:
-    """torch.save obj to path atomically: a temp file in the same folder, fsync, then os.replace."""
-    tmp = None
+    """torch.save obj to path atomically (gankit.files.atomic_save); a failure says how to get past it."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        if not isinstance(e, Exception):  # KeyboardInterrupt and friends pass through unchanged
-            raise
+        atomic_save(obj, path)
+    except Exception as e:  # KeyboardInterrupt and friends pass through unchanged
         why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         message = (f"could not write the image cache {path}: {why}. Free some disk space, or pass "
                    "cache_dir= to load_image_folder to put the cache somewhere writable")
         errno = e.errno if isinstance(e, OSError) else None
         raise (OSError(errno, message) if errno else OSError(message)) from e
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX; not possible on Windows)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _grey(y: torch.Tensor) -> torch.Tensor:

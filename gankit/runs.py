@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from .config import GANConfig, project_dir
-from .files import atomic_write
 
 CHECKPOINT_FORMAT = 1
 
@@ -50,12 +49,6 @@ def latest_run(preset: str, root: str | os.PathLike | None = None) -> Path | Non
     base = runs_root(root) / preset
     runs = sorted(p for p in base.glob("*") if run_checkpoints(p)) if base.exists() else []
     return runs[-1] if runs else None
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save through gankit.files.atomic_write: never a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -22,8 +22,9 @@ from .config import PRECISIONS, ConfigError, GANConfig, resolve_device, seed_eve
 from .data import BatchSource, load_dataset
 from .losses import LossFn, clip_weights, gradient_penalty, losses_for
 from .models import build_models
-from .runs import (CHECKPOINT_FORMAT, CheckpointError, atomic_save, find_run, load_checkpoint, new_run_dir, rng_state,
-                   run_checkpoints, set_rng_state)
+from .files import atomic_save
+from .runs import (CHECKPOINT_FORMAT, CheckpointError, find_run, load_checkpoint, new_run_dir, rng_state, run_checkpoints,
+                   set_rng_state)
 from .tricks import FeatureMatching
 
 HISTORY_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "seconds"]

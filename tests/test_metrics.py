@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from gankit import metrics
+from gankit import classifier, metrics
 from gankit.config import GANConfig
 from gankit.data import load_mnist, resize_uint8, to_model
 
@@ -50,9 +50,9 @@ def balanced(mnist):
 
 # ------------------------------------------------------------------------------------- classifier
 def test_shipped_weights_are_small_and_load_without_pickle():
-    assert metrics.WEIGHTS_PATH.is_file(), "run `gankit metrics train-classifier` and commit the weights"
-    assert metrics.WEIGHTS_PATH.stat().st_size < 500_000
-    model = metrics.load_classifier("cpu")
+    assert classifier.WEIGHTS_PATH.is_file(), "run `gankit metrics train-classifier` and commit the weights"
+    assert classifier.WEIGHTS_PATH.stat().st_size < 500_000
+    model = classifier.load_classifier("cpu")
     assert not model.training
     x = torch.zeros(3, 1, 28, 28) - 1.0
     assert model(x).shape == (3, 10)
@@ -61,20 +61,20 @@ def test_shipped_weights_are_small_and_load_without_pickle():
 
 def test_shipped_classifier_reaches_99_percent_on_mnist_test(mnist):
     _, test = mnist
-    model = metrics.load_classifier("cpu")
+    model = classifier.load_classifier("cpu")
     assert len(test) == 10000
-    assert metrics._accuracy(model, test.images, test.labels) >= 0.99
+    assert classifier._accuracy(model, test.images, test.labels) >= 0.99
 
 
 def test_missing_weights_say_how_to_train_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="gankit metrics train-classifier"):
-        metrics.load_classifier("cpu", path=tmp_path / "missing.pt")
+        classifier.load_classifier("cpu", path=tmp_path / "missing.pt")
 
 
 def test_shift_augmentation_moves_whole_pixels_and_keeps_background():
     x = torch.full((64, 1, 28, 28), -1.0)
     x[:, 0, 14, 14] = 1.0  # one bright pixel in the middle
-    y = metrics._shift(x, 2, torch.Generator().manual_seed(0))
+    y = classifier._shift(x, 2, torch.Generator().manual_seed(0))
     assert torch.equal(y.unique(), torch.tensor([-1.0, 1.0]))  # nearest sampling, background padding
     assert torch.equal((y == 1.0).flatten(1).sum(1), torch.ones(64, dtype=torch.long))  # the pixel survives
     rows, cols = torch.nonzero(y[:, 0] == 1.0)[:, 1:].T
