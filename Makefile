@@ -44,4 +44,4 @@ lint: venv
 	$(VENV)/bin/nbstripout --keep-output --keep-count --verify $(NOTEBOOKS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .test-runs

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # annotations only: report imports this module
-    from .report import RunSummary
+if TYPE_CHECKING:  # annotations only: runs imports this module
+    from .runs import RunSummary
 
 METRIC_ORDER = ("fid", "kid_mean", "classes_covered", "kl_uniform", "mean_confidence", "cond_accuracy",
                 "genre_roc_auc", "genre_map")

@@ -9,77 +9,17 @@ import shutil
 import subprocess
 import tempfile
 import warnings
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, Sequence
 
-import pandas as pd
-
 from .render import (LOG4, compact_grid, is_count, is_num, loss_figure, metric_keys, metric_label,
                      quality_figure, to_html, to_markdown)
+from .runs import RunSummary, as_date, epoch_of, find_runs
 
-TIMESTAMP = "%Y%m%d-%H%M%S"  # run folder names: runs/<preset>/20261122-143005/
 KEY_HPARAMS = ("profile", "dataset", "model", "loss", "epochs", "batch_size", "lr_g", "lr_d", "betas",
                "latent_dim", "n_critic", "gp_weight", "seed")  # always shown, even when all runs agree
 CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-@dataclass
-class RunSummary:
-    """One run folder, read once: config, history (one row per logging interval), metrics and sample grids."""
-
-    path: Path
-    preset: str
-    started: datetime
-    config: dict[str, Any]
-    history: pd.DataFrame  # step, epoch, loss_d, loss_g, d_real, d_fake, seconds
-    metrics: dict[str, Any]  # {"evaluations": [...], "final": {...}, "status": ..., "notes": ...}
-    samples: list[Path]  # samples/epoch_XXXX.png sorted by epoch
-    hours: float  # training time: the last logged `seconds`, in hours
-    status: str  # finished | running | diverged (from metrics.json) or incomplete (inferred)
-    missing: list[str] = field(default_factory=list)  # files absent, empty or unreadable
-
-    @property
-    def label(self) -> str:
-        return f"{self.preset} {self.started:%m-%d %H:%M}"
-
-    @property
-    def evaluations(self) -> list[dict[str, Any]]:
-        return [e for e in self.metrics.get("evaluations") or [] if isinstance(e, dict)]
-
-    @property
-    def final(self) -> dict[str, Any]:
-        return self.metrics.get("final") or (self.evaluations[-1] if self.evaluations else {})
-
-    @property
-    def epochs_planned(self) -> int | None:
-        return self.config.get("epochs")
-
-    @property
-    def epochs_done(self) -> int:
-        """Highest epoch with a sample grid or an evaluation (both are written at the end of an epoch)."""
-        done = [_epoch_of(p) for p in self.samples] + [e["epoch"] for e in self.evaluations if is_num(e.get("epoch"))]
-        if done:
-            return int(max(done))
-        if "epoch" in self.history and self.history["epoch"].notna().any():
-            return int(self.history["epoch"].max())
-        return 0
-
-
-def find_runs(runs_root: str | Path = "runs", since: date | str | None = None,
-              until: date | str | None = None) -> list[RunSummary]:
-    """Runs under `runs_root/<preset>/<timestamp>/` started within [since, until] (dates inclusive), oldest first."""
-    root, since, until = Path(runs_root), _as_date(since), _as_date(until)
-    runs = []
-    for path in root.glob("*/*") if root.is_dir() else []:
-        if not path.is_dir() or path.name.startswith("."):
-            continue
-        started = _started(path)
-        if (since and started.date() < since) or (until and started.date() > until):
-            continue
-        runs.append(_load_run(path, started))
-    return sorted(runs, key=lambda r: (r.started, str(r.path)))
 
 
 def build_report(runs_root: str | Path = "runs", out: str | Path = "reports", *, since: date | str | None = None,
@@ -95,7 +35,7 @@ def build_report(runs_root: str | Path = "runs", out: str | Path = "reports", *,
     if not root.is_dir():
         raise FileNotFoundError(f"runs folder {str(root)!r} does not exist; train first (`gankit train PRESET` "
                                 "writes runs/<preset>/<timestamp>/) or pass the folder that holds your runs")
-    since, until = _as_date(since), _as_date(until)
+    since, until = as_date(since), as_date(until)
     day = until or date.today()
     runs = find_runs(root, since, until)
     blocks, images = _compose(runs, title or "gankit progress report", since, day, notes)
@@ -198,82 +138,6 @@ def write_index(out: str | Path = "reports") -> Path:
     return out / "index.html"
 
 
-# ----------------------------------------------------------------------------- reading runs
-
-def _load_run(path: Path, started: datetime) -> RunSummary:
-    missing: list[str] = []
-    config = _read_json(path / "config.json", missing)
-    metrics = _read_json(path / "metrics.json", missing)
-    history = _read_history(path / "history.csv", missing)
-    samples = sorted((path / "samples").glob("epoch_*.png"), key=_epoch_of)
-    if not samples:
-        missing.append("samples/epoch_*.png")
-    run = RunSummary(path=path, preset=str(config.get("preset") or metrics.get("preset") or path.parent.name),
-                     started=started, config=config, history=history, metrics=metrics, samples=samples,
-                     hours=0.0, status="", missing=missing)
-    seconds = [run.final.get("seconds")]
-    if "seconds" in history and history["seconds"].notna().any():
-        seconds.append(history["seconds"].dropna().iloc[-1])
-    run.hours = max([float(s) for s in seconds if is_num(s)], default=0.0) / 3600
-    losses = history[[c for c in ("loss_d", "loss_g") if c in history]]
-    if metrics.get("status"):
-        run.status = str(metrics["status"])
-    elif len(losses) and not losses.apply(lambda c: c.map(math.isfinite)).all().all():
-        run.status = "diverged"
-    elif run.epochs_planned and run.epochs_done >= run.epochs_planned:
-        run.status = "finished"
-    else:
-        run.status = "incomplete"
-    return run
-
-
-def _started(path: Path) -> datetime:
-    try:
-        return datetime.strptime(path.name[:15], TIMESTAMP)
-    except ValueError:  # a hand-made or renamed folder: its modification time is the best guess
-        return datetime.fromtimestamp(path.stat().st_mtime)
-
-
-def _read_json(path: Path, missing: list[str]) -> dict[str, Any]:
-    if not path.is_file():
-        missing.append(path.name)
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:  # e.g. cut off while being written
-        missing.append(f"{path.name} (unreadable: {err})")
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _read_history(path: Path, missing: list[str]) -> pd.DataFrame:
-    if not path.is_file():
-        missing.append(path.name)
-        return pd.DataFrame()
-    try:
-        df = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        df = pd.DataFrame()
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        missing.append(f"{path.name} (unreadable: {err})")
-        return pd.DataFrame()
-    if df.empty:
-        missing.append(f"{path.name} (no rows)")
-    return df.apply(pd.to_numeric, errors="coerce")
-
-
-def _epoch_of(path: Path) -> int:
-    digits = re.findall(r"\d+", path.stem)
-    return int(digits[-1]) if digits else 0
-
-
-def _as_date(value: date | str | None) -> date | None:
-    if value is None or isinstance(value, date):
-        return value.date() if isinstance(value, datetime) else value
-    return date.fromisoformat(value)
-
-
-
 def _fmt(v: Any) -> str:
     """Numbers for prose and tables: 3 significant digits below 10, one decimal above (FID 85.1, KID 0.0123)."""
     v = v.item() if hasattr(v, "item") else v
@@ -334,7 +198,7 @@ def _compose(runs: list[RunSummary], title: str, since: date | None, day: date,
             data, ext = compact_grid(run.samples[i].read_bytes())
             name = f"{run.preset}-{run.path.name}-{run.samples[i].stem}.{ext}"
             images[name] = data
-            figs.append((name, f"epoch {_epoch_of(run.samples[i])}"))
+            figs.append((name, f"epoch {epoch_of(run.samples[i])}"))
         blocks.append(("figs", figs, "sample") if figs else ("p", "No sample grids (samples/ is missing or empty)."))
 
     blocks += [("h", 2, "Training curves")]

@@ -70,6 +70,18 @@ def test_find_runs_dates_sorting_and_filters(runs):
     assert report.find_runs(runs.parent / "no-such-folder") == []
 
 
+def test_a_runs_root_nested_in_another_is_not_read_as_runs(tmp_path):
+    """runs/test/<preset>/<timestamp>/ (e.g. GANKIT_RUNS=runs/test) holds runs, but is not a run of preset "test"."""
+    make_run(tmp_path, "mlp-mnist", "20261110-091500", 2e-4, [40.0], (200, 30, 30))
+    make_run(tmp_path / "test", "mlp-mnist", "20261111-091500", 2e-4, [40.0], (200, 30, 30))
+    renamed = make_run(tmp_path, "dcgan-mnist", "20261112-091500", 2e-4, [40.0], (30, 30, 200))
+    renamed.rename(renamed.parent / "best-run")  # a renamed run still holds its files: still a run
+    (tmp_path / "wgan-gp-mnist" / "20261113-101010").mkdir(parents=True)  # cut off before writing: still a run
+    found = report.find_runs(tmp_path)
+    assert [(r.preset, r.path.name) for r in found] == [  # the renamed run is dated by its folder's mtime: today
+        ("mlp-mnist", "20261110-091500"), ("wgan-gp-mnist", "20261113-101010"), ("dcgan-mnist", "best-run")]
+
+
 def test_report_files_named_by_date(built):
     assert built["paths"]["md"].name == "progress-2026-11-22.md"
     assert built["paths"]["html"].name == "progress-2026-11-22.html"
