@@ -20,9 +20,9 @@ import torch.nn as nn
 from . import __version__
 from .config import PRECISIONS, ConfigError, GANConfig, resolve_device, seed_everything
 from .data import BatchSource, load_dataset
+from .files import atomic_save
 from .losses import LossFn, clip_weights, gradient_penalty, losses_for
 from .models import build_models
-from .files import atomic_save
 from .runs import (CHECKPOINT_FORMAT, CheckpointError, find_run, load_checkpoint, new_run_dir, rng_state, run_checkpoints,
                    set_rng_state)
 from .tricks import FeatureMatching
@@ -185,7 +185,8 @@ class Trainer:
             if not bf16_is_native(self.device):
                 warnings.warn(f"{self.device} has no native bf16 units: bf16 autocast will emulate them and train "
                               "slower than fp32 (precision='fp32' is the default for this reason)", stacklevel=2)
-        self.config.precision = precision
+        if precision != self.config.precision:  # a copy: other trainers may share the caller's config object
+            self.config = self.config.replace(precision=precision)
 
     def _autocast(self) -> Any:
         if self.config.precision == "bf16":

@@ -199,6 +199,20 @@ def test_unknown_or_unavailable_precision_says_what_to_use(monkeypatch):
     assert t.config.precision == "fp32"  # refused, not half-applied
 
 
+@pytest.mark.filterwarnings("ignore:.*no native bf16 units")
+def test_use_precision_leaves_a_shared_config_alone():
+    """gankit bench builds its default loop and its bf16 variant from one config object: switching the
+    variant must not switch the default loop too."""
+    cfg = tiny_config()
+    default, variant = tiny_trainer(cfg), tiny_trainer(cfg)
+    variant.use_precision("bf16")
+    assert variant.config.precision == "bf16" and default.config.precision == "fp32" and cfg.precision == "fp32"
+    seen = []
+    default.D.features[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    default.train_step(*next(default.data.epoch(0)))
+    assert set(seen) == {torch.float32}
+
+
 def test_keep_last_k_checkpoints(tmp_path):
     t = tiny_trainer(tiny_config(checkpoint_every=1, keep_checkpoints=2, epochs=1), run_dir=tmp_path / "r")
     t.fit()
