@@ -96,7 +96,10 @@ def cpu_supports_bf16() -> bool:
 def bf16_is_native(device: torch.device) -> bool:
     """Whether `device` computes in bf16 natively (not emulated): bf16 autocast is only faster there."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch < 2.4 has no including_emulation and never counts emulation
+            return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and cpu_supports_bf16()
 
 
