@@ -98,7 +98,7 @@ def bf16_is_native(device: torch.device) -> bool:
     if device.type == "cuda":
         try:
             return torch.cuda.is_bf16_supported(including_emulation=False)
-        except TypeError:  # torch < 2.4 has no including_emulation and never counts emulation
+        except TypeError:  # an older torch without the including_emulation argument
             return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and cpu_supports_bf16()
 
