@@ -255,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .runs import CheckpointError
-    from .train import RunLocked, TrainingDiverged
+    from .runs import CheckpointError, RunLocked
+    from .train import TrainingDiverged
 
     args = build_parser().parse_args(argv)
     try:

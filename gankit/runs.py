@@ -1,5 +1,6 @@
 """Run folders and checkpoint files: where runs go, finding one to resume or reuse, reading and writing
-checkpoints safely, and reading a run folder back (RunSummary, for reports)."""
+checkpoints safely, one writer per run folder (lock_run), and reading a run folder back (RunSummary, for
+reports)."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,8 @@ import math
 import os
 import random
 import re
+import socket
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -121,6 +124,59 @@ def find_run(config: GANConfig, root: str | os.PathLike | None = None, *, finish
         if not finished or status == "finished":
             return run
     return None
+
+
+# ------------------------------------------------------------------------- one writer per run folder
+class RunLocked(RuntimeError):
+    """Another live process is training into the same run folder."""
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process of this machine is running (a killed child not yet reaped, a zombie, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS): os.kill's answer stands
+        return True
+
+
+def lock_run(run_dir: Path) -> Path:
+    """Take run_dir/.lock for this process (the Trainer removes it when fit ends). Refuse a run folder that a
+    live process is writing; take over a killed run's lock.
+
+    The lock file holds "pid host". On this machine a lock whose process is gone (SIGKILL, a
+    crashed kernel) is stale and taken over. A lock from another machine (runs on a shared
+    drive) cannot be checked from here, so it is refused with the way out.
+    """
+    lock, host = run_dir / ".lock", socket.gethostname()
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            text, age = lock.read_text().split(), time.time() - lock.stat().st_mtime
+        except FileNotFoundError:  # its owner just finished
+            return lock_run(run_dir)
+        pid = int(text[0]) if text and text[0].isdigit() else 0
+        owner = text[1] if len(text) > 1 else host  # locks written before hosts were recorded: this machine
+        if owner != host:
+            raise RunLocked(f"{run_dir} is locked by pid {pid} on another machine ({owner}). If that run "
+                            f"has stopped (e.g. a Colab session that was cut off), delete {lock} and try again; "
+                            "otherwise train into a new run folder") from None
+        # pid 0: an empty lock, its writer killed between creating and writing it (unless just created)
+        stale = (pid == os.getpid() or not _pid_alive(pid)) if pid else age > 10
+        if stale:
+            lock.unlink(missing_ok=True)
+            return lock_run(run_dir)
+        raise RunLocked(f"{run_dir} is in use by another training process (pid {pid}); "
+                        "wait for it or train into a new run folder") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{os.getpid()} {host}")
+    return lock
 
 
 # ------------------------------------------------------------------------- reading a run folder back

@@ -5,7 +5,6 @@ import io
 import json
 import math
 import os
-import socket
 import time
 import warnings
 from collections import defaultdict
@@ -23,8 +22,8 @@ from .data import BatchSource, load_dataset
 from .files import atomic_save
 from .losses import LossFn, clip_weights, gradient_penalty, losses_for
 from .models import build_models
-from .runs import (CHECKPOINT_FORMAT, CheckpointError, find_run, load_checkpoint, new_run_dir, rng_state, run_checkpoints,
-                   set_rng_state)
+from .runs import (CHECKPOINT_FORMAT, CheckpointError, find_run, load_checkpoint, lock_run, new_run_dir, rng_state,
+                   run_checkpoints, set_rng_state)
 from .tricks import FeatureMatching
 
 HISTORY_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "seconds"]
@@ -35,24 +34,6 @@ MAX_ROLLBACKS = 3  # with on_diverge="rollback": after 3 halvings (lr / 8) the r
 
 class TrainingDiverged(RuntimeError):
     """Losses or weights became NaN or Inf."""
-
-
-class RunLocked(RuntimeError):
-    """Another live process is training into the same run folder."""
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process of this machine is running (a killed child not yet reaped, a zombie, is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):  # no /proc (macOS): os.kill's answer stands
-        return True
 
 
 # Layers that treat each sample on its own (no batch statistics, no randomness). A discriminator built
@@ -411,7 +392,7 @@ class Trainer:
             self.resume()
         target = epochs or self.config.epochs
         steps_left = (target - self.epoch) * len(self.data) - self.batch_in_epoch
-        lock = self._lock()
+        lock = lock_run(self.run_dir) if self.run_dir else None
         outcome = "interrupted"  # what metrics.json says if we leave by an exception or Ctrl-C
         try:
             if self.run_dir:  # temp files of a killed save; we hold the lock, so nobody else is writing them
@@ -477,40 +458,6 @@ class Trainer:
         now = time.perf_counter()
         self.elapsed += now - self._t0
         self._t0 = now
-
-    def _lock(self) -> Path | None:
-        """Refuse to train into a run folder that a live process is writing; take over a killed run's lock.
-
-        The lock file holds "pid host". On this machine a lock whose process is gone (SIGKILL, a
-        crashed kernel) is stale and taken over. A lock from another machine (runs on a shared
-        drive) cannot be checked from here, so it is refused with the way out.
-        """
-        if not self.run_dir:
-            return None
-        lock, host = self.run_dir / ".lock", socket.gethostname()
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                text, age = lock.read_text().split(), time.time() - lock.stat().st_mtime
-            except FileNotFoundError:  # its owner just finished
-                return self._lock()
-            pid = int(text[0]) if text and text[0].isdigit() else 0
-            owner = text[1] if len(text) > 1 else host  # locks written before hosts were recorded: this machine
-            if owner != host:
-                raise RunLocked(f"{self.run_dir} is locked by pid {pid} on another machine ({owner}). If that run "
-                                f"has stopped (e.g. a Colab session that was cut off), delete {lock} and try again; "
-                                "otherwise train into a new run folder") from None
-            # pid 0: an empty lock, its writer killed between creating and writing it (unless just created)
-            stale = (pid == os.getpid() or not _pid_alive(pid)) if pid else age > 10
-            if stale:
-                lock.unlink(missing_ok=True)
-                return self._lock()
-            raise RunLocked(f"{self.run_dir} is in use by another training process (pid {pid}); "
-                            "wait for it or train into a new run folder") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()} {host}")
-        return lock
 
     # ------------------------------------------------------------------ outputs
     def save_samples(self) -> Path | None:

@@ -20,8 +20,8 @@ import torch
 import gankit.cli as cli
 import gankit.train as train_mod
 from gankit.data import Dataset
-from gankit.runs import CheckpointError, latest_run, load_checkpoint
-from gankit.train import RunLocked, TrainingDiverged
+from gankit.runs import CheckpointError, RunLocked, latest_run, load_checkpoint
+from gankit.train import TrainingDiverged
 from helpers import needs_mnist, synthetic, tiny_config, tiny_trainer
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gankit.losses import d_loss_bce
-from gankit.runs import CheckpointError, find_run, load_checkpoint
-from gankit.train import RunLocked, Trainer, TrainingDiverged
+from gankit.runs import CheckpointError, RunLocked, find_run, load_checkpoint
+from gankit.train import Trainer, TrainingDiverged
 from helpers import synthetic, tiny_config, tiny_trainer
 
 
