@@ -251,6 +251,9 @@ def _looks_like_run(path: Path) -> bool:
 def _load_run(path: Path, started: datetime) -> RunSummary:
     missing: list[str] = []
     config = _read_json(path / "config.json", missing)
+    if config:  # settings added since the run was written (e.g. precision) read as their defaults, which is
+        # what that older gankit did: the report then shows no false difference between old and new runs
+        config = {**{k: v for k, v in GANConfig().to_dict().items() if k not in config}, **config}
     metrics = _read_json(path / "metrics.json", missing)
     history = _read_history(path / "history.csv", missing)
     samples = sorted((path / "samples").glob("epoch_*.png"), key=epoch_of)

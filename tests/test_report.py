@@ -82,6 +82,21 @@ def test_a_runs_root_nested_in_another_is_not_read_as_runs(tmp_path):
         ("mlp-mnist", "20261110-091500"), ("wgan-gp-mnist", "20261113-101010"), ("dcgan-mnist", "best-run")]
 
 
+def test_settings_added_later_read_as_their_defaults(tmp_path):
+    """A config.json written before a setting existed (precision) gets its default, so an old and a new run
+    do not seem to differ in it; a setting the run did record is kept."""
+    old = make_run(tmp_path, "mlp-mnist", "20261110-091500", 2e-4, [40.0], (200, 30, 30))
+    new = make_run(tmp_path, "mlp-mnist", "20261111-091500", 2e-4, [40.0], (200, 30, 30))
+    cfg = json.loads((new / "config.json").read_text())
+    (new / "config.json").write_text(json.dumps({**cfg, "precision": "fp32"}))
+    a, b = report.find_runs(tmp_path)
+    assert "precision" not in json.loads((old / "config.json").read_text())
+    assert a.config["precision"] == b.config["precision"] == "fp32" and a.config["lr_g"] == 2e-4
+    md = report.build_report(tmp_path, tmp_path / "out", pdf=False)["md"].read_text()
+    key_table = md.split("Appendix")[0]
+    assert "| precision |" not in key_table  # the runs agree: not listed among the differing settings
+
+
 def test_report_files_named_by_date(built):
     assert built["paths"]["md"].name == "progress-2026-11-22.md"
     assert built["paths"]["html"].name == "progress-2026-11-22.html"
