@@ -13,7 +13,7 @@ from .config import PRESETS, ConfigError
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import make_config, resolve_device
     from .runs import latest_run, new_run_dir
-    from .train import setup
+    from .train import check_bf16, setup
 
     # Every option is checked before a run folder is made: a typo must not leave an empty run behind.
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
@@ -21,7 +21,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                           f"got {args.checkpoint_every}")
     config = make_config(args.preset, args.profile, data_path=args.data, epochs=args.epochs, seed=args.seed,
                          checkpoint_every=args.checkpoint_every, on_diverge=args.on_diverge, precision=args.precision)
-    resolve_device(args.device)
+    device = resolve_device(args.device)
+    if config.precision == "bf16":
+        check_bf16(device, warn=False)  # the Trainer warns when it starts; refusals come before a run folder exists
     run_dir, created = None, False
     if args.resume:
         run_dir = latest_run(args.preset, args.out)

@@ -84,6 +84,19 @@ def bf16_is_native(device: torch.device) -> bool:
     return device.type == "cpu" and cpu_supports_bf16()
 
 
+def check_bf16(device: torch.device, *, warn: bool = True) -> None:
+    """Refuse precision="bf16" where autocast cannot do it (ConfigError); warn where bf16 is emulated (slower)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # autocast warns and turns itself off where bf16 is unsupported
+        try:
+            torch.autocast(device.type, dtype=torch.bfloat16)
+        except (RuntimeError, UserWarning) as e:
+            raise ConfigError(f"precision='bf16' is not available on {device} ({e}); use precision='fp32'") from None
+    if warn and not bf16_is_native(device):
+        warnings.warn(f"{device} has no native bf16 units: bf16 autocast will emulate them and train slower "
+                      "than fp32 (precision='fp32' is the default for this reason)", stacklevel=4)
+
+
 def _load_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     """Load optimizer state but keep this optimizer's kernel choice (fused/foreach): a checkpoint from
     another machine or torch version carries the update rule, not a kernel this one may lack.
@@ -116,7 +129,7 @@ class Trainer:
         self.device = torch.device(device) if device is not None else (data.device if data else resolve_device())
         self.G, self.D, self.data = G.to(self.device), D.to(self.device), data
         self.use_memory_format(memory_format_for(config, self.device))
-        self.use_precision(config.precision)
+        self._bf16_checked = False  # config.precision == "bf16" is checked against the device when training starts
         default_d, default_g = losses_for(config)
         self.d_loss, self.g_loss = d_loss or default_d, g_loss or default_g
         self.penalty = penalty or (gradient_penalty if config.gp_weight > 0 else None)
@@ -159,18 +172,14 @@ class Trainer:
         if precision not in PRECISIONS:
             raise ConfigError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
         if precision == "bf16":
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # autocast warns and turns itself off where bf16 is unsupported
-                try:
-                    torch.autocast(self.device.type, dtype=torch.bfloat16)
-                except (RuntimeError, UserWarning) as e:
-                    raise ConfigError(f"precision='bf16' is not available on {self.device} ({e}); "
-                                      "use precision='fp32'") from None
-            if not bf16_is_native(self.device):
-                warnings.warn(f"{self.device} has no native bf16 units: bf16 autocast will emulate them and train "
-                              "slower than fp32 (precision='fp32' is the default for this reason)", stacklevel=2)
+            self._check_bf16()
         if precision != self.config.precision:  # a copy: other trainers may share the caller's config object
             self.config = self.config.replace(precision=precision)
+
+    def _check_bf16(self) -> None:
+        # when training starts, not when a Trainer is built: sampling a bf16 checkpoint (fp32) works anywhere
+        check_bf16(self.device)
+        self._bf16_checked = True
 
     def _autocast(self) -> Any:
         if self.config.precision == "bf16":
@@ -388,6 +397,8 @@ class Trainer:
         """Train until `epochs` (default config.epochs) epochs are complete; returns the history."""
         if self.data is None:
             raise ValueError("this Trainer has no data: pass a BatchSource to train")
+        if self.config.precision == "bf16" and not self._bf16_checked:
+            self._check_bf16()
         if resume:
             self.resume()
         target = epochs or self.config.epochs

@@ -197,6 +197,12 @@ def test_unknown_or_unavailable_precision_says_what_to_use(monkeypatch):
     with pytest.raises(ConfigError, match=r"precision='bf16' is not available on cpu .*use precision='fp32'"):
         t.use_precision("bf16")
     assert t.config.precision == "fp32"  # refused, not half-applied
+    # a bf16-trained model on such a device: built and sampled (fp32) without complaint, refused only to train
+    b = tiny_trainer(tiny_config(precision="bf16"))
+    assert b.sample(2).shape[0] == 2
+    with pytest.raises(ConfigError, match="precision='bf16' is not available"):
+        b.fit(1)
+    assert b.step == 0
 
 
 @pytest.mark.filterwarnings("ignore:.*no native bf16 units")
