@@ -7,7 +7,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from .config import PRESETS, ConfigError
+from .config import PRECISIONS, PRESETS, ConfigError
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also checkpoint every N steps (checkpoints/step_*.pt, the last 3 kept); 0: epoch ends only")
     t.add_argument("--on-diverge", choices=("stop", "rollback"),
                    help="on NaN/Inf: stop (default) or roll back to the last good checkpoint with halved lrs")
-    t.add_argument("--precision", choices=("fp32", "bf16"),
+    t.add_argument("--precision", choices=PRECISIONS,
                    help="bf16: forward passes under bf16 autocast, faster only on bf16 units (recent x86 CPUs with "
                         "AVX512-BF16/AMX, Ampere+ GPUs); default fp32")
     t.set_defaults(func=_cmd_train)
