@@ -94,7 +94,7 @@ def check_bf16(device: torch.device, *, warn: bool = True) -> None:
             raise ConfigError(f"precision='bf16' is not available on {device} ({e}); use precision='fp32'") from None
     if warn and not bf16_is_native(device):
         warnings.warn(f"{device} has no native bf16 units: bf16 autocast will emulate them and train slower "
-                      "than fp32 (precision='fp32' is the default for this reason)", stacklevel=4)
+                      "than fp32 (precision='fp32' is the default for this reason)", stacklevel=3)
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
@@ -129,7 +129,6 @@ class Trainer:
         self.device = torch.device(device) if device is not None else (data.device if data else resolve_device())
         self.G, self.D, self.data = G.to(self.device), D.to(self.device), data
         self.use_memory_format(memory_format_for(config, self.device))
-        self._bf16_checked = False  # config.precision == "bf16" is checked against the device when training starts
         default_d, default_g = losses_for(config)
         self.d_loss, self.g_loss = d_loss or default_d, g_loss or default_g
         self.penalty = penalty or (gradient_penalty if config.gp_weight > 0 else None)
@@ -172,14 +171,9 @@ class Trainer:
         if precision not in PRECISIONS:
             raise ConfigError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
         if precision == "bf16":
-            self._check_bf16()
+            check_bf16(self.device)
         if precision != self.config.precision:  # a copy: other trainers may share the caller's config object
             self.config = self.config.replace(precision=precision)
-
-    def _check_bf16(self) -> None:
-        # when training starts, not when a Trainer is built: sampling a bf16 checkpoint (fp32) works anywhere
-        check_bf16(self.device)
-        self._bf16_checked = True
 
     def _autocast(self) -> Any:
         if self.config.precision == "bf16":
@@ -397,8 +391,8 @@ class Trainer:
         """Train until `epochs` (default config.epochs) epochs are complete; returns the history."""
         if self.data is None:
             raise ValueError("this Trainer has no data: pass a BatchSource to train")
-        if self.config.precision == "bf16" and not self._bf16_checked:
-            self._check_bf16()
+        if self.config.precision == "bf16":  # here, not in __init__: a bf16 checkpoint samples (fp32) anywhere
+            check_bf16(self.device)
         if resume:
             self.resume()
         target = epochs or self.config.epochs
