@@ -42,3 +42,12 @@ def have_mnist() -> bool:
 
 
 needs_mnist = pytest.mark.skipif(not have_mnist(), reason="MNIST not under GANKIT_DATA (set GANKIT_DATA=../shared/data)")
+
+
+def without_bf16_autocast(monkeypatch) -> None:
+    """Make torch.autocast behave as on a device without bf16: it warns and turns itself off."""
+    import warnings
+
+    def unsupported(device_type, dtype):
+        warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling autocast.")
+    monkeypatch.setattr(torch, "autocast", unsupported)

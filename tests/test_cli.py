@@ -50,12 +50,9 @@ def test_train_precision_option_is_recorded(tmp_path, capsys):
 
 
 def test_train_refuses_unavailable_bf16_before_making_a_run_folder(tmp_path, capsys, monkeypatch):
-    import torch
+    from helpers import without_bf16_autocast
 
-    def unsupported(device_type, dtype):  # what torch.autocast does for a dtype a device lacks
-        import warnings
-        warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling autocast.")
-    monkeypatch.setattr(torch, "autocast", unsupported)
+    without_bf16_autocast(monkeypatch)
     assert main(["train", "mlp-mnist", "--profile", "smoke", "--out", str(tmp_path), "--precision", "bf16"]) != 0
     assert "precision='bf16' is not available on cpu" in capsys.readouterr().err
     assert not (tmp_path / "mlp-mnist").exists()

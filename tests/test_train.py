@@ -8,7 +8,7 @@ import torch
 from gankit.losses import d_loss_bce
 from gankit.runs import CheckpointError, RunLocked, find_run, load_checkpoint
 from gankit.train import Trainer, TrainingDiverged
-from helpers import synthetic, tiny_config, tiny_trainer
+from helpers import synthetic, tiny_config, tiny_trainer, without_bf16_autocast
 
 
 def params(trainer):
@@ -190,10 +190,7 @@ def test_unknown_or_unavailable_precision_says_what_to_use(monkeypatch):
     with pytest.raises(ConfigError, match="precision='half' is not one of"):
         t.use_precision("half")
 
-    def unsupported(device_type, dtype):  # what torch.autocast does for a dtype a device lacks
-        import warnings
-        warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling autocast.")
-    monkeypatch.setattr(torch, "autocast", unsupported)
+    without_bf16_autocast(monkeypatch)
     with pytest.raises(ConfigError, match=r"precision='bf16' is not available on cpu .*use precision='fp32'"):
         t.use_precision("bf16")
     assert t.config.precision == "fp32"  # refused, not half-applied
