@@ -24,7 +24,8 @@ from .baseline import TutorialLoop, synchronize, tutorial_dataset
 from .config import ConfigError, GANConfig, make_config, resolve_device, seed_everything
 from .data import BatchSource, Dataset, load_dataset
 from .models import build_models
-from .train import Trainer, cpu_supports_bf16, memory_format_for
+from .speed import cpu_supports_bf16, memory_format_for
+from .train import Trainer
 
 PRESET_ORDER = ("mlp-mnist", "dcgan-mnist", "wgan-gp-mnist", "cgan-mnist", "poster-cgan")
 MLP_SPEEDUP_TARGET = 2.0  # issue 6: MLP presets at least 2x the tutorial loop
@@ -165,7 +166,7 @@ def speed_variants(device: torch.device, config: GANConfig) -> dict[str, Callabl
     """Trainer modifications timed next to the default loop: bf16 autocast, the other memory layout, torch.compile.
 
     Issue 6 asks for each to be measured on and off and kept only where it helps. channels_last helped
-    every conv preset on a CPU, so it is the Trainer's default there (`gankit.train.memory_format_for`)
+    every conv preset on a CPU, so it is the Trainer's default there (`gankit.speed.memory_format_for`)
     and its variant turns it off; on CUDA it is not the default and its variant turns it on. On CUDA:
     bf16 autocast and torch.compile as well (compile not with a gradient penalty: compiled graphs lack
     double backward). On a CPU: bf16 autocast where the CPU has native bf16 units; compile is left out
@@ -307,6 +308,29 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def wait_policy_note(load: float, cpus: int, policy: str | None) -> str | None:
+    """Advice on OMP_WAIT_POLICY for a CPU bench, or None when the setting suits the load.
+
+    By default OpenMP threads spin a while before they sleep. On a busy machine the spinning steals
+    the CPUs from the threads doing the work (2-thread training ran 12-16x slower than 1 thread
+    here); on an idle one it saves waking a sleeping thread for each of the many small operations of
+    a training step (on this project's idle 2-core machine, in alternating bench runs, PASSIVE lowered
+    mlp-mnist's gankit loop from 5400-6300 to 4200-4900 img/s). Torch reads the variable once, at start.
+    """
+    busy = load > cpus
+    if busy and policy is None:
+        return (f"note: this machine is busy (load average {load:.1f} on {cpus} CPUs). OpenMP threads spin while "
+                "they wait, which on a busy machine can make small operations many times slower; for numbers "
+                "that reflect the code rather than the load, run with OMP_WAIT_POLICY=PASSIVE set before "
+                "Python starts.")
+    if not busy and policy is not None and policy.strip().upper() == "PASSIVE":
+        return (f"note: OMP_WAIT_POLICY=PASSIVE on an idle machine (load average {load:.1f} on {cpus} CPUs) "
+                "puts OpenMP threads to sleep after every operation, which slows the small operations of a "
+                "training step; unset it for this machine's best numbers (keep it where other jobs share "
+                "the CPUs).")
+    return None
+
+
 def _load() -> str:
     try:
         return f"{os.getloadavg()[0]:.1f}"
@@ -338,12 +362,10 @@ def main(device: str | None = None, presets: list[str] | None = None, out: str |
     where = f"{dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
     print(f"gankit bench on {where}, {threads} torch threads, torch {torch.__version__}, {profile}-profile widths, "
           f"up to {settings.repeats} alternating repeats of ~{settings.chunk_s:g} s per loop")
-    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > default_threads()
-    if dev.type == "cpu" and busy and "OMP_WAIT_POLICY" not in os.environ:
-        print(f"note: this machine is busy (load average {_load()} on {default_threads()} CPUs). OpenMP threads "
-              "spin while they wait, which on a busy machine can make small operations many times slower; "
-              "for numbers that reflect the code rather than the load, run with OMP_WAIT_POLICY=PASSIVE set "
-              "before Python starts.")
+    if dev.type == "cpu" and hasattr(os, "getloadavg"):
+        note = wait_policy_note(os.getloadavg()[0], default_threads(), os.environ.get("OMP_WAIT_POLICY"))
+        if note:
+            print(note)
     probes = {"matmul": RateProbe("matmul", dev), "conv": RateProbe("conv", dev)}
     t0, load0 = time.perf_counter(), _load()
     rows: list[dict[str, Any]] = []

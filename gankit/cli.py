@@ -13,7 +13,8 @@ from .config import PRECISIONS, PRESETS, ConfigError
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import make_config, resolve_device
     from .runs import latest_run, new_run_dir
-    from .train import check_bf16, setup
+    from .speed import check_bf16
+    from .train import setup
 
     # Every option is checked before a run folder is made: a typo must not leave an empty run behind.
     if args.checkpoint_every is not None and args.checkpoint_every < 0:

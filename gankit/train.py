@@ -6,7 +6,6 @@ import json
 import math
 import os
 import time
-import warnings
 from collections import defaultdict
 from contextlib import nullcontext
 from pathlib import Path
@@ -24,6 +23,8 @@ from .losses import LossFn, clip_weights, gradient_penalty, losses_for
 from .models import build_models
 from .runs import (CHECKPOINT_FORMAT, CheckpointError, find_run, load_checkpoint, lock_run, new_run_dir, rng_state,
                    run_checkpoints, set_rng_state)
+from .speed import (check_bf16, load_optimizer_state, make_optimizer, memory_format_for,
+                    scores_per_sample)
 from .tricks import FeatureMatching
 
 HISTORY_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "seconds"]
@@ -34,80 +35,6 @@ MAX_ROLLBACKS = 3  # with on_diverge="rollback": after 3 halvings (lr / 8) the r
 
 class TrainingDiverged(RuntimeError):
     """Losses or weights became NaN or Inf."""
-
-
-# Layers that treat each sample on its own (no batch statistics, no randomness). A discriminator built
-# only from these (exact types) gives a concatenated [real; fake] batch the scores of two separate calls
-# (up to float rounding), so the Trainer may score both in one call.
-_PER_SAMPLE_LAYERS = (nn.Linear, nn.Conv2d, nn.LeakyReLU, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GroupNorm, nn.LayerNorm,
-                      nn.Identity, nn.Flatten, nn.Sequential, nn.ModuleList, nn.Embedding)
-
-
-def scores_per_sample(D: nn.Module) -> bool:
-    """True when D's score of a sample cannot depend on the rest of its batch (gankit's D without batch norm)."""
-    from .models import ConditionEmbedding, DCGANDiscriminator, MLPDiscriminator
-
-    known = (*_PER_SAMPLE_LAYERS, MLPDiscriminator, DCGANDiscriminator, ConditionEmbedding)
-    return all(type(m) in known for m in D.modules())
-
-
-def memory_format_for(config: GANConfig, device: torch.device) -> torch.memory_format:
-    """channels_last for convolutional models on a CPU, else the default layout.
-
-    Measured with `gankit bench` (benchmarks/README.md): on a 2-core CPU channels_last (oneDNN's
-    preferred layout) trained the conv presets 16-29% faster at the `cpu` profile's widths and
-    5-14% faster at the presets' own. On an H100 three runs disagreed (dcgan-mnist +22%, -9%, -1%;
-    the others -5% to +7%): these small networks are launch-bound there, so CUDA keeps the default
-    and `gankit bench` keeps timing channels_last as a variant. It changes the memory layout only,
-    so results differ by float rounding alone.
-    """
-    if config.model == "dcgan" and device.type == "cpu":
-        return torch.channels_last
-    return torch.contiguous_format
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bf16 matmuls (AVX512-BF16 or AMX), where bf16 autocast can pay off."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch built without oneDNN
-        return False
-
-
-def bf16_is_native(device: torch.device) -> bool:
-    """Whether `device` computes in bf16 natively (not emulated): bf16 autocast is only faster there."""
-    if device.type == "cuda":
-        try:
-            return torch.cuda.is_bf16_supported(including_emulation=False)
-        except TypeError:  # an older torch without the including_emulation argument
-            return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_supports_bf16()
-
-
-def check_bf16(device: torch.device, *, warn: bool = True) -> None:
-    """Refuse precision="bf16" where autocast cannot do it (ConfigError); warn where bf16 is emulated (slower)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # autocast warns and turns itself off where bf16 is unsupported
-        try:
-            torch.autocast(device.type, dtype=torch.bfloat16)
-        except (RuntimeError, UserWarning) as e:
-            raise ConfigError(f"precision='bf16' is not available on {device} ({e}); use precision='fp32'") from None
-    if warn and not bf16_is_native(device):
-        warnings.warn(f"{device} has no native bf16 units: bf16 autocast will emulate them and train slower "
-                      "than fp32 (precision='fp32' is the default for this reason)", stacklevel=3)
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """Load optimizer state but keep this optimizer's kernel choice (fused/foreach): a checkpoint from
-    another machine or torch version carries the update rule, not a kernel this one may lack.
-    Moment buffers take their parameter's memory layout (a checkpoint may come from a channels-first run)."""
-    mine = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in opt.param_groups]
-    groups = [{**saved, **flags} for saved, flags in zip(state["param_groups"], mine)]
-    opt.load_state_dict({**state, "param_groups": groups})
-    for p, s in opt.state.items():
-        for k, v in s.items():
-            if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
-                s[k] = torch.empty_like(p).copy_(v)  # empty_like keeps p's layout
 
 
 class Trainer:
@@ -136,7 +63,7 @@ class Trainer:
         # checkpoint (from_checkpoint, resume) trains with the same objective as the one that wrote it.
         self.g_aux = g_aux or (FeatureMatching(config.feature_matching) if config.feature_matching > 0 else None)
         self.progress = progress
-        self.opt_g, self.opt_d = self._optimizer(G, config.lr_g), self._optimizer(D, config.lr_d)
+        self.opt_g, self.opt_d = make_optimizer(config, G, config.lr_g), make_optimizer(config, D, config.lr_d)
         self._joint_d = scores_per_sample(D)
         self.score = torch.sigmoid if config.loss == "bce" else (lambda t: t)  # D(x) as a probability for BCE
         self.run_dir = new_run_dir(config.preset) if run_dir == "auto" else (Path(run_dir) if run_dir else None)
@@ -179,14 +106,6 @@ class Trainer:
         if self.config.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
-
-    def _optimizer(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
-        if self.config.optimizer == "rmsprop":
-            return torch.optim.RMSprop(module.parameters(), lr=lr)
-        try:  # fused: one kernel for all tensors, ~2.5x faster than the default per-tensor loop on a CPU
-            return torch.optim.Adam(module.parameters(), lr=lr, betas=self.config.betas, fused=True)
-        except RuntimeError:  # torch < 2.4 on a CPU, or a device without the fused kernel
-            return torch.optim.Adam(module.parameters(), lr=lr, betas=self.config.betas)
 
     def _draw_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         shape = (n, self.config.latent_dim)
@@ -523,8 +442,8 @@ class Trainer:
             raise CheckpointError(f"{source} has another architecture ({text}); saved with gankit {ckpt['version']}")
         self.G.load_state_dict(ckpt["G"])
         self.D.load_state_dict(ckpt["D"])
-        _load_optimizer(self.opt_g, ckpt["opt_g"])
-        _load_optimizer(self.opt_d, ckpt["opt_d"])
+        load_optimizer_state(self.opt_g, ckpt["opt_g"])
+        load_optimizer_state(self.opt_d, ckpt["opt_d"])
         self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         self.elapsed = ckpt["elapsed"]
         self.fixed_noise = ckpt["fixed_noise"].to(self.device)

@@ -8,12 +8,12 @@ import torch.nn as nn
 
 from gankit.baseline import TutorialLoop
 from gankit.bench import (GankitLoop, RateProbe, count_flops, speed_variants, table, to_markdown,
-                          verdict)
+                          verdict, wait_policy_note)
 from gankit.config import GANConfig
 from gankit.data import Dataset
 from gankit.losses import gradient_penalty
 from gankit.models import build_models
-from gankit.train import _load_optimizer, cpu_supports_bf16, scores_per_sample
+from gankit.speed import cpu_supports_bf16, load_optimizer_state, scores_per_sample
 from helpers import synthetic, tiny_config, tiny_trainer
 
 
@@ -161,6 +161,19 @@ def test_bf16_autocast_variant_trains_in_bf16():
     assert not torch.equal(before, t.G.net[0].weight)
 
 
+@pytest.mark.parametrize("load, policy, advice", [
+    (5.0, None, "OMP_WAIT_POLICY=PASSIVE set"),  # busy, spinning threads: advise PASSIVE
+    (0.5, "passive", "unset it"),                # idle, sleeping threads: advise the default
+    (0.5, None, None), (5.0, "PASSIVE", None), (0.5, "ACTIVE", None),
+])
+def test_wait_policy_note_fits_the_load(load, policy, advice):
+    note = wait_policy_note(load, 2, policy)
+    if advice is None:
+        assert note is None
+    else:
+        assert advice in note and f"load average {load:.1f} on 2 CPUs" in note
+
+
 def test_bench_refuses_smoke_sizes_before_measuring(capsys):
     from gankit.bench import main
     from gankit.config import ConfigError
@@ -201,7 +214,7 @@ def test_loading_optimizer_state_keeps_the_kernel_choice():
     state = t.opt_d.state_dict()
     fused = t.opt_d.param_groups[0]["fused"]
     state["param_groups"] = [{**g, "fused": None, "foreach": None} for g in state["param_groups"]]  # an older run
-    _load_optimizer(t.opt_d, state)
+    load_optimizer_state(t.opt_d, state)
     assert t.opt_d.param_groups[0]["fused"] == fused
     t.train_step(x, y)  # and it still steps
 
