@@ -100,10 +100,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
 
 
+def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved config dict, with today's defaults for settings added since it was written (e.g. precision):
+    what the gankit that wrote it did. Fields this version lacks are kept, not refused."""
+    return {**{k: v for k, v in GANConfig().to_dict().items() if k not in config}, **config}
+
+
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """A config dict as JSON sees it, with defaults for fields added since it was written (precision), without
-    what setup() derives from the data (genre names). Raises ConfigError for fields this version lacks."""
-    d = json.loads(json.dumps(GANConfig.from_dict(config).to_dict()))
+    """A config dict as JSON sees it, with defaults for fields added since (with_defaults), without what
+    setup() derives from the data (genre names)."""
+    d = json.loads(json.dumps(with_defaults(config)))
     d.get("extra", {}).pop("label_names", None)
     return d
 
@@ -251,9 +257,8 @@ def _looks_like_run(path: Path) -> bool:
 def _load_run(path: Path, started: datetime) -> RunSummary:
     missing: list[str] = []
     config = _read_json(path / "config.json", missing)
-    if config:  # settings added since the run was written (e.g. precision) read as their defaults, which is
-        # what that older gankit did: the report then shows no false difference between old and new runs
-        config = {**{k: v for k, v in GANConfig().to_dict().items() if k not in config}, **config}
+    if config:  # the report then shows no false difference between old and new runs
+        config = with_defaults(config)
     metrics = _read_json(path / "metrics.json", missing)
     history = _read_history(path / "history.csv", missing)
     samples = sorted((path / "samples").glob("epoch_*.png"), key=epoch_of)

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from . import __version__
-from .config import PRECISIONS, ConfigError, GANConfig, resolve_device, seed_everything
+from .config import GANConfig, resolve_device, seed_everything
 from .data import BatchSource, load_dataset
 from .files import atomic_save
 from .losses import LossFn, clip_weights, gradient_penalty, losses_for
@@ -95,12 +95,10 @@ class Trainer:
         """Train in `precision` from the next step on: "fp32", or "bf16" (train_step's forward passes under
         bf16 autocast; weights, gradients and optimizer state stay fp32). Recorded in the config, so
         checkpoints and config.json say how a run was trained. Sampling and evaluation stay fp32."""
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
         if precision == "bf16":
             check_bf16(self.device)
-        if precision != self.config.precision:  # a copy: other trainers may share the caller's config object
-            self.config = self.config.replace(precision=precision)
+        if precision != self.config.precision:  # a copy (validated: an unknown precision is refused there);
+            self.config = self.config.replace(precision=precision)  # other trainers may share the old one
 
     def _autocast(self) -> Any:
         if self.config.precision == "bf16":
