@@ -72,8 +72,17 @@ def data_root(path: str | os.PathLike | None = None) -> Path:
     raw = path if path is not None else os.environ.get("GANKIT_DATA") or project_dir() / "data"
     root = Path(raw).expanduser()
     if "GANKIT_DATA" in os.environ and path is None and not root.exists():
+        # A relative GANKIT_DATA is usually meant from the checkout's root (where `make` and `jupyter lab`
+        # start), while the lessons' kernels run in notebooks/: try the checkout's root too.
+        tried = [root.absolute()]
+        if not root.is_absolute():
+            from_project = project_dir() / root
+            if from_project.exists():
+                return from_project
+            tried.append(from_project)
+        where = " or ".join(repr(str(p)) for p in dict.fromkeys(tried))
         raise ConfigError(
-            f"GANKIT_DATA points at {str(root)!r}, which does not exist; fix the path "
+            f"GANKIT_DATA points at {str(root)!r} ({where}), which does not exist; fix the path "
             "(it should contain e.g. MNIST/raw/) or unset it to use ./data"
         )
     return root

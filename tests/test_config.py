@@ -27,6 +27,22 @@ def test_missing_gankit_data_folder_is_named(monkeypatch, tmp_path):
         data_root()
 
 
+def test_relative_gankit_data_is_also_read_from_the_checkout_root(monkeypatch, tmp_path):
+    """`GANKIT_DATA=../shared/data make course`: the lessons' kernels run in notebooks/, the path was meant
+    from the checkout's root."""
+    checkout, shared = tmp_path / "checkout", tmp_path / "shared" / "data"
+    (checkout / "gankit").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("")
+    (checkout / "notebooks").mkdir()
+    shared.mkdir(parents=True)
+    monkeypatch.chdir(checkout / "notebooks")
+    monkeypatch.setenv("GANKIT_DATA", "../shared/data")
+    assert data_root().resolve() == shared.resolve()
+    monkeypatch.setenv("GANKIT_DATA", "../elsewhere")  # neither from here nor from the root: both are named
+    with pytest.raises(ConfigError, match=r"'\.\./elsewhere' \(.*checkout.*elsewhere.* or .*elsewhere.*\), which does not"):
+        data_root()
+
+
 def test_unknown_preset_suggests_the_closest():
     with pytest.raises(ConfigError, match="unknown preset 'dcgan-mnst'.*Did you mean 'dcgan-mnist'"):
         make_config("dcgan-mnst", "smoke")
