@@ -13,7 +13,7 @@ from gankit.data import Dataset
 from gankit.kernels import count_flops
 from gankit.models import build_models
 from gankit.speed import cpu_supports_bf16, load_optimizer_state, scores_per_sample
-from helpers import synthetic, tiny_config, tiny_trainer
+from helpers import needs_mnist, synthetic, tiny_config, tiny_trainer
 
 
 @pytest.fixture(autouse=True)
@@ -212,3 +212,19 @@ def test_bench_pins_the_malloc_thresholds_where_glibc_allows():
 
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert pin_malloc_thresholds() == glibc  # mallopt accepted both values on glibc; elsewhere nothing is changed
+
+
+@needs_mnist
+def test_a_preset_is_measured_beside_its_kernels_alone():
+    from gankit.bench import Settings, measure_preset
+
+    tiny = Settings(repeats=1, chunk_s=0.01, warmup_s=0.01, budget_s=0.1, min_repeats=1)
+    rows = measure_preset("mlp-mnist", torch.device("cpu"), tiny, profile="cpu", variants=False, log=lambda s: None)
+    assert [r["loop"] for r in rows] == ["gankit", "tutorial", "kernels only"]
+    gankit, tutorial, kernels = rows
+    assert kernels["MFLOP/img"] == gankit["MFLOP/img"]  # the replay is the gankit step's own work
+    assert gankit["ceiling"] == kernels["vs tutorial"] and "ceiling" not in tutorial
+    assert f"kernels alone: {kernels['vs tutorial']:.2f}x" in verdict(gankit)
+    without = measure_preset("mlp-mnist", torch.device("cpu"), tiny, profile="cpu", variants=False, ceiling=False,
+                             log=lambda s: None)
+    assert [r["loop"] for r in without] == ["gankit", "tutorial"] and "ceiling" not in without[0]
