@@ -1,4 +1,5 @@
 """Test-suite setup: every test and every notebook kernel runs in the smoke profile on the CPU."""
+
 import os
 
 # Set at import time so the nbval kernels (started from this environment) inherit them.

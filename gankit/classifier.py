@@ -7,6 +7,7 @@ Shipped weights (gankit/weights/mnist_classifier.pt, 403 KB, 99k parameters), ma
     about 10 on 2 cores). The same command with 1 thread (OMP_NUM_THREADS=1) under the same load: test
     accuracy 0.9937, 58 s of CPU time, 414 s wall; so about a minute on an idle 2-core CPU.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,24 +36,36 @@ class MNISTClassifier(nn.Module):
     About 100k parameters, so the shipped float32 weights stay under 500 KB.
     """
 
-    def __init__(self, widths: tuple[int, int, int] = (16, 32, 64), feature_dim: int = 128,
-                 num_classes: int = 10) -> None:
+    def __init__(
+        self,
+        widths: tuple[int, int, int] = (16, 32, 64),
+        feature_dim: int = 128,
+        num_classes: int = 10,
+    ) -> None:
         super().__init__()
         c1, c2, c3 = widths
         self.feature_dim = feature_dim
 
         def block(c_in: int, c_out: int, k: int) -> nn.Sequential:
             # bias=False: batch norm's shift makes a conv bias redundant
-            return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out),
-                                 nn.ReLU(inplace=True), nn.MaxPool2d(2))
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            )
 
         self.conv = nn.Sequential(
-            block(1, c1, 5),   # (B, 1, 28, 28) -> (B, c1, 14, 14)
+            block(1, c1, 5),  # (B, 1, 28, 28) -> (B, c1, 14, 14)
             block(c1, c2, 3),  # (B, c1, 14, 14) -> (B, c2, 7, 7)
             block(c2, c3, 3),  # (B, c2, 7, 7) -> (B, c3, 3, 3)
         )
-        self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(c3 * 3 * 3, feature_dim), nn.ReLU(inplace=True))
-        self.dropout = nn.Dropout(p=0.25)  # only between features and logits: features stay deterministic
+        self.hidden = nn.Sequential(
+            nn.Flatten(), nn.Linear(c3 * 3 * 3, feature_dim), nn.ReLU(inplace=True)
+        )
+        self.dropout = nn.Dropout(
+            p=0.25
+        )  # only between features and logits: features stay deterministic
         self.head = nn.Linear(feature_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,7 +90,9 @@ def _shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
+def _accuracy(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+) -> float:
     """Top-1 accuracy of `model` (eval mode) on uint8 images (N, 1, 28, 28) with int labels (N,)."""
     device = next(model.parameters()).device
     correct = 0
@@ -86,9 +101,16 @@ def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batc
     return correct / len(labels)
 
 
-def train_classifier(out: str | os.PathLike | None = None, *, epochs: int = 3, seed: int = 0,
-                     device: str | torch.device | None = None, progress: bool = True,
-                     batch_size: int = 128, lr: float = 3e-3) -> dict[str, Any]:
+def train_classifier(
+    out: str | os.PathLike | None = None,
+    *,
+    epochs: int = 3,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+) -> dict[str, Any]:
     """Train `MNISTClassifier` on the MNIST train split and save its state_dict to `out`.
 
     out: where to write the weights (default: the packaged gankit/weights/mnist_classifier.pt),
@@ -102,7 +124,9 @@ def train_classifier(out: str | os.PathLike | None = None, *, epochs: int = 3, s
     device = resolve_device(device) if not isinstance(device, torch.device) else device
     train, test = load_mnist(True), load_mnist(False)
     batches = BatchSource(train.images, train.labels, batch_size, device=device, seed=seed)
-    shift_rng = torch.Generator().manual_seed(seed + 1)  # own stream: augmentation does not move the init
+    shift_rng = torch.Generator().manual_seed(
+        seed + 1
+    )  # own stream: augmentation does not move the init
 
     # channels_last: about a third faster on CPU for these small convolutions (pooling, batch norm)
     model = MNISTClassifier().to(device, memory_format=torch.channels_last)
@@ -120,8 +144,11 @@ def train_classifier(out: str | os.PathLike | None = None, *, epochs: int = 3, s
             sched.step()
             loss_sum += loss.detach()
         if progress:
-            print(f"epoch {epoch + 1}/{epochs}: train loss {loss_sum.item() / len(batches):.4f} "
-                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+            print(
+                f"epoch {epoch + 1}/{epochs}: train loss {loss_sum.item() / len(batches):.4f} "
+                f"({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
 
     model.eval()
     accuracy = _accuracy(model, test.images, test.labels)
@@ -129,14 +156,25 @@ def train_classifier(out: str | os.PathLike | None = None, *, epochs: int = 3, s
     atomic_save({k: v.cpu() for k, v in model.state_dict().items()}, path)
     seconds = time.perf_counter() - start
     if progress:
-        print(f"test accuracy {accuracy:.4f} after {seconds:.0f} s; weights saved to {path}", flush=True)
+        print(
+            f"test accuracy {accuracy:.4f} after {seconds:.0f} s; weights saved to {path}",
+            flush=True,
+        )
     # cpu_seconds (all threads) tells the cost on a machine shared with other jobs, where wall time does not
-    return {"test_accuracy": accuracy, "seconds": seconds, "cpu_seconds": time.process_time() - cpu_start,
-            "path": str(path), "epochs": epochs, "seed": seed, "device": str(device)}
+    return {
+        "test_accuracy": accuracy,
+        "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu_start,
+        "path": str(path),
+        "epochs": epochs,
+        "seed": seed,
+        "device": str(device),
+    }
 
 
-def load_classifier(device: str | torch.device | None = None, path: str | os.PathLike | None = None
-                    ) -> MNISTClassifier:
+def load_classifier(
+    device: str | torch.device | None = None, path: str | os.PathLike | None = None
+) -> MNISTClassifier:
     """The trained classifier in eval mode on `device` (None: GANKIT_DEVICE or auto), from the packaged weights."""
     path = Path(path) if path is not None else WEIGHTS_PATH
     if not path.is_file():
@@ -153,7 +191,9 @@ def load_classifier(device: str | torch.device | None = None, path: str | os.Pat
 def _main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m gankit.classifier", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m gankit.classifier", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train-classifier", help="train the MNIST classifier and save its weights")
     p.add_argument("--out", default=None, help=f"weights file (default: {WEIGHTS_PATH})")
@@ -162,7 +202,9 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     result = train_classifier(args.out, epochs=args.epochs, seed=args.seed, device=args.device)
-    print(f"test accuracy {result['test_accuracy']:.4f}, {result['seconds']:.0f} s, {result['path']}")
+    print(
+        f"test accuracy {result['test_accuracy']:.4f}, {result['seconds']:.0f} s, {result['path']}"
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """Run configuration: profiles, devices, seeding, the typed GANConfig and the lesson presets."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,9 +38,15 @@ def resolve_device(name: str | None = None) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if base == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {raw!r} was asked for but CUDA is not available here; unset GANKIT_DEVICE or use cpu")
-    if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError(f"device {raw!r} was asked for but Apple MPS is not available here; use cpu")
+        raise ConfigError(
+            f"device {raw!r} was asked for but CUDA is not available here; unset GANKIT_DEVICE or use cpu"
+        )
+    if base == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ConfigError(
+            f"device {raw!r} was asked for but Apple MPS is not available here; use cpu"
+        )
     return torch.device(choice)
 
 
@@ -132,7 +139,9 @@ class GANConfig:
     loss: str = "bce"  # bce | wgan
     g_loss: str = "non-saturating"  # non-saturating | minimax (only for loss="bce")
     real_label: float = 1.0  # 0.9 = one-sided label smoothing (Salimans et al. 2016)
-    feature_matching: float = 0.0  # > 0: weight of the feature-matching G term (Salimans et al. 2016; tricks.py)
+    feature_matching: float = (
+        0.0  # > 0: weight of the feature-matching G term (Salimans et al. 2016; tricks.py)
+    )
     minibatch_disc: bool = False  # minibatch discrimination in D (Salimans et al. 2016; tricks.py)
     gp_weight: float = 0.0  # lambda of the gradient penalty; 10 in Gulrajani et al.
     clip_value: float = 0.0  # > 0: WGAN weight clipping bound (0.01 in Arjovsky et al.)
@@ -154,7 +163,9 @@ class GANConfig:
     log_every: int = 50  # steps between host syncs (loss .item()) and progress updates
     checkpoint_every: int = 0  # steps between extra checkpoints; 0 = only at each epoch end
     keep_checkpoints: int = 3  # keep the last K step checkpoints (last.pt is always kept)
-    on_diverge: str = "stop"  # stop | rollback: reload the last good checkpoint, halve both lrs (<= 3 times)
+    on_diverge: str = (
+        "stop"  # stop | rollback: reload the last good checkpoint, halve both lrs (<= 3 times)
+    )
     n_fixed: int = 64  # samples in the per-epoch grid (fixed noise)
     profile: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)  # lesson-specific options
@@ -191,14 +202,16 @@ class GANConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "GANConfig":
+    def from_dict(cls, d: dict[str, Any]) -> GANConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"config has fields this gankit version does not know: {sorted(unknown)}")
+            raise ConfigError(
+                f"config has fields this gankit version does not know: {sorted(unknown)}"
+            )
         return cls(**d)
 
-    def replace(self, **changes: Any) -> "GANConfig":
+    def replace(self, **changes: Any) -> GANConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -208,19 +221,71 @@ PRESETS: dict[str, dict[str, Any]] = {
     # epoch 10, FID 82 instead of 136 after 11 epochs (seed 0, 2000 samples). 30 epochs, not 60: on an
     # H100 three seeds had their lowest FID at epochs 29-31 (61-68); by epoch 60 FID had risen to 79-97
     # and KL to uniform from 0.12-0.15 to 0.21-0.27, seed 0 down to 8 classes (benchmarks/README.md).
-    "mlp-mnist": dict(model="mlp", latent_dim=64, hidden_dim=256, batch_size=64, epochs=30,
-                      lr_g=4e-4, lr_d=4e-4, betas=(0.5, 0.999)),
-    "dcgan-mnist": dict(model="dcgan", image_size=32, latent_dim=100, g_width=64, d_width=64,
-                        batch_size=128, epochs=20),
-    "wgan-gp-mnist": dict(model="dcgan", image_size=32, latent_dim=128, g_width=64, d_width=64,
-                          d_norm="layer", loss="wgan", gp_weight=10.0, n_critic=5, batch_size=64,
-                          lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), epochs=30),
-    "cgan-mnist": dict(model="mlp", num_classes=10, latent_dim=64, hidden_dim=512, batch_size=64,
-                       epochs=40, cond_mode="projection"),
-    "poster-cgan": dict(dataset="posters", model="dcgan", image_size=64, channels=3, cond_dim=28,
-                        latent_dim=128, g_width=64, d_width=64, d_norm="layer", loss="wgan",
-                        gp_weight=10.0, n_critic=5, batch_size=64, lr_g=1e-4, lr_d=1e-4,
-                        betas=(0.0, 0.9), epochs=100, augment=True, cond_mode="projection"),
+    "mlp-mnist": dict(
+        model="mlp",
+        latent_dim=64,
+        hidden_dim=256,
+        batch_size=64,
+        epochs=30,
+        lr_g=4e-4,
+        lr_d=4e-4,
+        betas=(0.5, 0.999),
+    ),
+    "dcgan-mnist": dict(
+        model="dcgan",
+        image_size=32,
+        latent_dim=100,
+        g_width=64,
+        d_width=64,
+        batch_size=128,
+        epochs=20,
+    ),
+    "wgan-gp-mnist": dict(
+        model="dcgan",
+        image_size=32,
+        latent_dim=128,
+        g_width=64,
+        d_width=64,
+        d_norm="layer",
+        loss="wgan",
+        gp_weight=10.0,
+        n_critic=5,
+        batch_size=64,
+        lr_g=1e-4,
+        lr_d=1e-4,
+        betas=(0.0, 0.9),
+        epochs=30,
+    ),
+    "cgan-mnist": dict(
+        model="mlp",
+        num_classes=10,
+        latent_dim=64,
+        hidden_dim=512,
+        batch_size=64,
+        epochs=40,
+        cond_mode="projection",
+    ),
+    "poster-cgan": dict(
+        dataset="posters",
+        model="dcgan",
+        image_size=64,
+        channels=3,
+        cond_dim=28,
+        latent_dim=128,
+        g_width=64,
+        d_width=64,
+        d_norm="layer",
+        loss="wgan",
+        gp_weight=10.0,
+        n_critic=5,
+        batch_size=64,
+        lr_g=1e-4,
+        lr_d=1e-4,
+        betas=(0.0, 0.9),
+        epochs=100,
+        augment=True,
+        cond_mode="projection",
+    ),
 }
 
 # How each profile shrinks a preset: smoke runs every code path in seconds; cpu gives
@@ -239,14 +304,27 @@ PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
         "dcgan-mnist": dict(epochs=6, steps_per_epoch=200, g_width=16, d_width=16, batch_size=64),
         # measured here: a layer-norm critic at lr 1e-4 shows no digits after 1500 steps; no norm (as in
         # Gulrajani et al.'s MNIST critic) at lr 2e-3 gives all ten in 1200 steps (~1 min of 2 cores)
-        "wgan-gp-mnist": dict(epochs=6, steps_per_epoch=200, g_width=16, d_width=16, d_norm="none", batch_size=32,
-                              lr_g=2e-3, lr_d=2e-3, log_every=10),
-        "cgan-mnist": dict(epochs=8),  # measured: conditional accuracy 0.95 after 6 epochs, 0.96 after 8
+        "wgan-gp-mnist": dict(
+            epochs=6,
+            steps_per_epoch=200,
+            g_width=16,
+            d_width=16,
+            d_norm="none",
+            batch_size=32,
+            lr_g=2e-3,
+            lr_d=2e-3,
+            log_every=10,
+        ),
+        "cgan-mnist": dict(
+            epochs=8
+        ),  # measured: conditional accuracy 0.95 after 6 epochs, 0.96 after 8
         # The preset's 64x64 posters at width 16. Measured here (lesson 04): the canonical n_critic=5 at lr 1e-4
         # leaves washed-out posters after 300 G steps; one critic step per G step at lr 1e-3 gives the most
         # G updates per CPU second. 60 epochs (1740 steps, ~7 min on 2 cores): genre ROC-AUC 0.78 and
         # classifier-FID 42, against 0.67-0.76 and 65-118 after 30 epochs (1 seed each).
-        "poster-cgan": dict(g_width=16, d_width=16, n_critic=1, lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.9), epochs=60),
+        "poster-cgan": dict(
+            g_width=16, d_width=16, n_critic=1, lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.9), epochs=60
+        ),
     },
     "full": {"*": dict()},
 }

@@ -1,19 +1,25 @@
 """Data sets as in-memory uint8 tensors, and a device-resident batch source that replaces a DataLoader."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from .config import ConfigError, GANConfig, cache_root, data_root
+from .datasets.images import augment, load_image_folder
+from .datasets.posters import load_posters
+from .datasets.toy_posters import poster_root
 
 MNIST_FILES = (
-    "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
 )
 
 
@@ -46,7 +52,7 @@ class Dataset:
         return self.images.shape[0]
 
 
-def _mnist_missing_error(root: Path, name: str, cause: Exception | None) -> FileNotFoundError:
+def mnist_missing_error(root: Path, name: str, cause: Exception | None) -> FileNotFoundError:
     raw = root / name / "raw"
     files = "\n  ".join(str(raw / f) for f in MNIST_FILES)
     why = f" (download failed: {cause})" if cause else ""
@@ -57,8 +63,13 @@ def _mnist_missing_error(root: Path, name: str, cause: Exception | None) -> File
     )
 
 
-def load_mnist(train: bool = True, root: str | os.PathLike | None = None, *, download: bool = True,
-               fashion: bool = False) -> Dataset:
+def load_mnist(
+    train: bool = True,
+    root: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    fashion: bool = False,
+) -> Dataset:
     """MNIST (or Fashion-MNIST) via torchvision: images uint8 (N, 1, 28, 28), labels int64 (N,)."""
     from torchvision import datasets
 
@@ -69,18 +80,25 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None, *, dow
         ds = cls(str(root), train=train, download=False)
     except RuntimeError:
         if not download:
-            raise _mnist_missing_error(root, name, None) from None
+            raise mnist_missing_error(root, name, None) from None
         try:
             ds = cls(str(root), train=train, download=True)
         except Exception as e:  # offline: urllib errors, or torchvision's own RuntimeError
-            raise _mnist_missing_error(root, name, e) from None
+            raise mnist_missing_error(root, name, e) from None
     images = ds.data.unsqueeze(1).contiguous()  # torchvision keeps the raw uint8 (N, 28, 28)
     split = "train" if train else "test"
-    return Dataset(images, ds.targets.long(), [str(c) for c in ds.classes], f"{name} {split}",
-                   f"{name} {split}: {len(images)} images 28x28, 10 classes")
+    return Dataset(
+        images,
+        ds.targets.long(),
+        [str(c) for c in ds.classes],
+        f"{name} {split}",
+        f"{name} {split}: {len(images)} images 28x28, 10 classes",
+    )
 
 
-def load_cifar10(train: bool = True, root: str | os.PathLike | None = None, *, download: bool = True) -> Dataset:
+def load_cifar10(
+    train: bool = True, root: str | os.PathLike | None = None, *, download: bool = True
+) -> Dataset:
     """CIFAR-10 via torchvision: images uint8 (N, 3, 32, 32), labels int64 (N,)."""
     from torchvision import datasets
 
@@ -93,8 +111,13 @@ def load_cifar10(train: bool = True, root: str | os.PathLike | None = None, *, d
             f"be downloaded ({e}). Put the extracted folder there or go online once."
         ) from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-    return Dataset(images, torch.tensor(ds.targets), list(ds.classes), "CIFAR-10",
-                   f"CIFAR-10 {'train' if train else 'test'}: {len(images)} images 32x32")
+    return Dataset(
+        images,
+        torch.tensor(ds.targets),
+        list(ds.classes),
+        "CIFAR-10",
+        f"CIFAR-10 {'train' if train else 'test'}: {len(images)} images 32x32",
+    )
 
 
 def resize_uint8(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
@@ -102,41 +125,55 @@ def resize_uint8(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Ten
     size = (size, size) if isinstance(size, int) else tuple(size)
     if tuple(images.shape[-2:]) == size:
         return images
-    out = [F.interpolate(chunk.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
-           for chunk in images.split(8192)]  # chunks bound the float copy's memory
+    out = [
+        F.interpolate(
+            chunk.float(), size=size, mode="bilinear", antialias=True, align_corners=False
+        )
+        for chunk in images.split(8192)
+    ]  # chunks bound the float copy's memory
     return torch.cat(out).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def load_dataset(config: GANConfig, root: str | os.PathLike | None = None, *, train: bool = True) -> Dataset:
+def load_dataset(
+    config: GANConfig, root: str | os.PathLike | None = None, *, train: bool = True
+) -> Dataset:
     """The training set a config asks for, at config.image_size and config.channels."""
     if config.dataset in ("mnist", "fashion-mnist"):
         ds = load_mnist(train, root, fashion=config.dataset == "fashion-mnist")
     elif config.dataset == "cifar10":
         ds = load_cifar10(train, root)
     elif config.dataset == "folder":
-        from .images import load_image_folder
-
         if not config.data_path:
-            raise ConfigError("dataset='folder' needs data_path (the image folder); pass --data PATH")
+            raise ConfigError(
+                "dataset='folder' needs data_path (the image folder); pass --data PATH"
+            )
         images, summary = load_image_folder(config.data_path, config.image_size, config.channels)
         ds = Dataset(images, None, [], Path(config.data_path).name, str(summary))
     elif config.dataset == "posters":
-        from . import posters
-
         if config.data_path:
             path, is_toy = Path(config.data_path), False
         else:  # the real set under GANKIT_DATA/posters, else the toy set where gankit may write
-            path, is_toy = posters.poster_root(data_root(root), toy_dir=cache_root() / "posters-toy")
-        pd_ = posters.load_posters(path, (config.image_size, config.image_size),
-                                   top_k=config.extra.get("top_k"), encoding=config.extra.get("encoding", "multi-hot"))
-        ds = Dataset(pd_.images, pd_.genres, pd_.names, "posters-toy" if is_toy else "posters", pd_.summary)
+            path, is_toy = poster_root(
+                data_root(root), toy_dir=cache_root() / "posters-toy"
+            )
+        pd_ = load_posters(
+            path,
+            (config.image_size, config.image_size),
+            top_k=config.extra.get("top_k"),
+            encoding=config.extra.get("encoding", "multi-hot"),
+        )
+        ds = Dataset(
+            pd_.images, pd_.genres, pd_.names, "posters-toy" if is_toy else "posters", pd_.summary
+        )
     else:  # GANConfig validates dataset names; this guards new ones added without a loader
         raise ConfigError(f"no loader for dataset {config.dataset!r}")
 
     if ds.images.shape[1] != config.channels:
         if config.channels == 3 and ds.images.shape[1] == 1:
             ds.images = ds.images.expand(-1, 3, -1, -1).contiguous()
-        elif config.channels == 1 and ds.images.shape[1] == 3:  # ITU-R 601 luma, as PIL's convert('L')
+        elif (
+            config.channels == 1 and ds.images.shape[1] == 3
+        ):  # ITU-R 601 luma, as PIL's convert('L')
             w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
             ds.images = (ds.images.float() * w).sum(1, keepdim=True).round().to(torch.uint8)
     # 28 is the only non-power-of-two size the models accept, and they take it as is.
@@ -159,11 +196,22 @@ class BatchSource:
     resumed mid-epoch replays exactly the batches it had left (`epoch(e, start=k)`).
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int, *,
-                 device: torch.device | str = "cpu", seed: int = 0, drop_last: bool = True,
-                 augment: bool = False, steps_per_epoch: int | None = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None,
+        batch_size: int,
+        *,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        drop_last: bool = True,
+        augment: bool = False,
+        steps_per_epoch: int | None = None,
+    ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise TypeError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+            raise TypeError(
+                f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
         n = images.shape[0]
         if n == 0:
             raise ValueError("the data set is empty: nothing to train on")
@@ -187,14 +235,14 @@ class BatchSource:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.images.shape[0], generator=g).to(self.device)
 
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    def epoch(
+        self, epoch: int, start: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         """Yield (x in [-1, 1] float (B, C, H, W), labels or None) for batches start.. of `epoch`."""
         perm = self.permutation(epoch)
         for i in range(start, self.batches_per_epoch):
-            idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
             x = to_model(self.images[idx])
             if self.augment:
-                from .images import augment
-
                 x = augment(x, flip=True, jitter=0.1 if x.shape[1] == 3 else 0.0)
             yield x, (None if self.labels is None else self.labels[idx])

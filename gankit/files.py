@@ -1,12 +1,14 @@
 """Crash-safe file writes: a file is either whole or absent, and a full disk is recognised as such."""
+
 from __future__ import annotations
 
 import errno
 import io
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

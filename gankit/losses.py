@@ -3,9 +3,10 @@
 Conventions: `d_real`, `d_fake` are raw logits (BCE losses) or critic scores (Wasserstein
 losses) of shape (B,). Every loss is a scalar to be *minimised*.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -50,8 +51,16 @@ def g_loss_wasserstein(d_fake: torch.Tensor) -> torch.Tensor:
     return -d_fake.mean()
 
 
-def gradient_penalty(critic: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor, y: torch.Tensor | None = None,
-                     *, alpha: torch.Tensor | None = None, reduction: str = "mean", eps: float = 1e-12) -> torch.Tensor:
+def gradient_penalty(
+    critic: nn.Module,
+    x_real: torch.Tensor,
+    x_fake: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    alpha: torch.Tensor | None = None,
+    reduction: str = "mean",
+    eps: float = 1e-12,
+) -> torch.Tensor:
     """WGAN-GP penalty (Gulrajani et al. 2017, eq. 3), unweighted: E[(||grad f(x_hat)||_2 - 1)^2].
 
     x_hat = alpha x_real + (1 - alpha) x_fake with one alpha ~ U[0, 1] per *sample* (shape (B, 1, ..., 1)),

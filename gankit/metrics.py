@@ -14,6 +14,7 @@ The classifier, its training and its shipped weights: `gankit.classifier`.
 
 Real digits at n=2000 against the 10k test reference (`reference_quality(2000)`): FID 1.61, KID 0.10 +- 0.45.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .classifier import MNISTClassifier, load_classifier
 from .config import data_root, resolve_device
 from .data import load_mnist, to_model
-from .classifier import MNISTClassifier, load_classifier
 
 MIN_CLASS_SHARE = 0.02  # a class "is covered" when at least 2% of samples are classified as it
 KID_SUBSET_SIZE = 1000  # the KID paper's subset size; smaller sample sets use all their samples
@@ -60,7 +61,9 @@ def prepare(images: torch.Tensor) -> torch.Tensor:
     if x.ndim == 3:
         x = x.unsqueeze(1)
     if x.ndim != 4:
-        raise ValueError(f"images must be (N, C, H, W) or (N, H, W), got shape {tuple(images.shape)}")
+        raise ValueError(
+            f"images must be (N, C, H, W) or (N, H, W), got shape {tuple(images.shape)}"
+        )
     if x.dtype == torch.uint8:
         x = to_model(x)
     elif x.is_floating_point():
@@ -72,7 +75,9 @@ def prepare(images: torch.Tensor) -> torch.Tensor:
             )
     else:
         raise TypeError(f"images must be uint8 or float, got {x.dtype}")
-    if x.shape[1] == 3:  # luma weights sum to 1, so applying them in [-1, 1] equals applying them in [0, 255]
+    if (
+        x.shape[1] == 3
+    ):  # luma weights sum to 1, so applying them in [-1, 1] equals applying them in [0, 255]
         w = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
         x = (x * w).sum(1, keepdim=True)
     elif x.shape[1] != 1:
@@ -91,7 +96,9 @@ class ClassifierFeatures(nn.Module):
     def __init__(self, classifier: nn.Module) -> None:
         super().__init__()
         self.classifier = classifier
-        self.num_features = classifier.feature_dim  # torchmetrics reads this instead of a dummy forward
+        self.num_features = (
+            classifier.feature_dim
+        )  # torchmetrics reads this instead of a dummy forward
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,8 +115,13 @@ class ClassifierFeatures(nn.Module):
         self._last = None
 
 
-def distance_metrics(feature: torch.nn.Module, device: torch.device, *, subset_size: int = KID_SUBSET_SIZE,
-                     keep_real: bool = False):
+def distance_metrics(
+    feature: torch.nn.Module,
+    device: torch.device,
+    *,
+    subset_size: int = KID_SUBSET_SIZE,
+    keep_real: bool = False,
+):
     """torchmetrics' FID and KID metrics computed on `feature`'s outputs (a classifier's penultimate layer).
 
     Used for MNIST digits (the shipped classifier) and posters (lesson 04's genre classifier): Inception
@@ -119,10 +131,14 @@ def distance_metrics(feature: torch.nn.Module, device: torch.device, *, subset_s
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    with warnings.catch_warnings():  # KID warns that it keeps all features; 10k x 128 floats is 5 MB
+    with (
+        warnings.catch_warnings()
+    ):  # KID warns that it keeps all features; 10k x 128 floats is 5 MB
         warnings.simplefilter("ignore")
         fid = FrechetInceptionDistance(feature=feature, reset_real_features=not keep_real)
-        kid = KernelInceptionDistance(feature=feature, subset_size=subset_size, reset_real_features=not keep_real)
+        kid = KernelInceptionDistance(
+            feature=feature, subset_size=subset_size, reset_real_features=not keep_real
+        )
     return fid.to(device), kid.to(device)
 
 
@@ -139,19 +155,30 @@ def _mnist_split(train: bool):
 _REFERENCE_CACHE: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
-def _reference_metrics(classifier: MNISTClassifier, reference: torch.Tensor | None, n_reference: int,
-                       batch_size: int, device: torch.device, cache: bool):
+def _reference_metrics(
+    classifier: MNISTClassifier,
+    reference: torch.Tensor | None,
+    n_reference: int,
+    batch_size: int,
+    device: torch.device,
+    cache: bool,
+):
     """FID and KID metrics holding the reference features (MNIST test split unless `reference` is given)."""
     cache = cache and reference is None  # only the default reference is cached
     key = (str(data_root().resolve()), str(device), n_reference)
     if cache and key in _REFERENCE_CACHE:
         fid, kid = _REFERENCE_CACHE[key]
-        fid.reset(), kid.reset()  # drops the previous call's samples; reset_real_features=False keeps the reference
+        (
+            fid.reset(),
+            kid.reset(),
+        )  # drops the previous call's samples; reset_real_features=False keeps the reference
         return fid, kid
     if reference is None:
         test = _mnist_split(False)
         if not 2 <= n_reference <= len(test):
-            raise ValueError(f"n_reference must be in [2, {len(test)}] (the MNIST test split), got {n_reference}")
+            raise ValueError(
+                f"n_reference must be in [2, {len(test)}] (the MNIST test split), got {n_reference}"
+            )
         reference = test.images[:n_reference]
     fid, kid = distance_metrics(ClassifierFeatures(classifier), device, keep_real=True)
     for chunk in reference.split(batch_size):
@@ -165,10 +192,16 @@ def _reference_metrics(classifier: MNISTClassifier, reference: torch.Tensor | No
 
 # ------------------------------------------------------------------------------------------ metrics
 @torch.no_grad()
-def mnist_quality(images: torch.Tensor, labels: torch.Tensor | None = None, *,
-                  reference: torch.Tensor | None = None, n_reference: int = 10000,
-                  classifier: MNISTClassifier | None = None, batch_size: int = 500,
-                  kid_seed: int = 0) -> dict[str, Any]:
+def mnist_quality(
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    reference: torch.Tensor | None = None,
+    n_reference: int = 10000,
+    classifier: MNISTClassifier | None = None,
+    batch_size: int = 500,
+    kid_seed: int = 0,
+) -> dict[str, Any]:
     """Quality of generated digits, in the feature space of the MNIST classifier.
 
     images: generated samples, uint8 or float in [-1, 1], (N, C, H, W) (see `prepare`).
@@ -193,7 +226,9 @@ def mnist_quality(images: torch.Tensor, labels: torch.Tensor | None = None, *,
     """
     n = images.shape[0]
     if n < 2:
-        raise ValueError(f"need at least 2 samples for FID/KID, got {n}; use >= 1000 for numbers you can compare")
+        raise ValueError(
+            f"need at least 2 samples for FID/KID, got {n}; use >= 1000 for numbers you can compare"
+        )
     if labels is not None and labels.shape != (n,):
         raise ValueError(f"labels must be class ids of shape ({n},), got {tuple(labels.shape)}")
     shared = classifier is None
@@ -206,20 +241,24 @@ def mnist_quality(images: torch.Tensor, labels: torch.Tensor | None = None, *,
     was_training = classifier.training
     classifier.eval()  # batch norm on running statistics: the features must not depend on the batch
     try:
-        fid, kid = _reference_metrics(classifier, reference, n_reference, batch_size, device, cache=shared)
+        fid, kid = _reference_metrics(
+            classifier, reference, n_reference, batch_size, device, cache=shared
+        )
         counts = torch.zeros(10, dtype=torch.long, device=device)
         confidence = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         for i in range(0, n, batch_size):
-            x = prepare(images[i:i + batch_size].to(device))
+            x = prepare(images[i : i + batch_size].to(device))
             fid.update(x, real=False)
             kid.update(x, real=False)
-            probs = classifier.head(fid.inception(x)).softmax(1)  # the features just computed (eval: no dropout)
+            probs = classifier.head(fid.inception(x)).softmax(
+                1
+            )  # the features just computed (eval: no dropout)
             pred = probs.argmax(1)
             counts += torch.bincount(pred, minlength=10)
             confidence += probs.max(1).values.sum()
             if labels is not None:
-                correct += (pred == labels[i:i + batch_size].to(device)).sum()
+                correct += (pred == labels[i : i + batch_size].to(device)).sum()
         n_ref = int(fid.real_features_num_samples)
         kid.subset_size = min(KID_SUBSET_SIZE, n, n_ref)
         # KID draws its subsets with the global torch RNG: fork it, so the result is repeatable and a
@@ -241,7 +280,9 @@ def mnist_quality(images: torch.Tensor, labels: torch.Tensor | None = None, *,
         "kid_mean": float(kid_mean),
         "kid_std": float(kid_std),
         "class_hist": [float(p) for p in hist.cpu()],
-        "kl_uniform": float((nonzero * (nonzero * 10).log()).sum()),  # sum p log(p / (1/10)), 0 log 0 = 0
+        "kl_uniform": float(
+            (nonzero * (nonzero * 10).log()).sum()
+        ),  # sum p log(p / (1/10)), 0 log 0 = 0
         "classes_covered": int((hist >= MIN_CLASS_SHARE).sum()),
         "mean_confidence": float(confidence / n),
     }
@@ -250,9 +291,15 @@ def mnist_quality(images: torch.Tensor, labels: torch.Tensor | None = None, *,
     return result
 
 
-def reference_quality(n: int, *, seed: int = 0, n_reference: int = 10000,
-                      classifier: MNISTClassifier | None = None, batch_size: int = 500,
-                      device: str | torch.device | None = "cpu") -> dict[str, Any]:
+def reference_quality(
+    n: int,
+    *,
+    seed: int = 0,
+    n_reference: int = 10000,
+    classifier: MNISTClassifier | None = None,
+    batch_size: int = 500,
+    device: str | torch.device | None = "cpu",
+) -> dict[str, Any]:
     """`mnist_quality` of n real MNIST *train* images (random, drawn with `seed`) with their true labels.
 
     This is the floor a perfect generator reaches at the same sample count: FID and KID are
@@ -263,8 +310,13 @@ def reference_quality(n: int, *, seed: int = 0, n_reference: int = 10000,
         raise ValueError(f"n must be in [2, {len(train)}] (the MNIST train split), got {n}")
     idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
     device = resolve_device(device) if not isinstance(device, torch.device) else device
-    return mnist_quality(train.images[idx].to(device), train.labels[idx], n_reference=n_reference,
-                         classifier=classifier, batch_size=batch_size)
+    return mnist_quality(
+        train.images[idx].to(device),
+        train.labels[idx],
+        n_reference=n_reference,
+        classifier=classifier,
+        batch_size=batch_size,
+    )
 
 
 # ---------------------------------------------------------------------------------------- callbacks
@@ -282,7 +334,9 @@ class EvaluateCallback:
 
     def __init__(self, every: int = 1, n_samples: int = 2000, *, seed: int = 0) -> None:
         if every < 1 or n_samples < 2:
-            raise ValueError(f"every must be >= 1 and n_samples >= 2, got every={every}, n_samples={n_samples}")
+            raise ValueError(
+                f"every must be >= 1 and n_samples >= 2, got every={every}, n_samples={n_samples}"
+            )
         self.every, self.n_samples, self.seed = every, n_samples, seed
         self.last: dict[str, Any] | None = None
 
@@ -326,7 +380,9 @@ class TensorBoardCallback:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:  # torch's module imports the tensorboard package itself
-            raise ImportError("TensorBoardCallback needs TensorBoard: pip install tensorboard") from e
+            raise ImportError(
+                "TensorBoardCallback needs TensorBoard: pip install tensorboard"
+            ) from e
         self._writer_cls = SummaryWriter
         self.log_dir = log_dir
         self.writer = None
@@ -337,17 +393,21 @@ class TensorBoardCallback:
             log_dir = self.log_dir
             if log_dir is None:
                 run_dir = getattr(trainer, "run_dir", None)
-                log_dir = Path(run_dir) / "tensorboard" if run_dir else None  # None: TensorBoard's ./runs/...
+                log_dir = (
+                    Path(run_dir) / "tensorboard" if run_dir else None
+                )  # None: TensorBoard's ./runs/...
             self.writer = self._writer_cls(log_dir=None if log_dir is None else str(log_dir))
         history = trainer.history
         if len(history):
             row = history.iloc[-1].to_dict() if hasattr(history, "iloc") else dict(history[-1])
             step = int(row.get("step", trainer.step))
             for name in self.SCALARS:
-                if row.get(name) is not None and not (isinstance(row[name], float) and math.isnan(row[name])):
+                if row.get(name) is not None and not (
+                    isinstance(row[name], float) and math.isnan(row[name])
+                ):
                     self.writer.add_scalar(f"train/{name}", float(row[name]), step)
         evaluations = list(getattr(trainer, "evaluations", []))
-        for ev in evaluations[self._evaluations_written:]:
+        for ev in evaluations[self._evaluations_written :]:
             step = int(ev.get("step", trainer.step))
             for name, value in ev.items():
                 if name not in ("step", "epoch") and isinstance(value, (int, float)):

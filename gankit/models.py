@@ -4,6 +4,7 @@ Networks map tensors to tensors and know nothing about losses or training. Every
 generator takes (z, y=None) and returns images in [-1, 1] of shape (B, C, H, W); every
 discriminator takes (x, y=None) and returns raw logits / critic scores of shape (B,).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,27 +25,43 @@ class ConditionEmbedding(nn.Module):
             raise ValueError("give exactly one of num_classes (class ids) or cond_dim (multi-hot)")
         self.multi_hot = bool(cond_dim)
         # A multi-hot vector times a bias-free linear map is the sum of its genres' embeddings.
-        self.table = nn.Linear(cond_dim, dim, bias=False) if cond_dim else nn.Embedding(num_classes, dim)
+        self.table = (
+            nn.Linear(cond_dim, dim, bias=False) if cond_dim else nn.Embedding(num_classes, dim)
+        )
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.table(y.float()) if self.multi_hot else self.table(y.long())
 
 
 def _condition(num_classes: int, cond_dim: int, dim: int) -> ConditionEmbedding | None:
-    return ConditionEmbedding(dim, num_classes=num_classes, cond_dim=cond_dim) if (num_classes or cond_dim) else None
+    return (
+        ConditionEmbedding(dim, num_classes=num_classes, cond_dim=cond_dim)
+        if (num_classes or cond_dim)
+        else None
+    )
 
 
 def _check_y(module: nn.Module, y: torch.Tensor | None) -> None:
     if (module.embed is None) != (y is None):
-        want = "needs labels y" if module.embed is not None else "is unconditional and takes no labels"
+        want = (
+            "needs labels y" if module.embed is not None else "is unconditional and takes no labels"
+        )
         raise ValueError(f"{type(module).__name__} {want}")
 
 
 class MLPGenerator(nn.Module):
     """z (B, latent_dim) [+ y] -> images (B, C, H, W) in [-1, 1] through two hidden layers."""
 
-    def __init__(self, latent_dim: int = 64, hidden_dim: int = 256, image_shape: tuple[int, int, int] = (1, 28, 28),
-                 *, num_classes: int = 0, cond_dim: int = 0, embed_dim: int = 32) -> None:
+    def __init__(
+        self,
+        latent_dim: int = 64,
+        hidden_dim: int = 256,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        *,
+        num_classes: int = 0,
+        cond_dim: int = 0,
+        embed_dim: int = 32,
+    ) -> None:
         super().__init__()
         self.latent_dim, self.image_shape = latent_dim, tuple(image_shape)
         self.embed = _condition(num_classes, cond_dim, embed_dim)
@@ -52,9 +69,12 @@ class MLPGenerator(nn.Module):
         n_out = math.prod(self.image_shape)
         # Widening towards the output (h -> 2h) gives the last layer room for 784 pixels.
         self.net = nn.Sequential(
-            nn.Linear(n_in, hidden_dim), nn.LeakyReLU(0.2),          # (B, z) -> (B, h)
-            nn.Linear(hidden_dim, 2 * hidden_dim), nn.LeakyReLU(0.2),  # (B, h) -> (B, 2h)
-            nn.Linear(2 * hidden_dim, n_out), nn.Tanh(),              # (B, 2h) -> (B, C*H*W) in [-1, 1]
+            nn.Linear(n_in, hidden_dim),
+            nn.LeakyReLU(0.2),  # (B, z) -> (B, h)
+            nn.Linear(hidden_dim, 2 * hidden_dim),
+            nn.LeakyReLU(0.2),  # (B, h) -> (B, 2h)
+            nn.Linear(2 * hidden_dim, n_out),
+            nn.Tanh(),  # (B, 2h) -> (B, C*H*W) in [-1, 1]
         )
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -67,8 +87,16 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """images (B, C, H, W) [+ y] -> logits (B,). Conditioning by concatenation or projection."""
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), hidden_dim: int = 256, *,
-                 num_classes: int = 0, cond_dim: int = 0, cond_mode: str = "projection", embed_dim: int = 32) -> None:
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        hidden_dim: int = 256,
+        *,
+        num_classes: int = 0,
+        cond_dim: int = 0,
+        cond_mode: str = "projection",
+        embed_dim: int = 32,
+    ) -> None:
         super().__init__()
         self.cond_mode = cond_mode
         n_in = math.prod(image_shape)
@@ -78,8 +106,10 @@ class MLPDiscriminator(nn.Module):
         else:  # projection: the embedding lives in feature space (dimension h)
             self.embed = _condition(num_classes, cond_dim, hidden_dim)
         self.features = nn.Sequential(
-            nn.Linear(n_in, 2 * hidden_dim), nn.LeakyReLU(0.2),        # (B, C*H*W) -> (B, 2h)
-            nn.Linear(2 * hidden_dim, hidden_dim), nn.LeakyReLU(0.2),  # (B, 2h) -> (B, h)
+            nn.Linear(n_in, 2 * hidden_dim),
+            nn.LeakyReLU(0.2),  # (B, C*H*W) -> (B, 2h)
+            nn.Linear(2 * hidden_dim, hidden_dim),
+            nn.LeakyReLU(0.2),  # (B, 2h) -> (B, h)
         )
         self.head = nn.Linear(hidden_dim, 1)  # logits: the loss applies the sigmoid
 
@@ -91,7 +121,9 @@ class MLPDiscriminator(nn.Module):
         h = self.features(h)
         out = self.head(h).squeeze(1)
         if self.embed is not None and self.cond_mode == "projection":
-            out = out + (self.embed(y) * h).sum(1)  # <embed(y), phi(x)> (Miyato & Koyama 2018, eq. 3)
+            out = out + (self.embed(y) * h).sum(
+                1
+            )  # <embed(y), phi(x)> (Miyato & Koyama 2018, eq. 3)
         return out
 
 
@@ -109,8 +141,17 @@ class DCGANGenerator(nn.Module):
     At 28x28 it works at 32x32 and resizes the output, so MNIST needs no padding.
     """
 
-    def __init__(self, latent_dim: int = 100, image_size: int = 64, channels: int = 3, width: int = 64, *,
-                 num_classes: int = 0, cond_dim: int = 0, embed_dim: int = 32) -> None:
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        image_size: int = 64,
+        channels: int = 3,
+        width: int = 64,
+        *,
+        num_classes: int = 0,
+        cond_dim: int = 0,
+        embed_dim: int = 32,
+    ) -> None:
         super().__init__()
         self.latent_dim, self.image_size = latent_dim, image_size
         stages = _dcgan_stages(image_size)
@@ -118,11 +159,21 @@ class DCGANGenerator(nn.Module):
         n_in = latent_dim + (embed_dim if self.embed is not None else 0)
         ch = width * 2 ** (stages - 1)
         layers: list[nn.Module] = [  # (B, z, 1, 1) -> (B, width*2^(s-1), 4, 4)
-            nn.ConvTranspose2d(n_in, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+            nn.ConvTranspose2d(n_in, ch, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(True),
+        ]
         for _ in range(stages - 1):  # (B, ch, s, s) -> (B, ch/2, 2s, 2s)
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ch // 2),
+                nn.ReLU(True),
+            ]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=False), nn.Tanh()]  # -> (B, C, S, S)
+        layers += [
+            nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=False),
+            nn.Tanh(),
+        ]  # -> (B, C, S, S)
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -150,8 +201,17 @@ class DCGANDiscriminator(nn.Module):
     whose gradients the penalty constrains one by one). Returns (B,) logits / scores.
     """
 
-    def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64, *, norm: str = "batch",
-                 num_classes: int = 0, cond_dim: int = 0, cond_mode: str = "projection") -> None:
+    def __init__(
+        self,
+        image_size: int = 64,
+        channels: int = 3,
+        width: int = 64,
+        *,
+        norm: str = "batch",
+        num_classes: int = 0,
+        cond_dim: int = 0,
+        cond_mode: str = "projection",
+    ) -> None:
         super().__init__()
         self.image_size, self.cond_mode = image_size, cond_mode
         stages = _dcgan_stages(image_size)
@@ -159,9 +219,15 @@ class DCGANDiscriminator(nn.Module):
         cond_ch = 8 if concat else 0  # concat: the label embedding enters as 8 constant planes
         ch = width
         layers: list[nn.Module] = [  # (B, C, S, S) -> (B, width, S/2, S/2)
-            nn.Conv2d(channels + cond_ch, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+            nn.Conv2d(channels + cond_ch, ch, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, True),
+        ]
         for _ in range(stages - 1):  # (B, ch, s, s) -> (B, 2ch, s/2, s/2)
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), _norm(norm, ch * 2), nn.LeakyReLU(0.2, True)]
+            layers += [
+                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),
+                _norm(norm, ch * 2),
+                nn.LeakyReLU(0.2, True),
+            ]
             ch *= 2
         self.features = nn.Sequential(*layers)
         self.head = nn.Conv2d(ch, 1, 4, 1, 0, bias=False)  # (B, ch, 4, 4) -> (B, 1, 1, 1)
@@ -203,19 +269,36 @@ def build_models(config: GANConfig) -> tuple[nn.Module, nn.Module]:
         G = MLPGenerator(config.latent_dim, config.hidden_dim, shape, **cond)
         D = MLPDiscriminator(shape, config.hidden_dim, cond_mode=config.cond_mode, **cond)
     elif config.model == "dcgan":
-        G = DCGANGenerator(config.latent_dim, config.image_size, config.channels, config.g_width, **cond)
-        D = DCGANDiscriminator(config.image_size, config.channels, config.d_width, norm=config.d_norm,
-                               cond_mode=config.cond_mode, **cond)
+        G = DCGANGenerator(
+            config.latent_dim, config.image_size, config.channels, config.g_width, **cond
+        )
+        D = DCGANDiscriminator(
+            config.image_size,
+            config.channels,
+            config.d_width,
+            norm=config.d_norm,
+            cond_mode=config.cond_mode,
+            **cond,
+        )
         G.apply(dcgan_init)
         D.apply(dcgan_init)
     else:  # GANConfig validates the name; this guards a model added to the list without a builder
         raise ConfigError(f"no builder for model {config.model!r}")
-    if config.loss == "wgan" and config.gp_weight > 0 and config.d_norm == "batch" and config.model == "dcgan":
-        raise ConfigError("a gradient-penalty critic must not use batch norm: set d_norm='layer' or 'none'")
+    if (
+        config.loss == "wgan"
+        and config.gp_weight > 0
+        and config.d_norm == "batch"
+        and config.model == "dcgan"
+    ):
+        raise ConfigError(
+            "a gradient-penalty critic must not use batch norm: set d_norm='layer' or 'none'"
+        )
     if config.minibatch_disc:  # Salimans et al. 2016; see gankit/tricks.py
         if config.gp_weight > 0:
-            raise ConfigError("minibatch discrimination makes each score depend on the whole batch, which breaks "
-                              "the per-sample gradient penalty: set minibatch_disc=False or gp_weight=0")
+            raise ConfigError(
+                "minibatch discrimination makes each score depend on the whole batch, which breaks "
+                "the per-sample gradient penalty: set minibatch_disc=False or gp_weight=0"
+            )
         from .tricks import add_minibatch_discrimination
 
         add_minibatch_discrimination(D)

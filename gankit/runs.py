@@ -1,26 +1,22 @@
 """Run folders and checkpoint files: where runs go, finding one to resume or reuse, reading and writing
 checkpoints safely, one writer per run folder (lock_run), and reading a run folder back (RunSummary, for
 reports)."""
+
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
-import re
 import socket
 import time
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .config import GANConfig, project_dir
-from .render import is_num
 
 CHECKPOINT_FORMAT = 1
 TIMESTAMP = "%Y%m%d-%H%M%S"  # run folder names: runs/<preset>/20261122-143005/
@@ -61,7 +57,9 @@ def latest_run(preset: str, root: str | os.PathLike | None = None) -> Path | Non
     return runs[-1] if runs else None
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Read a checkpoint safely (weights_only: a stranger's file cannot run code) with clear errors."""
     path = Path(path)
     if not path.exists():
@@ -71,11 +69,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except Exception as e:
         others = sorted(p.name for p in path.parent.glob("*.pt") if p != path)
         hint = f" Other checkpoints in that folder: {', '.join(others)}." if others else ""
-        reason = (str(e).strip().splitlines() or [""])[0][:200]  # one line: torch's messages run to paragraphs
-        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupted and cannot be read ({type(e).__name__}: "
-                              f"{reason}).{hint}") from None
+        reason = (str(e).strip().splitlines() or [""])[0][
+            :200
+        ]  # one line: torch's messages run to paragraphs
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is truncated or corrupted and cannot be read ({type(e).__name__}: "
+            f"{reason}).{hint}"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a gankit checkpoint (format {CHECKPOINT_FORMAT} expected)")
+        raise CheckpointError(
+            f"{str(path)!r} is not a gankit checkpoint (format {CHECKPOINT_FORMAT} expected)"
+        )
     return ckpt
 
 
@@ -114,7 +118,9 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
-def find_run(config: GANConfig, root: str | os.PathLike | None = None, *, finished: bool = True) -> Path | None:
+def find_run(
+    config: GANConfig, root: str | os.PathLike | None = None, *, finished: bool = True
+) -> Path | None:
     """The newest run folder of config.preset trained with exactly this config (and finished, if asked)."""
     base = runs_root(root) / config.preset
     want = _comparable(config.to_dict())
@@ -124,7 +130,9 @@ def find_run(config: GANConfig, root: str | os.PathLike | None = None, *, finish
                 continue
             if _comparable(json.loads((run / "config.json").read_text())) != want:
                 continue
-            status = json.loads((run / "metrics.json").read_text()).get("status") if finished else None
+            status = (
+                json.loads((run / "metrics.json").read_text()).get("status") if finished else None
+            )
         except (OSError, ValueError):
             continue  # a half-written or foreign folder is not a run to reuse
         if not finished or status == "finished":
@@ -168,164 +176,24 @@ def lock_run(run_dir: Path) -> Path:
         except FileNotFoundError:  # its owner just finished
             return lock_run(run_dir)
         pid = int(text[0]) if text and text[0].isdigit() else 0
-        owner = text[1] if len(text) > 1 else host  # locks written before hosts were recorded: this machine
+        owner = (
+            text[1] if len(text) > 1 else host
+        )  # locks written before hosts were recorded: this machine
         if owner != host:
-            raise RunLocked(f"{run_dir} is locked by pid {pid} on another machine ({owner}). If that run "
-                            f"has stopped (e.g. a Colab session that was cut off), delete {lock} and try again; "
-                            "otherwise train into a new run folder") from None
+            raise RunLocked(
+                f"{run_dir} is locked by pid {pid} on another machine ({owner}). If that run "
+                f"has stopped (e.g. a Colab session that was cut off), delete {lock} and try again; "
+                "otherwise train into a new run folder"
+            ) from None
         # pid 0: an empty lock, its writer killed between creating and writing it (unless just created)
         stale = (pid == os.getpid() or not _pid_alive(pid)) if pid else age > 10
         if stale:
             lock.unlink(missing_ok=True)
             return lock_run(run_dir)
-        raise RunLocked(f"{run_dir} is in use by another training process (pid {pid}); "
-                        "wait for it or train into a new run folder") from None
+        raise RunLocked(
+            f"{run_dir} is in use by another training process (pid {pid}); "
+            "wait for it or train into a new run folder"
+        ) from None
     with os.fdopen(fd, "w") as f:
         f.write(f"{os.getpid()} {host}")
     return lock
-
-
-# ------------------------------------------------------------------------- reading a run folder back
-@dataclass
-class RunSummary:
-    """One run folder, read once: config, history (one row per logging interval), metrics and sample grids."""
-
-    path: Path
-    preset: str
-    started: datetime
-    config: dict[str, Any]
-    history: pd.DataFrame  # step, epoch, loss_d, loss_g, d_real, d_fake, seconds
-    metrics: dict[str, Any]  # {"evaluations": [...], "final": {...}, "status": ..., "notes": ...}
-    samples: list[Path]  # samples/epoch_XXXX.png sorted by epoch
-    hours: float  # training time: the last logged `seconds`, in hours
-    status: str  # finished | running | diverged (from metrics.json) or incomplete (inferred)
-    missing: list[str] = field(default_factory=list)  # files absent, empty or unreadable
-
-    @property
-    def label(self) -> str:
-        return f"{self.preset} {self.started:%m-%d %H:%M}"
-
-    @property
-    def evaluations(self) -> list[dict[str, Any]]:
-        return [e for e in self.metrics.get("evaluations") or [] if isinstance(e, dict)]
-
-    @property
-    def final(self) -> dict[str, Any]:
-        return self.metrics.get("final") or (self.evaluations[-1] if self.evaluations else {})
-
-    @property
-    def epochs_planned(self) -> int | None:
-        return self.config.get("epochs")
-
-    @property
-    def epochs_done(self) -> int:
-        """Highest epoch with a sample grid or an evaluation (both are written at the end of an epoch)."""
-        done = [epoch_of(p) for p in self.samples] + [e["epoch"] for e in self.evaluations if is_num(e.get("epoch"))]
-        if done:
-            return int(max(done))
-        if "epoch" in self.history and self.history["epoch"].notna().any():
-            return int(self.history["epoch"].max())
-        return 0
-
-
-def find_runs(runs_root: str | Path = "runs", since: date | str | None = None,
-              until: date | str | None = None) -> list[RunSummary]:
-    """Runs under `runs_root/<preset>/<timestamp>/` started within [since, until] (dates inclusive), oldest first."""
-    root, since, until = Path(runs_root), as_date(since), as_date(until)
-    runs = []
-    for path in root.glob("*/*") if root.is_dir() else []:
-        if not path.is_dir() or path.name.startswith(".") or not _looks_like_run(path):
-            continue
-        started = _started(path)
-        if (since and started.date() < since) or (until and started.date() > until):
-            continue
-        runs.append(_load_run(path, started))
-    return sorted(runs, key=lambda r: (r.started, str(r.path)))
-
-
-def _looks_like_run(path: Path) -> bool:
-    """A folder a Trainer made: named by its start time (even if empty: a run cut off at once), or holding a
-    run's files (a renamed run). A runs root nested in another (runs/test/<preset>/<timestamp>/) is neither,
-    and must not be read as runs of a preset called "test"."""
-    try:
-        datetime.strptime(path.name[:15], TIMESTAMP)
-        return True
-    except ValueError:
-        return any((path / name).exists() for name in RUN_FILES)
-
-
-def _load_run(path: Path, started: datetime) -> RunSummary:
-    missing: list[str] = []
-    config = _read_json(path / "config.json", missing)
-    if config:  # the report then shows no false difference between old and new runs
-        config = with_defaults(config)
-    metrics = _read_json(path / "metrics.json", missing)
-    history = _read_history(path / "history.csv", missing)
-    samples = sorted((path / "samples").glob("epoch_*.png"), key=epoch_of)
-    if not samples:
-        missing.append("samples/epoch_*.png")
-    run = RunSummary(path=path, preset=str(config.get("preset") or metrics.get("preset") or path.parent.name),
-                     started=started, config=config, history=history, metrics=metrics, samples=samples,
-                     hours=0.0, status="", missing=missing)
-    seconds = [run.final.get("seconds")]
-    if "seconds" in history and history["seconds"].notna().any():
-        seconds.append(history["seconds"].dropna().iloc[-1])
-    run.hours = max([float(s) for s in seconds if is_num(s)], default=0.0) / 3600
-    losses = history[[c for c in ("loss_d", "loss_g") if c in history]]
-    if metrics.get("status"):
-        run.status = str(metrics["status"])
-    elif len(losses) and not losses.apply(lambda c: c.map(math.isfinite)).all().all():
-        run.status = "diverged"
-    elif run.epochs_planned and run.epochs_done >= run.epochs_planned:
-        run.status = "finished"
-    else:
-        run.status = "incomplete"
-    return run
-
-
-def _started(path: Path) -> datetime:
-    try:
-        return datetime.strptime(path.name[:15], TIMESTAMP)
-    except ValueError:  # a hand-made or renamed folder: its modification time is the best guess
-        return datetime.fromtimestamp(path.stat().st_mtime)
-
-
-def _read_json(path: Path, missing: list[str]) -> dict[str, Any]:
-    if not path.is_file():
-        missing.append(path.name)
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:  # e.g. cut off while being written
-        missing.append(f"{path.name} (unreadable: {err})")
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _read_history(path: Path, missing: list[str]) -> pd.DataFrame:
-    if not path.is_file():
-        missing.append(path.name)
-        return pd.DataFrame()
-    try:
-        df = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        df = pd.DataFrame()
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        missing.append(f"{path.name} (unreadable: {err})")
-        return pd.DataFrame()
-    if df.empty:
-        missing.append(f"{path.name} (no rows)")
-    return df.apply(pd.to_numeric, errors="coerce")
-
-
-def epoch_of(path: Path) -> int:
-    """The epoch in a sample grid's name (samples/epoch_0007.png -> 7)."""
-    digits = re.findall(r"\d+", path.stem)
-    return int(digits[-1]) if digits else 0
-
-
-def as_date(value: date | str | None) -> date | None:
-    """A date, a datetime or an ISO string (2026-11-22) as a date; None stays None."""
-    if value is None or isinstance(value, date):
-        return value.date() if isinstance(value, datetime) else value
-    return date.fromisoformat(value)

@@ -3,6 +3,7 @@
 Each was measured with `gankit bench` and kept only where it helped (benchmarks/README.md); none
 changes what is computed beyond float rounding.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -13,12 +14,24 @@ import torch.nn as nn
 
 from .config import ConfigError, GANConfig
 
-
 # Layers that treat each sample on its own (no batch statistics, no randomness). A discriminator built
 # only from these (exact types) gives a concatenated [real; fake] batch the scores of two separate calls
 # (up to float rounding), so the Trainer may score both in one call.
-_PER_SAMPLE_LAYERS = (nn.Linear, nn.Conv2d, nn.LeakyReLU, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GroupNorm, nn.LayerNorm,
-                      nn.Identity, nn.Flatten, nn.Sequential, nn.ModuleList, nn.Embedding)
+_PER_SAMPLE_LAYERS = (
+    nn.Linear,
+    nn.Conv2d,
+    nn.LeakyReLU,
+    nn.ReLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.Identity,
+    nn.Flatten,
+    nn.Sequential,
+    nn.ModuleList,
+    nn.Embedding,
+)
 
 
 def scores_per_sample(D: nn.Module) -> bool:
@@ -65,14 +78,21 @@ def bf16_is_native(device: torch.device) -> bool:
 def check_bf16(device: torch.device, *, warn: bool = True) -> None:
     """Refuse precision="bf16" where autocast cannot do it (ConfigError); warn where bf16 is emulated (slower)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # autocast warns and turns itself off where bf16 is unsupported
+        warnings.simplefilter(
+            "error"
+        )  # autocast warns and turns itself off where bf16 is unsupported
         try:
             torch.autocast(device.type, dtype=torch.bfloat16)
         except (RuntimeError, UserWarning) as e:
-            raise ConfigError(f"precision='bf16' is not available on {device} ({e}); use precision='fp32'") from None
+            raise ConfigError(
+                f"precision='bf16' is not available on {device} ({e}); use precision='fp32'"
+            ) from None
     if warn and not bf16_is_native(device):
-        warnings.warn(f"{device} has no native bf16 units: bf16 autocast will emulate them and train slower "
-                      "than fp32 (precision='fp32' is the default for this reason)", stacklevel=3)
+        warnings.warn(
+            f"{device} has no native bf16 units: bf16 autocast will emulate them and train slower "
+            "than fp32 (precision='fp32' is the default for this reason)",
+            stacklevel=3,
+        )
 
 
 def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
 """One model-agnostic Trainer: step order, n_critic, logging, sample grids, checkpoints, exact resume."""
+
 from __future__ import annotations
 
 import io
@@ -7,9 +8,10 @@ import math
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import torch
@@ -21,10 +23,24 @@ from .data import BatchSource, load_dataset
 from .files import atomic_save
 from .losses import LossFn, clip_weights, gradient_penalty, losses_for
 from .models import build_models
-from .runs import (CHECKPOINT_FORMAT, CheckpointError, find_run, load_checkpoint, lock_run, new_run_dir, rng_state,
-                   run_checkpoints, set_rng_state)
-from .speed import (check_bf16, load_optimizer_state, make_optimizer, memory_format_for,
-                    scores_per_sample)
+from .runs import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    find_run,
+    load_checkpoint,
+    lock_run,
+    new_run_dir,
+    rng_state,
+    run_checkpoints,
+    set_rng_state,
+)
+from .speed import (
+    check_bf16,
+    load_optimizer_state,
+    make_optimizer,
+    memory_format_for,
+    scores_per_sample,
+)
 from .tricks import FeatureMatching
 
 HISTORY_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "seconds"]
@@ -47,13 +63,27 @@ class Trainer:
     with events on_batch_end, on_log, on_epoch_end, on_fit_end; fn(trainer).
     """
 
-    def __init__(self, config: GANConfig, G: nn.Module, D: nn.Module, data: BatchSource | None, *,
-                 device: torch.device | str | None = None, run_dir: str | os.PathLike | None = "auto",
-                 d_loss: LossFn | None = None, g_loss: LossFn | None = None,
-                 penalty: Callable[..., torch.Tensor] | None = None,
-                 g_aux: Callable[..., torch.Tensor] | None = None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        config: GANConfig,
+        G: nn.Module,
+        D: nn.Module,
+        data: BatchSource | None,
+        *,
+        device: torch.device | str | None = None,
+        run_dir: str | os.PathLike | None = "auto",
+        d_loss: LossFn | None = None,
+        g_loss: LossFn | None = None,
+        penalty: Callable[..., torch.Tensor] | None = None,
+        g_aux: Callable[..., torch.Tensor] | None = None,
+        progress: bool = True,
+    ) -> None:
         self.config = config
-        self.device = torch.device(device) if device is not None else (data.device if data else resolve_device())
+        self.device = (
+            torch.device(device)
+            if device is not None
+            else (data.device if data else resolve_device())
+        )
         self.G, self.D, self.data = G.to(self.device), D.to(self.device), data
         self.use_memory_format(memory_format_for(config, self.device))
         default_d, default_g = losses_for(config)
@@ -61,20 +91,35 @@ class Trainer:
         self.penalty = penalty or (gradient_penalty if config.gp_weight > 0 else None)
         # Like the penalty, feature matching follows from the config, so a Trainer rebuilt from a
         # checkpoint (from_checkpoint, resume) trains with the same objective as the one that wrote it.
-        self.g_aux = g_aux or (FeatureMatching(config.feature_matching) if config.feature_matching > 0 else None)
+        self.g_aux = g_aux or (
+            FeatureMatching(config.feature_matching) if config.feature_matching > 0 else None
+        )
         self.progress = progress
-        self.opt_g, self.opt_d = make_optimizer(config, G, config.lr_g), make_optimizer(config, D, config.lr_d)
+        self.opt_g, self.opt_d = (
+            make_optimizer(config, G, config.lr_g),
+            make_optimizer(config, D, config.lr_d),
+        )
         self._joint_d = scores_per_sample(D)
-        self.score = torch.sigmoid if config.loss == "bce" else (lambda t: t)  # D(x) as a probability for BCE
-        self.run_dir = new_run_dir(config.preset) if run_dir == "auto" else (Path(run_dir) if run_dir else None)
+        self.score = (
+            torch.sigmoid if config.loss == "bce" else (lambda t: t)
+        )  # D(x) as a probability for BCE
+        self.run_dir = (
+            new_run_dir(config.preset)
+            if run_dir == "auto"
+            else (Path(run_dir) if run_dir else None)
+        )
         self.step = self.epoch = self.batch_in_epoch = 0
         self.elapsed = 0.0
         self.records: list[dict[str, float]] = []
         self.evaluations: list[dict[str, float]] = []
         self.events: list[dict[str, Any]] = []  # rollbacks after divergence (metrics.json "events")
-        self._good: bytes | None = None  # with on_diverge="rollback": the last checkpoint, serialised in memory
+        self._good: bytes | None = (
+            None  # with on_diverge="rollback": the last checkpoint, serialised in memory
+        )
         self.callbacks: dict[str, list[Callback]] = defaultdict(list)
-        self._accum = torch.zeros(5, device=self.device)  # sums of loss_d, loss_g, d_real, d_fake; g-step count
+        self._accum = torch.zeros(
+            5, device=self.device
+        )  # sums of loss_d, loss_g, d_real, d_fake; g-step count
         self._accum_n = 0
         # The visualisation noise comes from its own generator so it never moves with other randomness.
         g = torch.Generator().manual_seed(config.seed + 12345)
@@ -97,8 +142,12 @@ class Trainer:
         checkpoints and config.json say how a run was trained. Sampling and evaluation stay fp32."""
         if precision == "bf16":
             check_bf16(self.device)
-        if precision != self.config.precision:  # a copy (validated: an unknown precision is refused there);
-            self.config = self.config.replace(precision=precision)  # other trainers may share the old one
+        if (
+            precision != self.config.precision
+        ):  # a copy (validated: an unknown precision is refused there);
+            self.config = self.config.replace(
+                precision=precision
+            )  # other trainers may share the old one
 
     def _autocast(self) -> Any:
         if self.config.precision == "bf16":
@@ -108,7 +157,9 @@ class Trainer:
     def _draw_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         shape = (n, self.config.latent_dim)
         if self.config.latent == "uniform":  # the lesson-01 pitfall, kept only to be shown
-            return torch.rand(shape, generator=generator, device="cpu" if generator else self.device)
+            return torch.rand(
+                shape, generator=generator, device="cpu" if generator else self.device
+            )
         return torch.randn(shape, generator=generator, device="cpu" if generator else self.device)
 
     def _fixed_labels(self, g: torch.Generator) -> torch.Tensor | None:
@@ -119,7 +170,11 @@ class Trainer:
             if self.data is not None and self.data.labels is not None:
                 idx = torch.randperm(self.data.labels.shape[0], generator=g)[:n]
                 return self.data.labels[idx.to(self.data.labels.device)].to(self.device)
-            return torch.nn.functional.one_hot(torch.arange(n) % c.cond_dim, c.cond_dim).float().to(self.device)
+            return (
+                torch.nn.functional.one_hot(torch.arange(n) % c.cond_dim, c.cond_dim)
+                .float()
+                .to(self.device)
+            )
         return None
 
     def add_callback(self, event: str, fn: Callback) -> None:
@@ -133,8 +188,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
-    def sample(self, n: int, labels: torch.Tensor | None = None, *, temperature: float = 1.0,
-               seed: int | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        labels: torch.Tensor | None = None,
+        *,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """n images in [-1, 1], (n, C, H, W), from z * temperature (eval mode, batch norm uses running stats)."""
         if noise is None:
             g = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -144,11 +206,17 @@ class Trainer:
         was_training = self.G.training
         self.G.eval()
         try:
-            out = [self.G(z * temperature, None if labels is None else y.to(self.device))
-                   for z, y in zip(noise.split(500), labels.split(500) if labels is not None else [None] * n)]
+            out = [
+                self.G(z * temperature, None if labels is None else y.to(self.device))
+                for z, y in zip(
+                    noise.split(500), labels.split(500) if labels is not None else [None] * n
+                )
+            ]
         finally:
             self.G.train(was_training)
-        return torch.cat(out).contiguous()  # channels_last inside training; plain NCHW for everyone else
+        return torch.cat(
+            out
+        ).contiguous()  # channels_last inside training; plain NCHW for everyone else
 
     # ------------------------------------------------------------------ training
     def _requires_grad(self, module: nn.Module, flag: bool) -> None:
@@ -157,17 +225,23 @@ class Trainer:
 
     def train_step(self, x_real: torch.Tensor, y: torch.Tensor | None) -> None:
         """One discriminator step, plus a generator step every n_critic batches. No host sync."""
-        with self._autocast():  # backward and the optimizer steps may run inside: autocast leaves them alone
+        with (
+            self._autocast()
+        ):  # backward and the optimizer steps may run inside: autocast leaves them alone
             self._train_step(x_real, y)
 
     def _train_step(self, x_real: torch.Tensor, y: torch.Tensor | None) -> None:
         c, G, D = self.config, self.G, self.D
         b = x_real.shape[0]
-        x_real = x_real.contiguous(memory_format=self.memory_format)  # a no-op for MLPs and channels_last batches
+        x_real = x_real.contiguous(
+            memory_format=self.memory_format
+        )  # a no-op for MLPs and channels_last batches
         with torch.no_grad():
             x_fake = G(self._draw_latent(b), y) if y is not None else G(self._draw_latent(b))
         args = (y,) if y is not None else ()
-        if self._joint_d:  # one call on [real; fake]: larger matmuls and one backward, the same scores
+        if (
+            self._joint_d
+        ):  # one call on [real; fake]: larger matmuls and one backward, the same scores
             scores = D(torch.cat([x_real, x_fake]), *(torch.cat([y, y]),) if y is not None else ())
             d_real, d_fake = scores[:b], scores[b:]
         else:  # batch norm (or an unknown layer) may mix samples: real and fake batches go separately
@@ -180,9 +254,15 @@ class Trainer:
         self.opt_d.step()
         if c.clip_value > 0:
             clip_weights(D, c.clip_value)
-        acc = torch.stack([loss_d.detach(), torch.zeros((), device=self.device),
-                           self.score(d_real.detach()).mean(), self.score(d_fake.detach()).mean(),
-                           torch.zeros((), device=self.device)])
+        acc = torch.stack(
+            [
+                loss_d.detach(),
+                torch.zeros((), device=self.device),
+                self.score(d_real.detach()).mean(),
+                self.score(d_fake.detach()).mean(),
+                torch.zeros((), device=self.device),
+            ]
+        )
         if (self.step + 1) % c.n_critic == 0:
             self._requires_grad(D, False)  # D's parameter gradients are not needed for the G step
             x_fake = G(self._draw_latent(b), *args)
@@ -203,13 +283,23 @@ class Trainer:
             return
         s = self._accum.tolist()
         n, n_g = self._accum_n, max(s[4], 1.0)
-        row = {"step": self.step, "epoch": self.epoch + self.batch_in_epoch / max(len(self.data), 1),
-               "loss_d": s[0] / n, "loss_g": s[1] / n_g if s[4] else float("nan"),
-               "d_real": s[2] / n, "d_fake": s[3] / n, "seconds": self.elapsed + time.perf_counter() - self._t0}
+        row = {
+            "step": self.step,
+            "epoch": self.epoch + self.batch_in_epoch / max(len(self.data), 1),
+            "loss_d": s[0] / n,
+            "loss_g": s[1] / n_g if s[4] else float("nan"),
+            "d_real": s[2] / n,
+            "d_fake": s[3] / n,
+            "seconds": self.elapsed + time.perf_counter() - self._t0,
+        }
         self._accum.zero_()
         self._accum_n = 0
-        bad = [k for k in ("loss_d", "loss_g", "d_real", "d_fake") if s[4] or k != "loss_g"
-               if not math.isfinite(row[k])]
+        bad = [
+            k
+            for k in ("loss_d", "loss_g", "d_real", "d_fake")
+            if s[4] or k != "loss_g"
+            if not math.isfinite(row[k])
+        ]
         if bad or self._nonfinite_weights():
             raise self._diverged(bad + self._nonfinite_weights())
         self.records.append(row)
@@ -217,23 +307,40 @@ class Trainer:
 
     def _nonfinite_weights(self) -> list[str]:
         """'G weights' / 'D weights' for a network holding NaN or Inf (one host sync per network)."""
-        return [f"{name} weights" for name, net in (("G", self.G), ("D", self.D)) if any(True for _ in net.parameters())
-                and not torch.stack([torch.isfinite(p).all() for p in net.parameters()]).all().item()]
+        return [
+            f"{name} weights"
+            for name, net in (("G", self.G), ("D", self.D))
+            if any(True for _ in net.parameters())
+            and not torch.stack([torch.isfinite(p).all() for p in net.parameters()]).all().item()
+        ]
 
     def _diverged(self, bad: list[str]) -> TrainingDiverged:
         last = self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
-        where = f"the last good checkpoint is {last}" if last and last.exists() else "no checkpoint was written yet"
-        hint = "" if self.config.on_diverge == "rollback" else (
-            " (on_diverge='rollback' does this by itself: it reloads the last good state and halves both rates)")
-        return TrainingDiverged(f"training diverged at step {self.step}: {', '.join(bad)} became NaN/Inf; {where}. "
-                                f"Lower the learning rates or check the data range, then resume{hint}.")
+        where = (
+            f"the last good checkpoint is {last}"
+            if last and last.exists()
+            else "no checkpoint was written yet"
+        )
+        hint = (
+            ""
+            if self.config.on_diverge == "rollback"
+            else (
+                " (on_diverge='rollback' does this by itself: it reloads the last good state and halves both rates)"
+            )
+        )
+        return TrainingDiverged(
+            f"training diverged at step {self.step}: {', '.join(bad)} became NaN/Inf; {where}. "
+            f"Lower the learning rates or check the data range, then resume{hint}."
+        )
 
     def _checked_state(self) -> dict[str, Any]:
         """state_dict(), or TrainingDiverged if weights or not-yet-logged losses hold NaN/Inf.
 
         Checkpoints come from here, so a diverged state never overwrites the last good one on disk.
         """
-        bad = ([] if torch.isfinite(self._accum).all() else ["losses since the last log"]) + self._nonfinite_weights()
+        bad = (
+            [] if torch.isfinite(self._accum).all() else ["losses since the last log"]
+        ) + self._nonfinite_weights()
         if bad:
             raise self._diverged(bad)
         return self.state_dict()
@@ -259,23 +366,37 @@ class Trainer:
         if self.config.on_diverge != "rollback" or self._good is None:
             raise error
         if done >= MAX_ROLLBACKS:
-            raise TrainingDiverged(f"{error} Already rolled back {done} times (learning rates now "
-                                   f"{0.5 ** done:g} x the configured ones); stopping.") from None
+            raise TrainingDiverged(
+                f"{error} Already rolled back {done} times (learning rates now "
+                f"{0.5**done:g} x the configured ones); stopping."
+            ) from None
         at, events = self.step, self.events
         now = time.perf_counter()
         elapsed = self.elapsed + now - self._t0  # the time spent on the lost steps still counts
-        self.load_state_dict(torch.load(io.BytesIO(self._good), map_location=self.device, weights_only=True),
-                             source="the last good checkpoint")
+        self.load_state_dict(
+            torch.load(io.BytesIO(self._good), map_location=self.device, weights_only=True),
+            source="the last good checkpoint",
+        )
         self.elapsed, self._t0 = elapsed, now
         scale = 0.5 ** (done + 1)
         for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * scale
-        self.events = events + [{"event": "rollback", "step": at, "to_step": self.step, "lr_g": self.config.lr_g * scale,
-                                 "lr_d": self.config.lr_d * scale, "reason": str(error).split(";")[0]}]
+        self.events = events + [
+            {
+                "event": "rollback",
+                "step": at,
+                "to_step": self.step,
+                "lr_g": self.config.lr_g * scale,
+                "lr_d": self.config.lr_d * scale,
+                "reason": str(error).split(";")[0],
+            }
+        ]
         self._write_metrics("running")
-        print(f"{str(error).split(';')[0]}: rolled back to step {self.step} with both learning rates x{scale:g} "
-              f"(rollback {done + 1} of {MAX_ROLLBACKS})")
+        print(
+            f"{str(error).split(';')[0]}: rolled back to step {self.step} with both learning rates x{scale:g} "
+            f"(rollback {done + 1} of {MAX_ROLLBACKS})"
+        )
         return at - self.step
 
     @property
@@ -295,11 +416,18 @@ class Trainer:
             return
         if status is None:
             try:
-                status = json.loads((self.run_dir / "metrics.json").read_text()).get("status", "running")
+                status = json.loads((self.run_dir / "metrics.json").read_text()).get(
+                    "status", "running"
+                )
             except (OSError, ValueError):  # not written yet, or unreadable: this run is in progress
                 status = "running"
         final = self.evaluations[-1] if self.evaluations else {}
-        doc = {"preset": self.config.preset, "status": status, "evaluations": self.evaluations, "final": final}
+        doc = {
+            "preset": self.config.preset,
+            "status": status,
+            "evaluations": self.evaluations,
+            "final": final,
+        }
         if self.events:
             doc["events"] = self.events
         (self.run_dir / "metrics.json").write_text(json.dumps(doc, indent=2))
@@ -308,7 +436,9 @@ class Trainer:
         """Train until `epochs` (default config.epochs) epochs are complete; returns the history."""
         if self.data is None:
             raise ValueError("this Trainer has no data: pass a BatchSource to train")
-        if self.config.precision == "bf16":  # here, not in __init__: a bf16 checkpoint samples (fp32) anywhere
+        if (
+            self.config.precision == "bf16"
+        ):  # here, not in __init__: a bf16 checkpoint samples (fp32) anywhere
             check_bf16(self.device)
         if resume:
             self.resume()
@@ -317,11 +447,15 @@ class Trainer:
         lock = lock_run(self.run_dir) if self.run_dir else None
         outcome = "interrupted"  # what metrics.json says if we leave by an exception or Ctrl-C
         try:
-            if self.run_dir:  # temp files of a killed save; we hold the lock, so nobody else is writing them
+            if (
+                self.run_dir
+            ):  # temp files of a killed save; we hold the lock, so nobody else is writing them
                 for tmp in (self.run_dir / "checkpoints").glob(".*.tmp"):
                     tmp.unlink(missing_ok=True)
             self._snapshot()  # the state to return to if training diverges before the first checkpoint
-            self._write_metrics("running")  # what a run killed outright (SIGKILL, power cut) is left saying
+            self._write_metrics(
+                "running"
+            )  # what a run killed outright (SIGKILL, power cut) is left saying
             with _progress(self.progress, max(steps_left, 0), f"{self.config.preset}") as bar:
                 self._t0 = time.perf_counter()
                 while self.epoch < target:
@@ -359,9 +493,18 @@ class Trainer:
             if self.step % self.config.log_every == 0:
                 self._log()
                 r = self.records[-1]
-                bar.set_postfix(loss_d=f"{r['loss_d']:.3f}", loss_g=f"{r['loss_g']:.3f}",
-                                D_x=f"{r['d_real']:.2f}", D_G_z=f"{r['d_fake']:.2f}", refresh=False)
-            if self.run_dir and self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                bar.set_postfix(
+                    loss_d=f"{r['loss_d']:.3f}",
+                    loss_g=f"{r['loss_g']:.3f}",
+                    D_x=f"{r['d_real']:.2f}",
+                    D_G_z=f"{r['d_fake']:.2f}",
+                    refresh=False,
+                )
+            if (
+                self.run_dir
+                and self.config.checkpoint_every
+                and self.step % self.config.checkpoint_every == 0
+            ):
                 self.save_checkpoint(keep=True)
             if self.callbacks["on_batch_end"]:
                 self._fire("on_batch_end")
@@ -374,7 +517,9 @@ class Trainer:
         if self.run_dir:
             self.save_checkpoint()
         elif self.config.on_diverge == "rollback":
-            self._snapshot(self._checked_state())  # no folder to write to: keep the epoch's end in memory
+            self._snapshot(
+                self._checked_state()
+            )  # no folder to write to: keep the epoch's end in memory
 
     def _tick(self) -> None:
         now = time.perf_counter()
@@ -389,7 +534,9 @@ class Trainer:
         from .viz import save_grid
 
         path = self.run_dir / "samples" / f"epoch_{self.epoch:04d}.png"
-        save_grid(self.sample(len(self.fixed_noise), self.fixed_labels, noise=self.fixed_noise), path)
+        save_grid(
+            self.sample(len(self.fixed_noise), self.fixed_labels, noise=self.fixed_noise), path
+        )
         if not self.records:
             return path
         self.history.to_csv(self.run_dir / "history.csv", index=False)
@@ -397,14 +544,25 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "format": CHECKPOINT_FORMAT, "version": __version__, "config": self.config.to_dict(),
-            "G": self.G.state_dict(), "D": self.D.state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "elapsed": self.elapsed,
+            "format": CHECKPOINT_FORMAT,
+            "version": __version__,
+            "config": self.config.to_dict(),
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "elapsed": self.elapsed,
             "fixed_noise": self.fixed_noise.cpu(),
             "fixed_labels": None if self.fixed_labels is None else self.fixed_labels.cpu(),
-            "accum": self._accum.cpu(), "accum_n": self._accum_n,
-            "records": self.records, "evaluations": self.evaluations, "events": self.events, "rng": rng_state(),
+            "accum": self._accum.cpu(),
+            "accum_n": self._accum_n,
+            "records": self.records,
+            "evaluations": self.evaluations,
+            "events": self.events,
+            "rng": rng_state(),
         }
 
     def save_checkpoint(self, path: str | os.PathLike | None = None, *, keep: bool = False) -> Path:
@@ -431,24 +589,52 @@ class Trainer:
     def load_state_dict(self, ckpt: dict[str, Any], *, source: str = "checkpoint") -> None:
         saved = GANConfig.from_dict(ckpt["config"])
         if saved.preset != self.config.preset:
-            raise CheckpointError(f"{source} is from preset {saved.preset!r}, not {self.config.preset!r}")
-        arch = ("model", "image_size", "channels", "latent_dim", "hidden_dim", "g_width", "d_width", "d_norm",
-                "num_classes", "cond_dim", "cond_mode", "minibatch_disc")
-        diff = {k: (getattr(saved, k), getattr(self.config, k)) for k in arch if getattr(saved, k) != getattr(self.config, k)}
+            raise CheckpointError(
+                f"{source} is from preset {saved.preset!r}, not {self.config.preset!r}"
+            )
+        arch = (
+            "model",
+            "image_size",
+            "channels",
+            "latent_dim",
+            "hidden_dim",
+            "g_width",
+            "d_width",
+            "d_norm",
+            "num_classes",
+            "cond_dim",
+            "cond_mode",
+            "minibatch_disc",
+        )
+        diff = {
+            k: (getattr(saved, k), getattr(self.config, k))
+            for k in arch
+            if getattr(saved, k) != getattr(self.config, k)
+        }
         if diff:
             text = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in diff.items())
-            raise CheckpointError(f"{source} has another architecture ({text}); saved with gankit {ckpt['version']}")
+            raise CheckpointError(
+                f"{source} has another architecture ({text}); saved with gankit {ckpt['version']}"
+            )
         self.G.load_state_dict(ckpt["G"])
         self.D.load_state_dict(ckpt["D"])
         load_optimizer_state(self.opt_g, ckpt["opt_g"])
         load_optimizer_state(self.opt_d, ckpt["opt_d"])
-        self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+        self.step, self.epoch, self.batch_in_epoch = (
+            ckpt["step"],
+            ckpt["epoch"],
+            ckpt["batch_in_epoch"],
+        )
         self.elapsed = ckpt["elapsed"]
         self.fixed_noise = ckpt["fixed_noise"].to(self.device)
-        self.fixed_labels = None if ckpt["fixed_labels"] is None else ckpt["fixed_labels"].to(self.device)
+        self.fixed_labels = (
+            None if ckpt["fixed_labels"] is None else ckpt["fixed_labels"].to(self.device)
+        )
         self._accum, self._accum_n = ckpt["accum"].to(self.device), ckpt["accum_n"]
         self.records, self.evaluations = list(ckpt["records"]), list(ckpt["evaluations"])
-        self.events = list(ckpt.get("events", []))  # absent in checkpoints written before rollbacks existed
+        self.events = list(
+            ckpt.get("events", [])
+        )  # absent in checkpoints written before rollbacks existed
         set_rng_state(ckpt["rng"])
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
@@ -474,15 +660,23 @@ class Trainer:
         return False
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, data: BatchSource | None = None, *,
-                        device: torch.device | str | None = None, **kwargs: Any) -> "Trainer":
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        data: BatchSource | None = None,
+        *,
+        device: torch.device | str | None = None,
+        **kwargs: Any,
+    ) -> Trainer:
         """Rebuild a Trainer (models, optimizers, history) from a checkpoint; its run folder is the checkpoint's."""
         path = Path(path)
         ckpt = load_checkpoint(path)
         config = GANConfig.from_dict(ckpt["config"])
         G, D = build_models(config)
         run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
-        trainer = cls(config, G, D, data, device=device, run_dir=kwargs.pop("run_dir", run_dir), **kwargs)
+        trainer = cls(
+            config, G, D, data, device=device, run_dir=kwargs.pop("run_dir", run_dir), **kwargs
+        )
         trainer.load_state_dict(ckpt, source=str(path))
         return trainer
 
@@ -490,8 +684,9 @@ class Trainer:
 class _NoBar:
     def update(self, n: int = 1) -> None: ...
     def set_postfix(self, **kw: Any) -> None: ...
-    def __enter__(self) -> "_NoBar":
+    def __enter__(self) -> _NoBar:
         return self
+
     def __exit__(self, *exc: Any) -> None: ...
 
 
@@ -503,8 +698,13 @@ def _progress(enabled: bool, total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="step", mininterval=0.5)
 
 
-def resolve_config(preset_or_config: str | GANConfig, *, profile: str | None = None, data_path: str | None = None,
-                   **overrides: Any) -> GANConfig:
+def resolve_config(
+    preset_or_config: str | GANConfig,
+    *,
+    profile: str | None = None,
+    data_path: str | None = None,
+    **overrides: Any,
+) -> GANConfig:
     """A preset name under a profile, or a given config, with overrides applied (None values ignored)."""
     from .config import make_config
 
@@ -514,18 +714,34 @@ def resolve_config(preset_or_config: str | GANConfig, *, profile: str | None = N
     return make_config(preset_or_config, profile, data_path=data_path, **overrides)
 
 
-def setup(preset_or_config: str | GANConfig, *, profile: str | None = None, data_path: str | None = None,
-          device: str | None = None, run_dir: str | os.PathLike | None = "auto", progress: bool = True,
-          **overrides: Any) -> Trainer:
+def setup(
+    preset_or_config: str | GANConfig,
+    *,
+    profile: str | None = None,
+    data_path: str | None = None,
+    device: str | None = None,
+    run_dir: str | os.PathLike | None = "auto",
+    progress: bool = True,
+    **overrides: Any,
+) -> Trainer:
     """Config -> seed -> data -> models -> Trainer: everything a lesson or `gankit train` needs."""
     config = resolve_config(preset_or_config, profile=profile, data_path=data_path, **overrides)
     dev = resolve_device(device)
     seed_everything(config.seed)
     ds = load_dataset(config)
-    source = BatchSource(ds.images, ds.labels if config.conditional else None, config.batch_size, device=dev,
-                         seed=config.seed, drop_last=config.drop_last, augment=config.augment,
-                         steps_per_epoch=config.steps_per_epoch)
-    if config.cond_dim and ds.label_names:  # genre names travel with the checkpoint, for `gankit sample --genres`
+    source = BatchSource(
+        ds.images,
+        ds.labels if config.conditional else None,
+        config.batch_size,
+        device=dev,
+        seed=config.seed,
+        drop_last=config.drop_last,
+        augment=config.augment,
+        steps_per_epoch=config.steps_per_epoch,
+    )
+    if (
+        config.cond_dim and ds.label_names
+    ):  # genre names travel with the checkpoint, for `gankit sample --genres`
         config.extra["label_names"] = list(ds.label_names)
     G, D = build_models(config)
     trainer = Trainer(config, G, D, source, device=dev, run_dir=run_dir, progress=progress)
@@ -533,9 +749,15 @@ def setup(preset_or_config: str | GANConfig, *, profile: str | None = None, data
     return trainer
 
 
-def train_or_load(preset_or_config: str | GANConfig, *, load: bool = False, resume: bool = False,
-                  callbacks: dict[str, list[Callback]] | None = None, runs: str | os.PathLike | None = None,
-                  **setup_kwargs: Any) -> Trainer:
+def train_or_load(
+    preset_or_config: str | GANConfig,
+    *,
+    load: bool = False,
+    resume: bool = False,
+    callbacks: dict[str, list[Callback]] | None = None,
+    runs: str | os.PathLike | None = None,
+    **setup_kwargs: Any,
+) -> Trainer:
     """What every lesson's training cell calls; returns the Trainer with its history and evaluations.
 
     load=True: reuse the newest *finished* run trained with exactly this config (no training; trains
@@ -543,9 +765,15 @@ def train_or_load(preset_or_config: str | GANConfig, *, load: bool = False, resu
     (e.g. after a Colab session was cut off). Otherwise: a new run. Callbacks are attached either way.
     """
     keys = ("profile", "data_path")
-    config = resolve_config(preset_or_config, **{k: setup_kwargs.pop(k) for k in keys if k in setup_kwargs},
-                            **{k: setup_kwargs.pop(k) for k in list(setup_kwargs)
-                               if k not in ("device", "progress", "run_dir")})
+    config = resolve_config(
+        preset_or_config,
+        **{k: setup_kwargs.pop(k) for k in keys if k in setup_kwargs},
+        **{
+            k: setup_kwargs.pop(k)
+            for k in list(setup_kwargs)
+            if k not in ("device", "progress", "run_dir")
+        },
+    )
     previous = find_run(config, runs, finished=not resume) if (load or resume) else None
     run_dir = previous or (setup_kwargs.pop("run_dir", None) or new_run_dir(config.preset, runs))
     setup_kwargs.pop("run_dir", None)
@@ -554,7 +782,9 @@ def train_or_load(preset_or_config: str | GANConfig, *, load: bool = False, resu
         for fn in fns:
             trainer.add_callback(event, fn)
     if previous is not None and trainer.resume():
-        print(f"{'loaded' if load else 'resumed'} run {previous.name}: epoch {trainer.epoch}, step {trainer.step}")
+        print(
+            f"{'loaded' if load else 'resumed'} run {previous.name}: epoch {trainer.epoch}, step {trainer.step}"
+        )
         if load and not resume:
             return trainer
     trainer.fit()

@@ -8,6 +8,7 @@ trick is a switch in GANConfig, measured on and off in lesson 04:
   - feature matching: `feature_matching=w` adds w * ||mean f(x_real) - mean f(G(z))||^2 to the G loss
   - minibatch discrimination: `minibatch_disc=True` lets D compare each sample with the rest of its batch
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,7 +28,9 @@ class MinibatchDiscrimination(nn.Module):
     in a critic with a gradient penalty, whose per-sample gradients assume independence.
     """
 
-    def __init__(self, in_features: int, kernels: int = 100, kernel_dim: int = 4, *, init_std: float = 0.05) -> None:
+    def __init__(
+        self, in_features: int, kernels: int = 100, kernel_dim: int = 4, *, init_std: float = 0.05
+    ) -> None:
         super().__init__()
         self.in_features, self.kernels, self.kernel_dim = in_features, kernels, kernel_dim
         # N(0, 0.05^2) as in the authors' improved-gan code
@@ -35,16 +38,24 @@ class MinibatchDiscrimination(nn.Module):
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         n = f.shape[0]
-        m = (f @ self.T).view(n, self.kernels, self.kernel_dim).transpose(0, 1)  # (N, A) -> (B, N, C)
-        l1 = torch.cdist(m, m, p=1.0)  # (B, N, N): ||M_i,b - M_j,b||_1, about 2x faster than broadcasting
+        m = (
+            (f @ self.T).view(n, self.kernels, self.kernel_dim).transpose(0, 1)
+        )  # (N, A) -> (B, N, C)
+        l1 = torch.cdist(
+            m, m, p=1.0
+        )  # (B, N, N): ||M_i,b - M_j,b||_1, about 2x faster than broadcasting
         o = torch.exp(-l1).sum(2).t() - 1.0  # (N, B); exp(0) = 1 is the j = i term
         return torch.cat([f, o], dim=1)  # (N, A + B)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, kernels={self.kernels}, kernel_dim={self.kernel_dim}"
+        return (
+            f"in_features={self.in_features}, kernels={self.kernels}, kernel_dim={self.kernel_dim}"
+        )
 
 
-def add_minibatch_discrimination(D: nn.Module, kernels: int = 100, kernel_dim: int = 4) -> nn.Module:
+def add_minibatch_discrimination(
+    D: nn.Module, kernels: int = 100, kernel_dim: int = 4
+) -> nn.Module:
     """Insert MinibatchDiscrimination before D's head, widening the head's input by `kernels`; returns D.
 
     D must have a `head`: nn.Linear(A, 1) on (N, A) features (MLPDiscriminator) or nn.Conv2d(ch, 1, k)
@@ -54,25 +65,36 @@ def add_minibatch_discrimination(D: nn.Module, kernels: int = 100, kernel_dim: i
     head = getattr(D, "head", None)
     if isinstance(head, nn.Linear) and head.out_features == 1:
         a = head.in_features
-        D.head = nn.Sequential(MinibatchDiscrimination(a, kernels, kernel_dim), nn.Linear(a + kernels, 1))
+        D.head = nn.Sequential(
+            MinibatchDiscrimination(a, kernels, kernel_dim), nn.Linear(a + kernels, 1)
+        )
     elif isinstance(head, nn.Conv2d) and head.out_channels == 1 and head.padding == (0, 0):
-        a = head.in_channels * head.kernel_size[0] * head.kernel_size[1]  # the head sees one k x k map
-        D.head = nn.Sequential(nn.Flatten(), MinibatchDiscrimination(a, kernels, kernel_dim),
-                               nn.Linear(a + kernels, 1))  # (N, ch, k, k) -> (N, A) -> (N, A + B) -> (N, 1)
+        a = (
+            head.in_channels * head.kernel_size[0] * head.kernel_size[1]
+        )  # the head sees one k x k map
+        D.head = nn.Sequential(
+            nn.Flatten(), MinibatchDiscrimination(a, kernels, kernel_dim), nn.Linear(a + kernels, 1)
+        )  # (N, ch, k, k) -> (N, A) -> (N, A + B) -> (N, 1)
     else:
-        raise TypeError(f"{type(D).__name__} has no single-output Linear/Conv2d `head` to put minibatch "
-                        "discrimination in front of; it works with gankit's MLP and DCGAN discriminators")
+        raise TypeError(
+            f"{type(D).__name__} has no single-output Linear/Conv2d `head` to put minibatch "
+            "discrimination in front of; it works with gankit's MLP and DCGAN discriminators"
+        )
     return D
 
 
-def discriminator_features(D: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+def discriminator_features(
+    D: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None
+) -> torch.Tensor:
     """D's intermediate features f(x), flattened to (N, F): the output of `D.features` on D's own path.
 
     Captured with a forward hook, so whatever D does before its features (resizing, concatenating a
     label embedding) happens exactly as in training.
     """
     captured: list[torch.Tensor] = []
-    handle = D.features.register_forward_hook(lambda module, inputs, output: captured.append(output))
+    handle = D.features.register_forward_hook(
+        lambda module, inputs, output: captured.append(output)
+    )
     try:
         D(x) if y is None else D(x, y)
     finally:
@@ -97,7 +119,9 @@ class FeatureMatching:
             raise ValueError(f"feature matching weight must be > 0, got {weight}")
         self.weight = weight
 
-    def __call__(self, trainer: Any, x_real: torch.Tensor, x_fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    def __call__(
+        self, trainer: Any, x_real: torch.Tensor, x_fake: torch.Tensor, y: torch.Tensor | None
+    ) -> torch.Tensor:
         with torch.no_grad():
             f_real = discriminator_features(trainer.D, x_real, y)
         f_fake = discriminator_features(trainer.D, x_fake, y)

@@ -1,14 +1,19 @@
 """Plots: sample grids (torchvision make_grid), loss curves, progress animations, run comparisons."""
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
-if not os.environ.get("DISPLAY") and "ipykernel" not in os.environ.get("MPLBACKEND", "") and os.name != "nt":
+if (
+    not os.environ.get("DISPLAY")
+    and "ipykernel" not in os.environ.get("MPLBACKEND", "")
+    and os.name != "nt"
+):
     # Headless scripts and the CLI get a file backend; notebooks keep their inline backend.
     import sys
 
@@ -51,8 +56,13 @@ def png_grid(images: torch.Tensor, nrow: int | None = None, width: int = 420) ->
     return buf.getvalue()
 
 
-def show_grid(images: torch.Tensor, title: str = "", nrow: int | None = None, ax: plt.Axes | None = None,
-              size: float = 5.0) -> plt.Axes:
+def show_grid(
+    images: torch.Tensor,
+    title: str = "",
+    nrow: int | None = None,
+    ax: plt.Axes | None = None,
+    size: float = 5.0,
+) -> plt.Axes:
     """Draw a grid of images in [-1, 1] on a matplotlib axis."""
     g = grid(images, nrow)
     if ax is None:
@@ -63,7 +73,9 @@ def show_grid(images: torch.Tensor, title: str = "", nrow: int | None = None, ax
     return ax
 
 
-def show_grids(grids: dict[str, torch.Tensor], nrow: int | None = None, size: float = 4.0) -> plt.Figure:
+def show_grids(
+    grids: dict[str, torch.Tensor], nrow: int | None = None, size: float = 4.0
+) -> plt.Figure:
     """Several labelled grids side by side (e.g. epochs 1, middle, last, or two runs)."""
     fig, axes = plt.subplots(1, len(grids), figsize=(size * len(grids), size + 0.4), squeeze=False)
     for ax, (title, images) in zip(axes[0], grids.items()):
@@ -72,8 +84,13 @@ def show_grids(grids: dict[str, torch.Tensor], nrow: int | None = None, size: fl
     return fig
 
 
-def plot_losses(history: pd.DataFrame, title: str = "", smooth: int = 1, axes: Sequence[plt.Axes] | None = None,
-                label: str = "") -> plt.Figure:
+def plot_losses(
+    history: pd.DataFrame,
+    title: str = "",
+    smooth: int = 1,
+    axes: Sequence[plt.Axes] | None = None,
+    label: str = "",
+) -> plt.Figure:
     """Two panels against training step: loss_d and loss_g; D(x) and D(G(z)).
 
     For BCE GANs the dotted lines mark the equilibrium values (loss_d = 2 log 2, D = 0.5).
@@ -92,8 +109,10 @@ def plot_losses(history: pd.DataFrame, title: str = "", smooth: int = 1, axes: S
     axes[0].set(xlabel="step", ylabel="loss", title=title or "losses")
     axes[1].plot(h.index, h["d_real"], label=f"{prefix}D(x)")
     axes[1].plot(h.index, h["d_fake"], label=f"{prefix}D(G(z))")
-    axes[1].set(xlabel="step", ylabel="discriminator output", title="discriminator on real and fake")
-    if 0.0 <= history["d_real"].min() and history["d_real"].max() <= 1.0:  # probabilities: BCE GAN
+    axes[1].set(
+        xlabel="step", ylabel="discriminator output", title="discriminator on real and fake"
+    )
+    if history["d_real"].min() >= 0.0 and history["d_real"].max() <= 1.0:  # probabilities: BCE GAN
         axes[0].axhline(2 * math.log(2), ls=":", c="gray", lw=1)
         axes[1].axhline(0.5, ls=":", c="gray", lw=1)
     for ax in axes:
@@ -103,8 +122,14 @@ def plot_losses(history: pd.DataFrame, title: str = "", smooth: int = 1, axes: S
     return fig
 
 
-def compare_runs(histories: dict[str, pd.DataFrame], column: str = "loss_g", x: str = "step",
-                 smooth: int = 5, ax: plt.Axes | None = None, ylabel: str | None = None) -> plt.Axes:
+def compare_runs(
+    histories: dict[str, pd.DataFrame],
+    column: str = "loss_g",
+    x: str = "step",
+    smooth: int = 5,
+    ax: plt.Axes | None = None,
+    ylabel: str | None = None,
+) -> plt.Axes:
     """One column of several runs' histories on one axis (e.g. loss_g of minimax vs non-saturating)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.6))
@@ -116,7 +141,9 @@ def compare_runs(histories: dict[str, pd.DataFrame], column: str = "loss_g", x: 
     return ax
 
 
-def make_gif(frames: Sequence[str | os.PathLike], out: str | os.PathLike, duration_ms: int = 400) -> Path:
+def make_gif(
+    frames: Sequence[str | os.PathLike], out: str | os.PathLike, duration_ms: int = 400
+) -> Path:
     """An animated GIF from per-epoch grid PNGs (Pillow); the last frame is held longer."""
     from PIL import Image
 
@@ -132,7 +159,9 @@ def make_gif(frames: Sequence[str | os.PathLike], out: str | os.PathLike, durati
 def progress_gif(run_dir: str | os.PathLike, duration_ms: int = 400) -> Path:
     """run_dir/progress.gif from run_dir/samples/epoch_*.png."""
     run_dir = Path(run_dir)
-    return make_gif(sorted((run_dir / "samples").glob("epoch_*.png")), run_dir / "progress.gif", duration_ms)
+    return make_gif(
+        sorted((run_dir / "samples").glob("epoch_*.png")), run_dir / "progress.gif", duration_ms
+    )
 
 
 def show_gif(path: str | os.PathLike):

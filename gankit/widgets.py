@@ -10,26 +10,44 @@ widgets capture display messages from inside a cell, and executing such a cell w
 nbclient sometimes never returns (jupyter/nbclient#312, jupyter/nbconvert#2029; it hung
 `make course` here once); an Image widget is only a value update, in a notebook and in batch.
 """
+
 from __future__ import annotations
 
 import html
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
 
-def _box(trainer: Any, controls: dict[str, Any], condition: Callable[[dict[str, Any]], torch.Tensor | None],
-         title: Callable[[dict[str, Any]], str], n: int, show: bool, nrow: int | None):
+def _box(
+    trainer: Any,
+    controls: dict[str, Any],
+    condition: Callable[[dict[str, Any]], torch.Tensor | None],
+    title: Callable[[dict[str, Any]], str],
+    n: int,
+    show: bool,
+    nrow: int | None,
+):
     """A VBox of the controls above a title and a live grid; `.images`, `.condition` and `.controls` hold the latest state."""
     import ipywidgets as widgets
 
     from .viz import png_grid
 
-    new_seed = widgets.Button(description="new seed", tooltip="draw other latent vectors z (seed + 1)")
+    new_seed = widgets.Button(
+        description="new seed", tooltip="draw other latent vectors z (seed + 1)"
+    )
     caption = widgets.HTML()
     picture = widgets.Image(format="png")
     column = [c for k, c in controls.items() if k not in ("temperature", "seed")]
-    box = widgets.VBox([*column, widgets.HBox([controls["temperature"], controls["seed"], new_seed]), caption, picture])
+    box = widgets.VBox(
+        [
+            *column,
+            widgets.HBox([controls["temperature"], controls["seed"], new_seed]),
+            caption,
+            picture,
+        ]
+    )
     box.controls, box.images, box.condition = controls, None, None
 
     def draw(_change: Any = None) -> None:
@@ -51,9 +69,17 @@ def _box(trainer: Any, controls: dict[str, Any], condition: Callable[[dict[str, 
     return box
 
 
-def genre_picker(trainer: Any, names: Sequence[str] | None = None, *, n: int = 16,
-                 genres: Sequence[str] = ("Horror",), temperature: float = 1.0, seed: int = 0,
-                 show: bool = True, nrow: int | None = None):
+def genre_picker(
+    trainer: Any,
+    names: Sequence[str] | None = None,
+    *,
+    n: int = 16,
+    genres: Sequence[str] = ("Horror",),
+    temperature: float = 1.0,
+    seed: int = 0,
+    show: bool = True,
+    nrow: int | None = None,
+):
     """A genre picker for a poster model: multi-select genres, temperature slider, seed; a grid of n posters.
 
     trainer: a Trainer of a multi-hot conditional model (cond_dim > 0), e.g. poster-cgan. names: the
@@ -65,23 +91,36 @@ def genre_picker(trainer: Any, names: Sequence[str] | None = None, *, n: int = 1
     """
     import ipywidgets as widgets
 
-    from .posters import encode_genres
+    from .datasets.posters import encode_genres
 
     config = trainer.config
     if not config.cond_dim:
-        raise ValueError(f"genre_picker needs a model conditioned on genre vectors (cond_dim > 0); "
-                         f"{config.preset} has cond_dim=0" + (" (use digit_picker)" if config.num_classes else ""))
+        raise ValueError(
+            f"genre_picker needs a model conditioned on genre vectors (cond_dim > 0); "
+            f"{config.preset} has cond_dim=0"
+            + (" (use digit_picker)" if config.num_classes else "")
+        )
     names = list(names or config.extra.get("label_names") or [])
     if len(names) != config.cond_dim:
-        raise ValueError(f"need {config.cond_dim} genre names for this model, got {len(names)}; pass names=")
+        raise ValueError(
+            f"need {config.cond_dim} genre names for this model, got {len(names)}; pass names="
+        )
     unknown = [g for g in genres if g not in names]
     if unknown:
         raise ValueError(f"unknown genre(s) {unknown}; choose from {', '.join(names)}")
     mode = config.extra.get("encoding", "multi-hot")
     controls = {
-        "genres": widgets.SelectMultiple(options=names, value=tuple(genres), rows=8, description="genres"),
-        "temperature": widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.1, description="temperature",
-                                           continuous_update=False),  # redraw on release, not on every pixel
+        "genres": widgets.SelectMultiple(
+            options=names, value=tuple(genres), rows=8, description="genres"
+        ),
+        "temperature": widgets.FloatSlider(
+            value=temperature,
+            min=0.0,
+            max=2.0,
+            step=0.1,
+            description="temperature",
+            continuous_update=False,
+        ),  # redraw on release, not on every pixel
         "seed": widgets.IntText(value=seed, description="seed"),
     }
 
@@ -95,8 +134,16 @@ def genre_picker(trainer: Any, names: Sequence[str] | None = None, *, n: int = 1
     return _box(trainer, controls, condition, title, n, show, nrow)
 
 
-def digit_picker(trainer: Any, *, n: int = 16, digit: int = 0, temperature: float = 1.0, seed: int = 0,
-                 show: bool = True, nrow: int | None = None):
+def digit_picker(
+    trainer: Any,
+    *,
+    n: int = 16,
+    digit: int = 0,
+    temperature: float = 1.0,
+    seed: int = 0,
+    show: bool = True,
+    nrow: int | None = None,
+):
     """A digit picker for a class-conditional model (num_classes > 0, e.g. cgan-mnist): slider for the class.
 
     Same controls and attributes as genre_picker, with 'digit' (an IntSlider) in place of 'genres'.
@@ -105,12 +152,20 @@ def digit_picker(trainer: Any, *, n: int = 16, digit: int = 0, temperature: floa
 
     k = trainer.config.num_classes
     if not k:
-        raise ValueError(f"digit_picker needs a class-conditional model (num_classes > 0); "
-                         f"{trainer.config.preset} has none")
+        raise ValueError(
+            f"digit_picker needs a class-conditional model (num_classes > 0); "
+            f"{trainer.config.preset} has none"
+        )
     controls = {
         "digit": widgets.IntSlider(value=digit, min=0, max=k - 1, description="class"),
-        "temperature": widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.1, description="temperature",
-                                           continuous_update=False),
+        "temperature": widgets.FloatSlider(
+            value=temperature,
+            min=0.0,
+            max=2.0,
+            step=0.1,
+            description="temperature",
+            continuous_update=False,
+        ),
         "seed": widgets.IntText(value=seed, description="seed"),
     }
 

@@ -1,4 +1,5 @@
 """Small shared builders for the tests: tiny configs and synthetic data (no downloads)."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,19 @@ from gankit.train import Trainer
 
 
 def tiny_config(**kw) -> GANConfig:
-    base = dict(preset="mlp-mnist", model="mlp", latent_dim=8, hidden_dim=16, batch_size=8, epochs=2,
-                steps_per_epoch=4, log_every=2, n_fixed=4, profile="smoke", seed=3)
+    base = dict(
+        preset="mlp-mnist",
+        model="mlp",
+        latent_dim=8,
+        hidden_dim=16,
+        batch_size=8,
+        epochs=2,
+        steps_per_epoch=4,
+        log_every=2,
+        n_fixed=4,
+        profile="smoke",
+        seed=3,
+    )
     base.update(kw)
     return GANConfig(**base)
 
@@ -30,18 +42,23 @@ def tiny_trainer(config: GANConfig, run_dir=None, images=None, labels=None) -> T
     torch.manual_seed(config.seed)
     if images is None:
         images, labels = synthetic(64, config.channels, config.image_size, config.num_classes)
-    source = BatchSource(images, labels, config.batch_size, seed=config.seed, steps_per_epoch=config.steps_per_epoch)
+    source = BatchSource(
+        images, labels, config.batch_size, seed=config.seed, steps_per_epoch=config.steps_per_epoch
+    )
     G, D = build_models(config)
     return Trainer(config, G, D, source, device="cpu", run_dir=run_dir, progress=False)
 
 
 def have_mnist() -> bool:
     root = os.environ.get("GANKIT_DATA", "data")
-    return os.path.exists(os.path.join(root, "MNIST", "raw", "t10k-images-idx3-ubyte")) or os.path.exists(
-        os.path.join(root, "MNIST", "raw", "t10k-images-idx3-ubyte.gz"))
+    return os.path.exists(
+        os.path.join(root, "MNIST", "raw", "t10k-images-idx3-ubyte")
+    ) or os.path.exists(os.path.join(root, "MNIST", "raw", "t10k-images-idx3-ubyte.gz"))
 
 
-needs_mnist = pytest.mark.skipif(not have_mnist(), reason="MNIST not under GANKIT_DATA (set GANKIT_DATA=../shared/data)")
+needs_mnist = pytest.mark.skipif(
+    not have_mnist(), reason="MNIST not under GANKIT_DATA (set GANKIT_DATA=../shared/data)"
+)
 
 
 def without_bf16_autocast(monkeypatch) -> None:
@@ -50,4 +67,5 @@ def without_bf16_autocast(monkeypatch) -> None:
 
     def unsupported(device_type, dtype):
         warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling autocast.")
+
     monkeypatch.setattr(torch, "autocast", unsupported)

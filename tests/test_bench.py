@@ -2,18 +2,26 @@
 
 No timing asserts: speed is measured by `gankit bench`, not tested.
 """
+
 import pytest
 import torch
 import torch.nn as nn
+from helpers import needs_mnist, synthetic, tiny_config, tiny_trainer
 
-from gankit.baseline import TutorialLoop
-from gankit.bench import GankitLoop, speed_variants, table, to_markdown, verdict, wait_policy_note
+from gankit.bench.kernels import count_flops
+from gankit.bench.throughput import (
+    GankitLoop,
+    speed_variants,
+    table,
+    to_markdown,
+    verdict,
+    wait_policy_note,
+)
+from gankit.bench.tutorial import TutorialLoop
 from gankit.config import GANConfig
 from gankit.data import Dataset
-from gankit.kernels import count_flops
 from gankit.models import build_models
 from gankit.speed import cpu_supports_bf16, load_optimizer_state, scores_per_sample
-from helpers import needs_mnist, synthetic, tiny_config, tiny_trainer
 
 
 @pytest.fixture(autouse=True)
@@ -52,12 +60,26 @@ def loops(config: GANConfig, n: int = 64):
     return g, t
 
 
-@pytest.mark.parametrize("kind", [
-    dict(),
-    dict(preset="cgan-mnist", num_classes=10),
-    dict(preset="wgan-gp-mnist", model="dcgan", image_size=32, g_width=8, d_width=8, d_norm="layer",
-         loss="wgan", gp_weight=10.0, n_critic=2, betas=(0.0, 0.9)),
-], ids=["mlp", "cgan", "wgan-gp"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        dict(),
+        dict(preset="cgan-mnist", num_classes=10),
+        dict(
+            preset="wgan-gp-mnist",
+            model="dcgan",
+            image_size=32,
+            g_width=8,
+            d_width=8,
+            d_norm="layer",
+            loss="wgan",
+            gp_weight=10.0,
+            n_critic=2,
+            betas=(0.0, 0.9),
+        ),
+    ],
+    ids=["mlp", "cgan", "wgan-gp"],
+)
 def test_both_loops_train_the_same_networks_on_the_same_batch(kind):
     config = tiny_config(**kind)
     g, t = loops(config)
@@ -71,12 +93,19 @@ def test_both_loops_train_the_same_networks_on_the_same_batch(kind):
     imgs, _ = next(iter(t.loader))
     x, _ = next(g.trainer.data.epoch(0))
     assert imgs.shape == x.shape and imgs.dtype == x.dtype
-    assert imgs.min() >= -1 and imgs.max() <= 1 and x.min() >= -1 and x.max() <= 1  # the same [-1, 1] range
+    assert (
+        imgs.min() >= -1 and imgs.max() <= 1 and x.min() >= -1 and x.max() <= 1
+    )  # the same [-1, 1] range
 
-    before = [p.detach().clone() for p in (*gG.parameters(), *gD.parameters(), *tG.parameters(), *tD.parameters())]
+    before = [
+        p.detach().clone()
+        for p in (*gG.parameters(), *gD.parameters(), *tG.parameters(), *tD.parameters())
+    ]
     assert g.run(2) == t.run(2) == 2 * config.n_critic * config.batch_size
     after = [*gG.parameters(), *gD.parameters(), *tG.parameters(), *tD.parameters()]
-    assert all(not torch.equal(a, b) for a, b in zip(before, after))  # every tensor of G and D trained
+    assert all(
+        not torch.equal(a, b) for a, b in zip(before, after)
+    )  # every tensor of G and D trained
     assert len(t.losses_d) == 2 * config.n_critic and len(t.losses_g) == 2  # .item() on every step
     assert g.trainer.step == 2 * config.n_critic
 
@@ -97,17 +126,23 @@ def test_tutorial_loop_uses_sigmoid_and_bce_loss_with_default_optimizers():
 
 def test_speed_variants_on_a_cpu():
     mlp = speed_variants(torch.device("cpu"), tiny_config())
-    assert "torch.compile" not in mlp and "channels_last off" not in mlp  # channels_last is for convolutions
+    assert (
+        "torch.compile" not in mlp and "channels_last off" not in mlp
+    )  # channels_last is for convolutions
     assert ("bf16 autocast" in mlp) == cpu_supports_bf16()
     cfg = tiny_config(model="dcgan", image_size=32, g_width=8, d_width=8)
     conv = speed_variants(torch.device("cpu"), cfg)
     t = tiny_trainer(cfg)
-    assert t.D.features[0].weight.is_contiguous(memory_format=torch.channels_last)  # the default for convolutions
+    assert t.D.features[0].weight.is_contiguous(
+        memory_format=torch.channels_last
+    )  # the default for convolutions
     conv["channels_last off"](t)
     assert t.D.features[0].weight.is_contiguous() and t.G.net[0].weight.is_contiguous()
     x, y = next(t.data.epoch(0))
     t.train_step(x, y)  # trains in the old layout
-    cuda = speed_variants(torch.device("cuda"), cfg)  # no default change on CUDA: the variant turns it on
+    cuda = speed_variants(
+        torch.device("cuda"), cfg
+    )  # no default change on CUDA: the variant turns it on
     assert "channels_last" in cuda and "channels_last off" not in cuda and "torch.compile" in cuda
 
 
@@ -118,7 +153,9 @@ def test_bf16_autocast_variant_trains_in_bf16():
     seen = []
     t.D.features[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     before = t.G.net[0].weight.detach().clone()
-    speed_variants(torch.device("cuda"), cfg)["bf16 autocast"]  # exists for CUDA whatever this machine has
+    speed_variants(torch.device("cuda"), cfg)[
+        "bf16 autocast"
+    ]  # exists for CUDA whatever this machine has
     if not cpu_supports_bf16():
         pytest.skip("this CPU has no native bf16; the variant is not offered here")
     speed_variants(torch.device("cpu"), cfg)["bf16 autocast"](t)
@@ -128,11 +165,16 @@ def test_bf16_autocast_variant_trains_in_bf16():
     assert not torch.equal(before, t.G.net[0].weight)
 
 
-@pytest.mark.parametrize("load, policy, advice", [
-    (5.0, None, "OMP_WAIT_POLICY=PASSIVE set"),  # busy, spinning threads: advise PASSIVE
-    (0.5, "passive", "unset it"),                # idle, sleeping threads: advise the default
-    (0.5, None, None), (5.0, "PASSIVE", None), (0.5, "ACTIVE", None),
-])
+@pytest.mark.parametrize(
+    "load, policy, advice",
+    [
+        (5.0, None, "OMP_WAIT_POLICY=PASSIVE set"),  # busy, spinning threads: advise PASSIVE
+        (0.5, "passive", "unset it"),  # idle, sleeping threads: advise the default
+        (0.5, None, None),
+        (5.0, "PASSIVE", None),
+        (0.5, "ACTIVE", None),
+    ],
+)
 def test_wait_policy_note_fits_the_load(load, policy, advice):
     note = wait_policy_note(load, 2, policy)
     if advice is None:
@@ -142,7 +184,7 @@ def test_wait_policy_note_fits_the_load(load, policy, advice):
 
 
 def test_bench_refuses_smoke_sizes_before_measuring(capsys):
-    from gankit.bench import main
+    from gankit.bench.throughput import main
     from gankit.config import ConfigError
 
     with pytest.raises(ConfigError, match="'cpu' or 'full'"):
@@ -152,14 +194,22 @@ def test_bench_refuses_smoke_sizes_before_measuring(capsys):
 
 def test_joint_discriminator_call_only_without_batch_statistics():
     mlp = build_models(tiny_config())[1]
-    critic = build_models(tiny_config(model="dcgan", image_size=32, d_width=8, g_width=8, d_norm="layer"))[1]
-    bn = build_models(tiny_config(model="dcgan", image_size=32, d_width=8, g_width=8, d_norm="batch"))[1]
+    critic = build_models(
+        tiny_config(model="dcgan", image_size=32, d_width=8, g_width=8, d_norm="layer")
+    )[1]
+    bn = build_models(
+        tiny_config(model="dcgan", image_size=32, d_width=8, g_width=8, d_norm="batch")
+    )[1]
     assert scores_per_sample(mlp) and scores_per_sample(critic)
     assert not scores_per_sample(bn)
-    assert not scores_per_sample(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)))  # randomness: not per sample
+    assert not scores_per_sample(
+        nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    )  # randomness: not per sample
 
 
-@pytest.mark.parametrize("kind", [dict(), dict(preset="cgan-mnist", num_classes=10)], ids=["mlp", "cgan"])
+@pytest.mark.parametrize(
+    "kind", [dict(), dict(preset="cgan-mnist", num_classes=10)], ids=["mlp", "cgan"]
+)
 def test_joint_discriminator_step_equals_two_separate_calls(kind):
     config = tiny_config(**kind)
     a, b = tiny_trainer(config), tiny_trainer(config)
@@ -180,51 +230,100 @@ def test_loading_optimizer_state_keeps_the_kernel_choice():
     t.train_step(x, y)
     state = t.opt_d.state_dict()
     fused = t.opt_d.param_groups[0]["fused"]
-    state["param_groups"] = [{**g, "fused": None, "foreach": None} for g in state["param_groups"]]  # an older run
+    state["param_groups"] = [
+        {**g, "fused": None, "foreach": None} for g in state["param_groups"]
+    ]  # an older run
     load_optimizer_state(t.opt_d, state)
     assert t.opt_d.param_groups[0]["fused"] == fused
     t.train_step(x, y)  # and it still steps
 
 
 def test_table_states_each_target():
-    rows = [dict(preset="mlp-mnist", loop="gankit", widths="28px, h=256", batch=64, n_critic=1, **{
-        "MFLOP/img": 11.3, "img/s": 2000.0, "vs tutorial": 2.1, "GFLOP/s": 22.6, "rate kind": "matmul",
-        "of device rate": 0.5, "repeats": 9}),
-        dict(preset="dcgan-mnist", loop="gankit", widths="32px, w=32", batch=64, n_critic=1, **{
-            "MFLOP/img": 104.0, "img/s": 200.0, "vs tutorial": 0.97, "GFLOP/s": 20.8, "rate kind": "conv",
-            "of device rate": 0.85, "repeats": 9})]
+    rows = [
+        dict(
+            preset="mlp-mnist",
+            loop="gankit",
+            widths="28px, h=256",
+            batch=64,
+            n_critic=1,
+            **{
+                "MFLOP/img": 11.3,
+                "img/s": 2000.0,
+                "vs tutorial": 2.1,
+                "GFLOP/s": 22.6,
+                "rate kind": "matmul",
+                "of device rate": 0.5,
+                "repeats": 9,
+            },
+        ),
+        dict(
+            preset="dcgan-mnist",
+            loop="gankit",
+            widths="32px, w=32",
+            batch=64,
+            n_critic=1,
+            **{
+                "MFLOP/img": 104.0,
+                "img/s": 200.0,
+                "vs tutorial": 0.97,
+                "GFLOP/s": 20.8,
+                "rate kind": "conv",
+                "of device rate": 0.85,
+                "repeats": 9,
+            },
+        ),
+    ]
     assert verdict(rows[0]) == "met: >= 2x tutorial"
     assert verdict(rows[1]) == "met: >= 80% conv rate; MISSED: >= tutorial"
     # the default loop's row carries what its kernels alone reach: a missed target shows whether it is reachable
-    assert verdict({**rows[0], "vs tutorial": 1.5, "ceiling": 2.31}) == "MISSED: >= 2x tutorial (kernels alone: 2.31x)"
+    assert (
+        verdict({**rows[0], "vs tutorial": 1.5, "ceiling": 2.31})
+        == "MISSED: >= 2x tutorial (kernels alone: 2.31x)"
+    )
     assert verdict({**rows[1], "of device rate": 0.7, "ceiling": 0.76}) == (
-        "MISSED: >= 80% conv rate (kernels alone: 76%); MISSED: >= tutorial")
+        "MISSED: >= 80% conv rate (kernels alone: 76%); MISSED: >= tutorial"
+    )
     assert verdict({**rows[1], "loop": "kernels only"}) == ""  # the bound itself has no target
     md = to_markdown(table(rows))
-    assert md.splitlines()[0].startswith("| preset | loop |") and "| 2.10x |" in md and "85% of conv" in md
+    assert (
+        md.splitlines()[0].startswith("| preset | loop |")
+        and "| 2.10x |" in md
+        and "85% of conv" in md
+    )
 
 
 def test_bench_pins_the_malloc_thresholds_where_glibc_allows():
     import platform
     import sys
 
-    from gankit.bench import pin_malloc_thresholds
+    from gankit.bench.throughput import pin_malloc_thresholds
 
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
-    assert pin_malloc_thresholds() == glibc  # mallopt accepted both values on glibc; elsewhere nothing is changed
+    assert (
+        pin_malloc_thresholds() == glibc
+    )  # mallopt accepted both values on glibc; elsewhere nothing is changed
 
 
 @needs_mnist
 def test_a_preset_is_measured_beside_its_kernels_alone():
-    from gankit.bench import Settings, measure_preset
+    from gankit.bench.throughput import Settings, measure_preset
 
     tiny = Settings(repeats=1, chunk_s=0.01, warmup_s=0.01, budget_s=0.1, min_repeats=1)
-    rows = measure_preset("mlp-mnist", torch.device("cpu"), tiny, profile="cpu", variants=False, log=lambda s: None)
+    rows = measure_preset(
+        "mlp-mnist", torch.device("cpu"), tiny, profile="cpu", variants=False, log=lambda s: None
+    )
     assert [r["loop"] for r in rows] == ["gankit", "tutorial", "kernels only"]
     gankit, tutorial, kernels = rows
     assert kernels["MFLOP/img"] == gankit["MFLOP/img"]  # the replay is the gankit step's own work
     assert gankit["ceiling"] == kernels["vs tutorial"] and "ceiling" not in tutorial
     assert f"kernels alone: {kernels['vs tutorial']:.2f}x" in verdict(gankit)
-    without = measure_preset("mlp-mnist", torch.device("cpu"), tiny, profile="cpu", variants=False, ceiling=False,
-                             log=lambda s: None)
+    without = measure_preset(
+        "mlp-mnist",
+        torch.device("cpu"),
+        tiny,
+        profile="cpu",
+        variants=False,
+        ceiling=False,
+        log=lambda s: None,
+    )
     assert [r["loop"] for r in without] == ["gankit", "tutorial"] and "ceiling" not in without[0]

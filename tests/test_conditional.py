@@ -1,4 +1,5 @@
 """Lesson 04: GAN tricks (minibatch discrimination, feature matching), genre metrics, and `gankit sample` end to end."""
+
 import numpy as np
 import pytest
 import torch
@@ -8,18 +9,25 @@ from PIL import Image
 
 from gankit.cli import main
 from gankit.config import ConfigError, make_config
+from gankit.datasets.posters import GENRES
+from gankit.datasets.toy_posters import make_toy
 from gankit.genre_metrics import conditioning_report, genre_scores, split_indices
 from gankit.models import DCGANDiscriminator, MLPDiscriminator, build_models
-from gankit.posters import GENRES
-from gankit.toy_posters import make_toy
 from gankit.runs import CheckpointError, load_checkpoint
 from gankit.train import Trainer, setup
-from gankit.tricks import (FeatureMatching, MinibatchDiscrimination, add_minibatch_discrimination,
-                           discriminator_features, feature_matching_loss)
+from gankit.tricks import (
+    FeatureMatching,
+    MinibatchDiscrimination,
+    add_minibatch_discrimination,
+    discriminator_features,
+    feature_matching_loss,
+)
 
 
 # ------------------------------------------------------------------------- minibatch discrimination
-def naive_minibatch_features(f: torch.Tensor, T: torch.Tensor, kernels: int, kernel_dim: int) -> torch.Tensor:
+def naive_minibatch_features(
+    f: torch.Tensor, T: torch.Tensor, kernels: int, kernel_dim: int
+) -> torch.Tensor:
     """The paper's definition, one pair at a time: the reference the vectorised module must match."""
     m = (f @ T).view(f.shape[0], kernels, kernel_dim)
     o = torch.zeros(f.shape[0], kernels)
@@ -37,7 +45,9 @@ def test_minibatch_discrimination_matches_naive_loop(n, a, b, c):
     f = torch.randn(n, a)
     out = mbd(f)
     assert out.shape == (n, a + b)
-    torch.testing.assert_close(out, naive_minibatch_features(f, mbd.T.detach(), b, c), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        out, naive_minibatch_features(f, mbd.T.detach(), b, c), rtol=1e-5, atol=1e-6
+    )
     assert torch.equal(out[:, :a], f)  # the input features pass through unchanged
 
 
@@ -48,7 +58,9 @@ def test_minibatch_discrimination_sees_the_rest_of_the_batch():
     g = f.clone()
     g[3] += 1.0  # change one other sample
     a, b = mbd(f), mbd(g)
-    assert not torch.allclose(a[0], b[0])  # sample 0's batch features move: that is the trick's point
+    assert not torch.allclose(
+        a[0], b[0]
+    )  # sample 0's batch features move: that is the trick's point
     # identical samples are maximally similar: each o_b = (N - 1) * exp(0)
     same = mbd(f[:1].expand(4, -1))
     torch.testing.assert_close(same[:, 8:], torch.full((4, 10), 3.0))
@@ -119,18 +131,34 @@ def test_feature_matching_term_on_a_discriminator(mode):
 
 
 def test_setup_turns_the_options_into_tricks(toy_root):
-    common = dict(profile="smoke", data_path=str(toy_root), device="cpu", run_dir=None, progress=False, epochs=1,
-                  steps_per_epoch=1, batch_size=16, subset=None)
+    common = dict(
+        profile="smoke",
+        data_path=str(toy_root),
+        device="cpu",
+        run_dir=None,
+        progress=False,
+        epochs=1,
+        steps_per_epoch=1,
+        batch_size=16,
+        subset=None,
+    )
     trainer = setup("poster-cgan", feature_matching=0.5, **common)
     assert isinstance(trainer.g_aux, FeatureMatching) and trainer.g_aux.weight == 0.5
     trainer.fit()  # the term runs inside a WGAN-GP generator step
-    trainer = setup("poster-cgan", minibatch_disc=True, loss="bce", gp_weight=0.0, n_critic=1, d_norm="batch", **common)
+    trainer = setup(
+        "poster-cgan",
+        minibatch_disc=True,
+        loss="bce",
+        gp_weight=0.0,
+        n_critic=1,
+        d_norm="batch",
+        **common,
+    )
     assert trainer.g_aux is None and isinstance(trainer.D.head[1], MinibatchDiscrimination)
     trainer.fit()  # and minibatch discrimination in a DCGAN discriminator
     assert len(trainer.history) == 1
     with pytest.raises(ValueError, match="> 0"):
         FeatureMatching(0.0)
-
 
 
 def test_feature_matching_survives_a_checkpoint(tmp_path):
@@ -143,7 +171,9 @@ def test_feature_matching_survives_a_checkpoint(tmp_path):
     first = tiny_trainer(cfg, run_dir=tmp_path / "r", images=images, labels=labels)
     first.fit()
     source = tiny_trainer(cfg, images=images, labels=labels).data
-    again = Trainer.from_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt", source, device="cpu", progress=False)
+    again = Trainer.from_checkpoint(
+        tmp_path / "r" / "checkpoints" / "last.pt", source, device="cpu", progress=False
+    )
     assert isinstance(again.g_aux, FeatureMatching) and again.g_aux.weight == 0.5
     again.fit(2)
     for a, b in zip(straight.G.parameters(), again.G.parameters()):
@@ -175,7 +205,9 @@ def test_genre_scores_perfect_and_shuffled():
     assert np.allclose(perfect["auc"], 1.0) and np.allclose(perfect["ap"], 1.0)
     shuffled = genre_scores(target[torch.randperm(2000, generator=g)], target, names)
     assert np.allclose(shuffled["auc"], 0.5, atol=0.03)
-    assert np.allclose(shuffled["ap"], shuffled["prevalence"], atol=0.05)  # chance AP is the genre's frequency
+    assert np.allclose(
+        shuffled["ap"], shuffled["prevalence"], atol=0.05
+    )  # chance AP is the genre's frequency
     rare = target.clone()
     rare[:, 2] = 0
     rare[:3, 2] = 1
@@ -203,13 +235,19 @@ def test_conditioning_report_ceiling_generated_and_chance():
     genres = (torch.rand(600, 6, generator=g) < 0.4).float()
     images = -torch.ones(600, 3, 8, 8)
     images[:, 0, 0, :6] = genres * 2 - 1  # posters that show their genres
-    report = conditioning_report(_PixelReader(), images, genres, images.clone(), [f"g{i}" for i in range(6)])
+    report = conditioning_report(
+        _PixelReader(), images, genres, images.clone(), [f"g{i}" for i in range(6)]
+    )
     s = report["summary"]
-    assert s["mean ROC-AUC"].iloc[0] == pytest.approx(1.0) and s["mean ROC-AUC"].iloc[1] == pytest.approx(1.0)
+    assert s["mean ROC-AUC"].iloc[0] == pytest.approx(1.0) and s["mean ROC-AUC"].iloc[
+        1
+    ] == pytest.approx(1.0)
     assert abs(s["mean ROC-AUC"].iloc[2] - 0.5) < 0.06
     assert list(report["per_genre"].columns[:3]) == ["genre", "positives", "prevalence"]
     with pytest.raises(ValueError, match="each of the 600"):
-        conditioning_report(_PixelReader(), images, genres, images[:10], [f"g{i}" for i in range(6)])
+        conditioning_report(
+            _PixelReader(), images, genres, images[:10], [f"g{i}" for i in range(6)]
+        )
 
 
 # ---------------------------------------------------------------------------- `gankit sample` CLI
@@ -224,8 +262,18 @@ def toy_root(tmp_path_factory):
 def poster_checkpoint(toy_root, tmp_path_factory):
     """A poster-cgan checkpoint smoke-trained for 2 steps on a 70-poster toy set (setup() end to end)."""
     run = tmp_path_factory.mktemp("run")
-    trainer = setup("poster-cgan", profile="smoke", data_path=str(toy_root), device="cpu", run_dir=run,
-                    progress=False, epochs=1, steps_per_epoch=2, batch_size=16, subset=None)
+    trainer = setup(
+        "poster-cgan",
+        profile="smoke",
+        data_path=str(toy_root),
+        device="cpu",
+        run_dir=run,
+        progress=False,
+        epochs=1,
+        steps_per_epoch=2,
+        batch_size=16,
+        subset=None,
+    )
     trainer.fit()
     assert trainer.config.extra["label_names"] == list(GENRES)
     return run / "checkpoints" / "last.pt"
@@ -235,42 +283,106 @@ def poster_checkpoint(toy_root, tmp_path_factory):
 def digit_checkpoint(tmp_path_factory):
     images, labels = synthetic(64, classes=10)
     run = tmp_path_factory.mktemp("cgan")
-    trainer = tiny_trainer(tiny_config(preset="cgan-mnist", num_classes=10), run_dir=run, images=images, labels=labels)
+    trainer = tiny_trainer(
+        tiny_config(preset="cgan-mnist", num_classes=10), run_dir=run, images=images, labels=labels
+    )
     trainer.fit()
     return run / "checkpoints" / "last.pt"
 
 
 def test_sample_genres_png_and_npz(poster_checkpoint, tmp_path, capsys):
     png = tmp_path / "x.png"
-    assert main(["sample", str(poster_checkpoint), "--genres", "Horror,Sci-Fi", "--n", "8", "--out", str(png)]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(poster_checkpoint),
+                "--genres",
+                "Horror,Sci-Fi",
+                "--n",
+                "8",
+                "--out",
+                str(png),
+            ]
+        )
+        == 0
+    )
     size = load_checkpoint(poster_checkpoint)["config"]["image_size"]
-    assert Image.open(png).size == (3 * (size + 2) + 2,) * 2  # 8 posters: a 3x3 grid with 2 px padding
+    assert (
+        Image.open(png).size == (3 * (size + 2) + 2,) * 2
+    )  # 8 posters: a 3x3 grid with 2 px padding
     npz = tmp_path / "x.npz"
     # case and spacing do not matter, '|' works like ','
-    assert main(["sample", str(poster_checkpoint), "--genres", " horror | SCI-FI ", "--n", "4", "--out", str(npz),
-                 "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(poster_checkpoint),
+                "--genres",
+                " horror | SCI-FI ",
+                "--n",
+                "4",
+                "--out",
+                str(npz),
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     data = np.load(npz)
     assert data["images"].shape == (4, 3, size, size) and data["images"].dtype == np.uint8
     chosen = [str(n) for n in data["genre_names"][data["genres"][0].astype(bool)]]
     assert chosen == ["Horror", "Sci-Fi"] and (data["genres"] == data["genres"][0]).all()
     again = tmp_path / "y.npz"
-    main(["sample", str(poster_checkpoint), "--genres", "Horror,Sci-Fi", "--n", "4", "--out", str(again), "--seed", "3"])
-    assert np.array_equal(np.load(again)["images"], data["images"])  # same seed, same genres: same posters
+    main(
+        [
+            "sample",
+            str(poster_checkpoint),
+            "--genres",
+            "Horror,Sci-Fi",
+            "--n",
+            "4",
+            "--out",
+            str(again),
+            "--seed",
+            "3",
+        ]
+    )
+    assert np.array_equal(
+        np.load(again)["images"], data["images"]
+    )  # same seed, same genres: same posters
 
 
 def test_sample_unknown_genre_lists_the_valid_ones(poster_checkpoint, tmp_path, capsys):
-    rc = main(["sample", str(poster_checkpoint), "--genres", "Horror,Horor", "--n", "2", "--out", str(tmp_path / "x.png")])
+    rc = main(
+        [
+            "sample",
+            str(poster_checkpoint),
+            "--genres",
+            "Horror,Horor",
+            "--n",
+            "2",
+            "--out",
+            str(tmp_path / "x.png"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "unknown genre 'Horor'" in err and "Did you mean 'Horror'" in err
     assert all(g in err for g in GENRES) and "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
-    assert main(["sample", str(poster_checkpoint), "--n", "2", "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(["sample", str(poster_checkpoint), "--n", "2", "--out", str(tmp_path / "x.png")]) == 2
+    )
     assert "pass --genres" in capsys.readouterr().err
 
 
 def test_sample_labels_on_the_digit_model(digit_checkpoint, tmp_path, capsys):
     out = tmp_path / "d.npz"
-    assert main(["sample", str(digit_checkpoint), "--labels", "3,3,7", "--n", "7", "--out", str(out)]) == 0
+    assert (
+        main(["sample", str(digit_checkpoint), "--labels", "3,3,7", "--n", "7", "--out", str(out)])
+        == 0
+    )
     data = np.load(out)
     assert data["labels"].tolist() == [3, 3, 7, 3, 3, 7, 3]  # cycled to --n
     assert data["images"].shape == (7, 1, 28, 28)
@@ -280,9 +392,13 @@ def test_sample_labels_on_the_digit_model(digit_checkpoint, tmp_path, capsys):
     assert rc == 2 and "comma-separated integers" in capsys.readouterr().err
 
 
-def test_sample_refuses_the_other_kind_of_condition(digit_checkpoint, poster_checkpoint, tmp_path, capsys):
+def test_sample_refuses_the_other_kind_of_condition(
+    digit_checkpoint, poster_checkpoint, tmp_path, capsys
+):
     out = tmp_path / "x.png"
-    rc = main(["sample", str(digit_checkpoint), "--genres", "Horror", "--n", "2", "--out", str(out)])
+    rc = main(
+        ["sample", str(digit_checkpoint), "--genres", "Horror", "--n", "2", "--out", str(out)]
+    )
     assert rc == 2 and "not genres: use --labels" in capsys.readouterr().err
     rc = main(["sample", str(poster_checkpoint), "--labels", "3", "--n", "2", "--out", str(out)])
     err = capsys.readouterr().err
@@ -309,9 +425,14 @@ def test_genre_picker_draws_on_change(poster_checkpoint):
     assert first.shape == (4, 3, trainer.config.image_size, trainer.config.image_size)
     box.controls["genres"].value = ("Comedy", "Romance")
     assert not torch.equal(box.images, first)
-    assert box.condition[0, GENRES.index("Comedy")] == 1 and box.condition[0, GENRES.index("Horror")] == 0
+    assert (
+        box.condition[0, GENRES.index("Comedy")] == 1
+        and box.condition[0, GENRES.index("Horror")] == 0
+    )
     box.controls["seed"].value = 5
-    box.controls["temperature"].value = 0.0  # T = 0: every sample is the mean latent, so all are alike
+    box.controls[
+        "temperature"
+    ].value = 0.0  # T = 0: every sample is the mean latent, so all are alike
     assert torch.allclose(box.images[0], box.images[1])
     box.controls["genres"].value = ()
     assert "choose at least one genre" in box.children[-2].value
@@ -329,10 +450,16 @@ def test_picker_shows_the_grid_as_a_png_without_output_capture(digit_checkpoint)
     trainer = Trainer.from_checkpoint(digit_checkpoint, run_dir=None, progress=False)
     box = digit_picker(trainer, n=4, digit=3)
     caption, picture = box.children[-2:]
-    assert isinstance(picture, widgets.Image) and not any(isinstance(c, widgets.Output) for c in box.children)
+    assert isinstance(picture, widgets.Image) and not any(
+        isinstance(c, widgets.Output) for c in box.children
+    )
     assert picture.value == png_grid(box.images) and "class 3" in caption.value
     box.controls["digit"].value = 7
     assert "class 7" in caption.value and picture.value == png_grid(box.images)
     shown = Image.open(io.BytesIO(picture.value))
     side = 2 * 28 + 3 * 2  # a 2x2 grid with 2-pixel padding, enlarged by a whole factor
-    assert shown.size[0] % side == 0 and shown.size[0] == shown.size[1] and 420 - side < shown.size[0] <= 420
+    assert (
+        shown.size[0] % side == 0
+        and shown.size[0] == shown.size[1]
+        and 420 - side < shown.size[0] <= 420
+    )

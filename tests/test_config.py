@@ -1,8 +1,17 @@
 """Profiles, devices, presets: one code path, clear errors for misspelt settings."""
+
 import pytest
 import torch
 
-from gankit.config import PRESETS, ConfigError, GANConfig, data_root, make_config, resolve_device, resolve_profile
+from gankit.config import (
+    PRESETS,
+    ConfigError,
+    GANConfig,
+    data_root,
+    make_config,
+    resolve_device,
+    resolve_profile,
+)
 
 
 def test_profile_from_environment_and_auto(monkeypatch):
@@ -13,8 +22,10 @@ def test_profile_from_environment_and_auto(monkeypatch):
     assert resolve_profile(device=torch.device("cuda")) == "full"
 
 
-@pytest.mark.parametrize("var,value,func", [("GANKIT_PROFILE", "smok", resolve_profile),
-                                            ("GANKIT_DEVICE", "gpu", resolve_device)])
+@pytest.mark.parametrize(
+    "var,value,func",
+    [("GANKIT_PROFILE", "smok", resolve_profile), ("GANKIT_DEVICE", "gpu", resolve_device)],
+)
 def test_misspelt_settings_are_named(monkeypatch, var, value, func):
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError, match=f"{value!r}.*{var}"):
@@ -38,13 +49,20 @@ def test_relative_gankit_data_is_also_read_from_the_checkout_root(monkeypatch, t
     monkeypatch.chdir(checkout / "notebooks")
     monkeypatch.setenv("GANKIT_DATA", "../shared/data")
     assert data_root().resolve() == shared.resolve()
-    monkeypatch.setenv("GANKIT_DATA", "../elsewhere")  # neither from here nor from the root: both are named
-    with pytest.raises(ConfigError, match=r"'\.\./elsewhere' \(.*checkout.*elsewhere.* or .*elsewhere.*\), which does not"):
+    monkeypatch.setenv(
+        "GANKIT_DATA", "../elsewhere"
+    )  # neither from here nor from the root: both are named
+    with pytest.raises(
+        ConfigError,
+        match=r"'\.\./elsewhere' \(.*checkout.*elsewhere.* or .*elsewhere.*\), which does not",
+    ):
         data_root()
 
 
 def test_unknown_preset_suggests_the_closest():
-    with pytest.raises(ConfigError, match="unknown preset 'dcgan-mnst'.*Did you mean 'dcgan-mnist'"):
+    with pytest.raises(
+        ConfigError, match="unknown preset 'dcgan-mnst'.*Did you mean 'dcgan-mnist'"
+    ):
         make_config("dcgan-mnst", "smoke")
 
 

@@ -1,10 +1,19 @@
 """Data: ranges, the device-resident batch source, MNIST loading and its offline error."""
+
 import pytest
 import torch
+from helpers import needs_mnist, synthetic
 
 from gankit.config import make_config
-from gankit.data import BatchSource, load_dataset, load_mnist, resize_uint8, to_display, to_model, to_uint8
-from helpers import needs_mnist, synthetic
+from gankit.data import (
+    BatchSource,
+    load_dataset,
+    load_mnist,
+    resize_uint8,
+    to_display,
+    to_model,
+    to_uint8,
+)
 
 
 def test_model_and_display_ranges():
@@ -24,7 +33,9 @@ def test_batches_are_in_model_range_and_cover_the_epoch():
         assert x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
         sizes.append(len(x))
         seen.append(y)
-    assert sizes == [8] * 6 + [2]  # the last partial batch is served, not lost, when drop_last=False
+    assert sizes == [8] * 6 + [
+        2
+    ]  # the last partial batch is served, not lost, when drop_last=False
     assert sorted(torch.cat(seen).tolist()) == sorted(labels.tolist())
     assert len(BatchSource(images, labels, 8)) == 6  # drop_last drops the 2 leftover images
 
@@ -75,5 +86,10 @@ def test_missing_mnist_offline_names_gankit_data_and_the_four_files(tmp_path, mo
         load_mnist(download=False)
     text = str(e.value)
     assert "GANKIT_DATA" in text and str(tmp_path) in text
-    for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for f in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         assert f in text

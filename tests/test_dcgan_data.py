@@ -1,4 +1,5 @@
 """The RGB data path of lesson 02: an image folder through load_dataset, then device batches with augmentation."""
+
 import io
 
 import numpy as np
@@ -17,8 +18,8 @@ def _stripes(size=(96, 32)) -> Image.Image:
     w, h = size
     a = np.zeros((h, w, 3), dtype=np.uint8)
     a[:, : w // 3] = RED
-    a[:, w // 3: 2 * w // 3] = GREEN
-    a[:, 2 * w // 3:] = BLUE
+    a[:, w // 3 : 2 * w // 3] = GREEN
+    a[:, 2 * w // 3 :] = BLUE
     return Image.fromarray(a)
 
 
@@ -29,10 +30,16 @@ def rgb_folder(tmp_path):
     root.mkdir()
     Image.new("RGB", (80, 80), RED).save(root / "a_red.jpg", quality=100)
     Image.new("L", (40, 40), 100).save(root / "b_grey.png")
-    Image.new("RGB", (50, 50), (10, 200, 30)).convert("P", palette=Image.Palette.ADAPTIVE).save(root / "c_palette.gif")
-    Image.new("RGBA", (32, 32), (0, 0, 255, 0)).save(root / "d_transparent.png")  # fully transparent blue
+    Image.new("RGB", (50, 50), (10, 200, 30)).convert("P", palette=Image.Palette.ADAPTIVE).save(
+        root / "c_palette.gif"
+    )
+    Image.new("RGBA", (32, 32), (0, 0, 255, 0)).save(
+        root / "d_transparent.png"
+    )  # fully transparent blue
     _stripes().save(root / "e_wide.png")
-    Image.new("RGB", (16, 24), BLUE).save(root / "f_small_tall.bmp")  # smaller than the target: upscaled
+    Image.new("RGB", (16, 24), BLUE).save(
+        root / "f_small_tall.bmp"
+    )  # smaller than the target: upscaled
     buf = io.BytesIO()
     noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     Image.fromarray(noise).save(buf, "JPEG", quality=95)
@@ -41,8 +48,16 @@ def rgb_folder(tmp_path):
 
 
 def _folder_config(root, size=32, **kw):
-    return make_config("dcgan-mnist", "smoke", dataset="folder", data_path=str(root), channels=3,
-                       image_size=size, subset=None, **kw)
+    return make_config(
+        "dcgan-mnist",
+        "smoke",
+        dataset="folder",
+        data_path=str(root),
+        channels=3,
+        image_size=size,
+        subset=None,
+        **kw,
+    )
 
 
 def test_folder_loads_as_uint8_rgb_and_counts_the_corrupt_file(rgb_folder):
@@ -57,7 +72,9 @@ def test_folder_loads_as_uint8_rgb_and_counts_the_corrupt_file(rgb_folder):
 
 def test_every_mode_becomes_the_right_rgb(rgb_folder):
     images = load_dataset(_folder_config(rgb_folder)).images  # sorted by file name: a..f
-    centre = images[:, :, 8:24, 8:24].float().mean((2, 3))  # (N, 3) mean colour away from resize borders
+    centre = (
+        images[:, :, 8:24, 8:24].float().mean((2, 3))
+    )  # (N, 3) mean colour away from resize borders
 
     def close(row, rgb, tol):
         return torch.allclose(centre[row], torch.tensor(rgb, dtype=torch.float32), atol=tol)
@@ -66,7 +83,9 @@ def test_every_mode_becomes_the_right_rgb(rgb_folder):
     assert close(1, (100, 100, 100), 0)  # grey L -> three equal channels
     assert close(2, (10, 200, 30), 2)  # palette -> its colour
     assert close(3, (255, 255, 255), 0)  # transparency composited on white, not black or blue
-    assert close(4, GREEN, 0)  # wide image: covered then centre-cropped (only the green third), not squashed
+    assert close(
+        4, GREEN, 0
+    )  # wide image: covered then centre-cropped (only the green third), not squashed
     assert close(5, BLUE, 0)  # small tall image upscaled to cover 32x32
 
 
@@ -106,7 +125,9 @@ def test_augmented_batches_flip_some_samples_and_jitter_rgb():
     unflipped = torch.where(flipped[:, None, None, None], x.flip(-1), x)
     assert unflipped.std(0).max() > 0.01  # colour jitter: each sample got its own factors
     assert (unflipped - to_model(stored)).abs().max() <= 0.25  # jitter 0.1 only nudges values
-    assert torch.equal(src.images, stored)  # augmentation works on the batch, never on the stored data
+    assert torch.equal(
+        src.images, stored
+    )  # augmentation works on the batch, never on the stored data
 
 
 def test_grey_batches_are_only_flipped_and_no_augment_is_exact():
@@ -127,5 +148,5 @@ def test_folder_config_trains_through_batch_source(rgb_folder):
     ds = load_dataset(config)
     src = BatchSource(ds.images, None, config.batch_size, augment=config.augment)
     assert len(src) == 1  # 6 images, batch 4, drop_last
-    (x, y), = list(src.epoch(0))
+    ((x, y),) = list(src.epoch(0))
     assert x.shape == (4, 3, 32, 32) and y is None

@@ -1,4 +1,5 @@
-"""Tests for gankit.images: decoding odd image files, the folder cache, and batch augmentation."""
+"""Tests for gankit.datasets.images: decoding odd image files, the folder cache, and batch augmentation."""
+
 import io
 import os
 import warnings
@@ -8,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit import images
-from gankit.images import BadImage, LoadSummary, augment, decode_image, load_image_folder
+from gankit.datasets import images
+from gankit.datasets.images import BadImage, LoadSummary, augment, decode_image, load_image_folder
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -43,7 +44,9 @@ def folder(tmp_path):
     Image.new("RGB", (64, 64), BLUE).save(root / "rgb_b.JPG")  # upper-case extension still counts
     Image.new("RGB", (30, 50), (0, 255, 0)).save(root / "sub" / "rgb_c.jpeg")
     Image.new("L", (32, 32), 100).save(root / "gray.png")
-    Image.new("RGB", (32, 32), (10, 200, 30)).convert("P", palette=Image.Palette.ADAPTIVE).save(root / "palette.gif")
+    Image.new("RGB", (32, 32), (10, 200, 30)).convert("P", palette=Image.Palette.ADAPTIVE).save(
+        root / "palette.gif"
+    )
     Image.new("RGBA", (32, 32), (0, 0, 0, 0)).save(root / "rgba.png")
     Image.new("CMYK", (32, 32), (0, 255, 255, 0)).save(root / "cmyk.jpg")
     _sixteen_bit(1000).save(root / "deep.png")
@@ -56,10 +59,22 @@ def folder(tmp_path):
     return root
 
 
-EXPECTED_SKIPPED = {"too small": ["tiny.png"], "empty": ["empty.jpg"], "corrupt": ["truncated.jpg"],
-                    "unsupported": ["notes.png"]}
-EXPECTED_ORDER = ["cmyk.jpg", "deep.png", "gray.png", "palette.gif", "rgb_a.jpg", "rgb_b.JPG", "rgba.png",
-                  "sub/rgb_c.jpeg"]
+EXPECTED_SKIPPED = {
+    "too small": ["tiny.png"],
+    "empty": ["empty.jpg"],
+    "corrupt": ["truncated.jpg"],
+    "unsupported": ["notes.png"],
+}
+EXPECTED_ORDER = [
+    "cmyk.jpg",
+    "deep.png",
+    "gray.png",
+    "palette.gif",
+    "rgb_a.jpg",
+    "rgb_b.JPG",
+    "rgba.png",
+    "sub/rgb_c.jpeg",
+]
 
 
 def test_folder_shapes_counts_and_summary(folder):
@@ -89,7 +104,11 @@ def test_folder_colours_survive_conversion(folder):
     centre = {name: x[i, :, 8, 8].tolist() for i, name in enumerate(EXPECTED_ORDER)}
     assert centre["gray.png"] == [100, 100, 100]
     assert centre["rgba.png"] == [255, 255, 255]  # fully transparent -> white, not black
-    assert centre["deep.png"] == [4, 4, 4]  # 1000 / 65535 * 255 = 3.89; Pillow's own convert clips to 255
+    assert centre["deep.png"] == [
+        4,
+        4,
+        4,
+    ]  # 1000 / 65535 * 255 = 3.89; Pillow's own convert clips to 255
     assert np.allclose(centre["palette.gif"], (10, 200, 30), atol=8)
     assert np.allclose(centre["cmyk.jpg"], RED, atol=12)
     assert np.allclose(centre["rgb_a.jpg"], RED, atol=12)
@@ -117,7 +136,9 @@ def test_cache_invalidated_when_a_file_is_added(folder, monkeypatch):
     y, summary = load_image_folder(folder, 24, progress=False)
     assert len(calls) == 13 and (summary.total, summary.loaded) == (13, 9)
     assert torch.equal(y[:8], x) and y[8, :, 0, 0].tolist() == [7, 8, 9]
-    assert len(list((folder / ".gankit_cache").glob("*.pt"))) == 1  # the stale cache file was removed
+    assert (
+        len(list((folder / ".gankit_cache").glob("*.pt"))) == 1
+    )  # the stale cache file was removed
     # a different size is a different cache entry, not a stale one
     load_image_folder(folder, 12, progress=False)
     assert len(list((folder / ".gankit_cache").glob("*.pt"))) == 2
@@ -179,7 +200,9 @@ def test_decode_covers_then_centre_crops():
     # interior columns only: the resampling filter reaches a pixel or two past the crop edge
     assert (out[0, :, 2:-2] >= 250).all() and (out[2, :, 2:-2] <= 5).all()
     assert (out[2] <= 40).all()
-    tall = decode_image(_png_bytes(im), (96, 64))  # (H, W): scaled to 288x96, centre 64 columns are red
+    tall = decode_image(
+        _png_bytes(im), (96, 64)
+    )  # (H, W): scaled to 288x96, centre 64 columns are red
     assert tall.shape == (3, 96, 64) and (tall[0, :, 2:-2] >= 250).all()
 
 
@@ -197,11 +220,15 @@ def test_decode_applies_exif_orientation():
 
 def test_decode_alpha_and_palette_transparency_composite_on_white():
     im = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
-    im.paste((255, 0, 0, 255), (10, 0, 20, 20))  # left half transparent black, right half opaque red
+    im.paste(
+        (255, 0, 0, 255), (10, 0, 20, 20)
+    )  # left half transparent black, right half opaque red
     out = decode_image(_png_bytes(im), (20, 20))
     assert out[:, 5, 2].tolist() == [255, 255, 255] and out[:, 5, 17].tolist() == [255, 0, 0]
     gray = decode_image(_png_bytes(im), (20, 20), channels=1)
-    assert gray.shape == (1, 20, 20) and gray[0, 5, 2] == 255 and gray[0, 5, 17] == 76  # ITU-R 601 luma of red
+    assert (
+        gray.shape == (1, 20, 20) and gray[0, 5, 2] == 255 and gray[0, 5, 17] == 76
+    )  # ITU-R 601 luma of red
     pal = Image.new("P", (16, 16), 1)
     pal.putpalette([0, 0, 0, 0, 0, 0] + [0] * 762)
     pal.info["transparency"] = 1
@@ -224,13 +251,16 @@ def test_decode_float_and_one_bit_modes(tmp_path):
     assert (decode_image(_png_bytes(one), (8, 8), channels=1) == 255).all()
 
 
-@pytest.mark.parametrize("data,reason", [
-    (b"", "empty"),
-    (b"just some text\n" * 4, "unsupported"),
-    (_jpeg_bytes()[:600], "corrupt"),
-    (_png_bytes(Image.new("RGB", (1, 1))), "too small"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 10, "corrupt"),  # a PNG signature and nothing after it
-])
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        (b"", "empty"),
+        (b"just some text\n" * 4, "unsupported"),
+        (_jpeg_bytes()[:600], "corrupt"),
+        (_png_bytes(Image.new("RGB", (1, 1))), "too small"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 10, "corrupt"),  # a PNG signature and nothing after it
+    ],
+)
 def test_decode_bad_sources(data, reason):
     with pytest.raises(BadImage) as info:
         decode_image(data, (8, 8))
@@ -263,8 +293,13 @@ def test_decode_missing_path_and_bad_arguments(tmp_path):
 
 
 def test_summary_str_shortens_long_lists():
-    summary = LoadSummary(total=10, loaded=3, converted={}, skipped={"corrupt": [f"{i}.jpg" for i in range(7)]})
-    assert str(summary) == "loaded 3 of 10 images; skipped 7 (corrupt: 0.jpg, 1.jpg, 2.jpg, 3.jpg, 4.jpg and 2 more)"
+    summary = LoadSummary(
+        total=10, loaded=3, converted={}, skipped={"corrupt": [f"{i}.jpg" for i in range(7)]}
+    )
+    assert (
+        str(summary)
+        == "loaded 3 of 10 images; skipped 7 (corrupt: 0.jpg, 1.jpg, 2.jpg, 3.jpg, 4.jpg and 2 more)"
+    )
 
 
 def _batch(b=64, c=3, size=8, seed=0):
@@ -301,7 +336,9 @@ def test_augment_jitter_keeps_range_and_is_per_sample(channels):
     grey = torch.zeros(32, channels, 4, 4)
     out = augment(grey, flip=False, jitter=0.8, generator=torch.Generator().manual_seed(0))
     level = (out + 1) / 2
-    assert torch.allclose(level, level[:, :1, :1, :1].expand_as(level), atol=1e-6)  # flat per sample
+    assert torch.allclose(
+        level, level[:, :1, :1, :1].expand_as(level), atol=1e-6
+    )  # flat per sample
     per_sample = level[:, 0, 0, 0]
     assert (per_sample >= 0.1 - 1e-6).all() and (per_sample <= 0.9 + 1e-6).all()
     assert per_sample.unique().numel() > 16  # each sample drew its own factor

@@ -1,4 +1,5 @@
 """Golden values for every loss on a hand-computed batch, and closed-form checks of the gradient penalty."""
+
 import math
 
 import pytest
@@ -21,7 +22,9 @@ def test_d_loss_bce_golden():
 
 def test_d_loss_one_sided_label_smoothing_golden():
     # BCE(x, t) = softplus(x) - t x: (2.126928 - 1.8 + 0.313262 + 0.9) / 2 = 0.770095; fake part unchanged
-    assert losses.d_loss_bce(D_REAL, D_FAKE, real_label=0.9).item() == pytest.approx(1.773299, abs=1e-6)
+    assert losses.d_loss_bce(D_REAL, D_FAKE, real_label=0.9).item() == pytest.approx(
+        1.773299, abs=1e-6
+    )
 
 
 def test_d_loss_at_equilibrium_is_2_log_2():
@@ -38,7 +41,10 @@ def test_generator_losses_golden():
 
 def test_non_saturating_has_stronger_gradient_when_d_rejects_fakes():
     # D confidently rejects a fake (logit -6): minimax gradient ~ sigmoid(-6) ~ 0.0025, non-saturating ~ 1.
-    for fn, lo, hi in [(losses.g_loss_minimax, 0.0, 0.01), (losses.g_loss_non_saturating, 0.99, 1.0)]:
+    for fn, lo, hi in [
+        (losses.g_loss_minimax, 0.0, 0.01),
+        (losses.g_loss_non_saturating, 0.99, 1.0),
+    ]:
         d = torch.tensor([-6.0], requires_grad=True)
         fn(d).backward()
         assert lo <= abs(d.grad.item()) <= hi

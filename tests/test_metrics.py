@@ -4,6 +4,7 @@ Sample counts are kept small (500 generated or real images per set, the 10k MNIS
 split as reference) so the file runs in seconds; the thresholds are set for those counts.
 Tests that need real MNIST skip when GANKIT_DATA does not hold it.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,12 @@ def mnist():
     """(train, test) MNIST splits, or skip when they are not under GANKIT_DATA."""
     try:
         load_mnist(False, download=False)
-    except Exception as e:  # FileNotFoundError, or ConfigError for a GANKIT_DATA that does not exist
-        pytest.skip(f"real MNIST is not available under GANKIT_DATA ({type(e).__name__}); set GANKIT_DATA")
+    except (
+        Exception
+    ) as e:  # FileNotFoundError, or ConfigError for a GANKIT_DATA that does not exist
+        pytest.skip(
+            f"real MNIST is not available under GANKIT_DATA ({type(e).__name__}); set GANKIT_DATA"
+        )
     return metrics._mnist_split(True), metrics._mnist_split(False)
 
 
@@ -50,7 +55,9 @@ def balanced(mnist):
 
 # ------------------------------------------------------------------------------------- classifier
 def test_shipped_weights_are_small_and_load_without_pickle():
-    assert classifier.WEIGHTS_PATH.is_file(), "run `gankit metrics train-classifier` and commit the weights"
+    assert classifier.WEIGHTS_PATH.is_file(), (
+        "run `gankit metrics train-classifier` and commit the weights"
+    )
     assert classifier.WEIGHTS_PATH.stat().st_size < 500_000
     model = classifier.load_classifier("cpu")
     assert not model.training
@@ -75,8 +82,12 @@ def test_shift_augmentation_moves_whole_pixels_and_keeps_background():
     x = torch.full((64, 1, 28, 28), -1.0)
     x[:, 0, 14, 14] = 1.0  # one bright pixel in the middle
     y = classifier._shift(x, 2, torch.Generator().manual_seed(0))
-    assert torch.equal(y.unique(), torch.tensor([-1.0, 1.0]))  # nearest sampling, background padding
-    assert torch.equal((y == 1.0).flatten(1).sum(1), torch.ones(64, dtype=torch.long))  # the pixel survives
+    assert torch.equal(
+        y.unique(), torch.tensor([-1.0, 1.0])
+    )  # nearest sampling, background padding
+    assert torch.equal(
+        (y == 1.0).flatten(1).sum(1), torch.ones(64, dtype=torch.long)
+    )  # the pixel survives
     rows, cols = torch.nonzero(y[:, 0] == 1.0)[:, 1:].T
     assert ((rows - 14).abs() <= 2).all() and ((cols - 14).abs() <= 2).all()
     assert len(set(zip(rows.tolist(), cols.tolist()))) > 10  # offsets differ per sample
@@ -100,7 +111,9 @@ def test_prepare_resizes_32x32_and_converts_rgb_to_luma():
     assert torch.allclose(metrics.prepare(flat), torch.full((2, 1, 28, 28), 0.5))
     red = torch.zeros(2, 3, 64, 64, dtype=torch.uint8)
     red[:, 0] = 255
-    assert torch.allclose(metrics.prepare(red), torch.full((2, 1, 28, 28), 0.299 * 2 - 1), atol=1e-6)
+    assert torch.allclose(
+        metrics.prepare(red), torch.full((2, 1, 28, 28), 0.299 * 2 - 1), atol=1e-6
+    )
     assert x.shape == (5, 1, 32, 32)  # input untouched
 
 
@@ -129,14 +142,16 @@ def test_fid_of_a_set_against_itself_is_zero_and_kid_of_two_real_halves_is_near_
     assert abs(q["fid"]) < 1e-3  # real digits vs uniform noise: about 1200
     # KID is not 0 for a set against itself: its unbiased estimator leaves out k(x, x) within a set
     # but not across the two sets. Two disjoint halves of real digits: 0 within noise.
-    q = metrics.mnist_quality(test.images[:N], reference=test.images[N:2 * N])
+    q = metrics.mnist_quality(test.images[:N], reference=test.images[N : 2 * N])
     assert abs(q["kid_mean"]) < 2.0  # uniform noise: about 1400, one repeated digit: about 200
 
 
 def test_real_digits_score_far_better_than_noise_or_one_repeated_digit(mnist):
     train, test = mnist
     real = metrics.reference_quality(N)
-    noise = metrics.mnist_quality(torch.rand(N, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    noise = metrics.mnist_quality(
+        torch.rand(N, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    )
     one = metrics.mnist_quality(train.images[:1].expand(N, -1, -1, -1))
     assert real["n_reference"] == noise["n_reference"] == 10000 and real["n_samples"] == N
     assert real["kid_subset_size"] == N  # min(1000, N)
@@ -192,19 +207,29 @@ def test_each_batch_is_classified_once_with_the_same_numbers(balanced, monkeypat
     """FID, KID and the class histogram share one pass of the classifier per batch (it was three)."""
     images, labels = balanced
     model = metrics.load_classifier("cpu")
-    before = metrics.mnist_quality(images, labels, classifier=model, reference=images[:200], batch_size=100)
+    before = metrics.mnist_quality(
+        images, labels, classifier=model, reference=images[:200], batch_size=100
+    )
     calls = []
     features = model.features
     monkeypatch.setattr(model, "features", lambda x: calls.append(len(x)) or features(x))
-    after = metrics.mnist_quality(images, labels, classifier=model, reference=images[:200], batch_size=100)
-    assert calls == [100] * 2 + [100] * (N // 100)  # the reference's 2 batches, then the samples', once each
+    after = metrics.mnist_quality(
+        images, labels, classifier=model, reference=images[:200], batch_size=100
+    )
+    assert calls == [100] * 2 + [100] * (
+        N // 100
+    )  # the reference's 2 batches, then the samples', once each
     assert after == before
 
 
 def test_mismatched_labels_and_too_few_samples_are_refused():
     with pytest.raises(ValueError, match="labels"):
-        metrics.mnist_quality(torch.zeros(4, 1, 28, 28), torch.zeros(3, dtype=torch.long),
-                              reference=torch.zeros(4, 1, 28, 28), classifier=metrics.load_classifier("cpu"))
+        metrics.mnist_quality(
+            torch.zeros(4, 1, 28, 28),
+            torch.zeros(3, dtype=torch.long),
+            reference=torch.zeros(4, 1, 28, 28),
+            classifier=metrics.load_classifier("cpu"),
+        )
     with pytest.raises(ValueError, match="at least 2"):
         metrics.mnist_quality(torch.zeros(1, 1, 28, 28))
 
@@ -213,13 +238,24 @@ def test_mismatched_labels_and_too_few_samples_are_refused():
 class FakeTrainer:
     """The parts of gankit.train.Trainer the callbacks use; samples are real test digits."""
 
-    def __init__(self, config: GANConfig, pool: torch.Tensor, pool_labels: torch.Tensor, epoch: int = 1):
+    def __init__(
+        self, config: GANConfig, pool: torch.Tensor, pool_labels: torch.Tensor, epoch: int = 1
+    ):
         self.config, self.device = config, torch.device("cpu")
         self.epoch, self.step, self.elapsed = epoch, 100 * epoch, 12.5
         self.pool, self.pool_labels = pool, pool_labels
         self.evaluations: list[dict] = []
-        self.history = [{"step": self.step, "epoch": epoch, "loss_d": 1.2, "loss_g": 0.8, "d_real": 0.5,
-                         "d_fake": -0.4, "seconds": self.elapsed}]
+        self.history = [
+            {
+                "step": self.step,
+                "epoch": epoch,
+                "loss_d": 1.2,
+                "loss_g": 0.8,
+                "d_real": 0.5,
+                "d_fake": -0.4,
+                "seconds": self.elapsed,
+            }
+        ]
         self.sample_calls: list[tuple] = []
 
     def sample(self, n, labels=None, *, temperature=1.0, seed=None):
@@ -233,21 +269,36 @@ class FakeTrainer:
 
     def log_metrics(self, values):
         assert all(isinstance(v, float) for v in values.values()), values
-        self.evaluations.append({"step": self.step, "epoch": self.epoch, "seconds": self.elapsed, **values})
+        self.evaluations.append(
+            {"step": self.step, "epoch": self.epoch, "seconds": self.elapsed, **values}
+        )
 
 
 def test_evaluate_callback_logs_one_evaluation_with_all_keys(mnist):
     _, test = mnist
-    trainer = FakeTrainer(GANConfig(preset="cgan-mnist", num_classes=10), test.images, test.labels, epoch=2)
+    trainer = FakeTrainer(
+        GANConfig(preset="cgan-mnist", num_classes=10), test.images, test.labels, epoch=2
+    )
     cb = metrics.EvaluateCallback(every=2, n_samples=N)
     assert cb.event == "on_epoch_end"
     cb(trainer)
     assert len(trainer.evaluations) == 1
-    (n, labels, seed), = trainer.sample_calls
+    ((n, labels, seed),) = trainer.sample_calls
     assert n == N and torch.equal(labels, torch.arange(N) % 10) and seed == 0
     ev = trainer.evaluations[0]
-    keys = {"fid", "kid_mean", "kid_std", "kl_uniform", "classes_covered", "mean_confidence", "cond_accuracy",
-            "n_samples", "n_reference", "kid_subset_size", "eval_seconds"} | {f"class_hist_{i}" for i in range(10)}
+    keys = {
+        "fid",
+        "kid_mean",
+        "kid_std",
+        "kl_uniform",
+        "classes_covered",
+        "mean_confidence",
+        "cond_accuracy",
+        "n_samples",
+        "n_reference",
+        "kid_subset_size",
+        "eval_seconds",
+    } | {f"class_hist_{i}" for i in range(10)}
     assert keys <= set(ev)
     assert ev["n_samples"] == N and ev["cond_accuracy"] > 0.95 and ev["classes_covered"] == 10
     assert cb.last is not None and len(cb.last["class_hist"]) == 10

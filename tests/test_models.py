@@ -1,10 +1,17 @@
 """Shapes at several sizes, output ranges, canonical DCGAN parameter counts, conditioning paths."""
+
 import pytest
 import torch
 
 from gankit.config import ConfigError, make_config
-from gankit.models import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, build_models,
-                           count_parameters)
+from gankit.models import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPDiscriminator,
+    MLPGenerator,
+    build_models,
+    count_parameters,
+)
 
 
 def test_canonical_dcgan_parameter_counts():
@@ -40,8 +47,16 @@ def test_mlp_shapes(shape):
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
 def test_conditional_models_use_labels(model, mode):
     torch.manual_seed(0)
-    cfg = make_config("cgan-mnist", "smoke", model=model, image_size=32 if model == "dcgan" else 28,
-                      cond_mode=mode, g_width=8, d_width=8, hidden_dim=16)
+    cfg = make_config(
+        "cgan-mnist",
+        "smoke",
+        model=model,
+        image_size=32 if model == "dcgan" else 28,
+        cond_mode=mode,
+        g_width=8,
+        d_width=8,
+        hidden_dim=16,
+    )
     G, D = build_models(cfg)
     z = torch.randn(4, cfg.latent_dim)
     y0, y1 = torch.zeros(4, dtype=torch.long), torch.full((4,), 7)

@@ -1,8 +1,9 @@
 """environment.yml and pyproject.toml name the same dependencies; torchvision's compiled ops work."""
+
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,5 +27,7 @@ def test_torchvision_compiled_ops_work():
     import torch
     import torchvision
 
-    keep = torchvision.ops.nms(torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1.0]]), torch.tensor([0.9, 0.8]), 0.5)
+    keep = torchvision.ops.nms(
+        torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1.0]]), torch.tensor([0.9, 0.8]), 0.5
+    )
     assert keep.tolist() == [0]

@@ -1,4 +1,5 @@
-"""Tests for gankit.posters: the MovieGenre.csv reader, genre parsing/encoding, the toy set and the loader."""
+"""Tests for gankit.datasets.posters: the MovieGenre.csv reader, genre parsing/encoding, the toy set and the loader."""
+
 import csv
 import errno
 import hashlib
@@ -12,11 +13,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gankit import posters
-from gankit.images import BadImage, decode_image
-from gankit.posters import (COLUMNS, GENRES, REAL_GENRE_COUNTS, encode_genres, load_posters, parse_genres,
-                            poster_root, read_poster_csv)
-from gankit.toy_posters import make_toy
+from gankit.datasets import posters
+from gankit.datasets.images import BadImage, decode_image
+from gankit.datasets.posters import (
+    COLUMNS,
+    GENRES,
+    REAL_GENRE_COUNTS,
+    encode_genres,
+    load_posters,
+    parse_genres,
+    read_poster_csv,
+)
+from gankit.datasets.toy_posters import make_toy, poster_root
 
 HEADER = ",".join(COLUMNS) + "\n"
 N_TOY, BROKEN = 240, 0.02  # 5 rows of each faulty kind
@@ -45,11 +53,16 @@ def _write(path: Path, text: str, encoding: str = "latin-1") -> Path:
 
 # --------------------------------------------------------------------------------------------- genres
 
+
 def test_genre_vocabulary_and_counts():
     assert len(GENRES) == 28 and list(GENRES) == sorted(GENRES)
     assert set(REAL_GENRE_COUNTS) == set(GENRES)
     # the counts issue 4 gives verbatim
-    known = (REAL_GENRE_COUNTS["Drama"], REAL_GENRE_COUNTS["Comedy"], REAL_GENRE_COUNTS["Game-Show"])
+    known = (
+        REAL_GENRE_COUNTS["Drama"],
+        REAL_GENRE_COUNTS["Comedy"],
+        REAL_GENRE_COUNTS["Game-Show"],
+    )
     assert known == (17677, 11172, 1)
     ranked = sorted(REAL_GENRE_COUNTS, key=REAL_GENRE_COUNTS.get, reverse=True)
     assert ranked[:4] == ["Drama", "Comedy", "Romance", "Action"]
@@ -61,6 +74,7 @@ def test_genre_vocabulary_and_counts():
 def test_parse_genres_roundtrips_any_case_and_separator(names, data):
     def scramble(name):
         return "".join(c.upper() if data.draw(st.booleans()) else c.lower() for c in name)
+
     seps = [data.draw(st.sampled_from(["|", ",", ", ", " | ", ";", " ,  "])) for _ in names]
     text = "".join(scramble(n) + s for n, s in zip(names, seps))[: -len(seps[-1])]
     assert parse_genres(text) == names
@@ -95,8 +109,13 @@ def test_encode_genres_properties(rows):
 def test_encode_genres_golden_and_errors():
     vocab = ["Drama", "Horror", "Sci-Fi"]
     assert encode_genres([["Horror", "drama"], [], ["Sci-Fi"]], vocab, "normalised").tolist() == [
-        [0.5, 0.5, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
-    assert encode_genres(["Horror|Sci-Fi"], vocab).tolist() == [[0.0, 1.0, 1.0]]  # a string row is parsed
+        [0.5, 0.5, 0.0],
+        [0.0, 0.0, 0.0],
+        [0.0, 0.0, 1.0],
+    ]
+    assert encode_genres(["Horror|Sci-Fi"], vocab).tolist() == [
+        [0.0, 1.0, 1.0]
+    ]  # a string row is parsed
     with pytest.raises(ValueError, match="unknown genre 'Western'"):
         encode_genres([["Western"]], vocab)
     with pytest.raises(ValueError, match="mode"):
@@ -104,6 +123,7 @@ def test_encode_genres_golden_and_errors():
 
 
 # ------------------------------------------------------------------------------------------------ CSV
+
 
 def test_missing_columns_error_names_missing_and_found(tmp_path):
     path = _write(tmp_path / "MovieGenre.csv", "imdbId,Title,Genre\n1,A,Drama\n")
@@ -115,39 +135,56 @@ def test_missing_columns_error_names_missing_and_found(tmp_path):
 
 
 def test_problem_rows_are_reported_with_row_numbers(tmp_path):
-    text = HEADER + "\n".join([
-        "11,l,Blank genre,7.0,,http://x/11.jpg",               # row 2
-        "../etc,l,Traversal,7.0,Drama,http://x/a.jpg",         # row 3
-        "12a,l,Letters,7.0,Drama,http://x/b.jpg",              # row 4
-        "13,l,Unknown,7.0,Drama|Cyberpunk|drama,http://x/13.jpg",  # row 5: keeps Drama, once
-        "11,l,Duplicate,5.0,Comedy,http://x/11b.jpg",          # row 6
-        "14,l,No url,n/a,Horror,",                             # row 7
-        "-5,l,Negative,7.0,Drama,http://x/c.jpg",              # row 8
-        "0,l,Zero,7.0,Drama,http://x/d.jpg",                   # row 9
-        "15,l,Local file,6.5,War,file:///etc/passwd",          # row 10
-    ]) + "\n"
+    text = (
+        HEADER
+        + "\n".join(
+            [
+                "11,l,Blank genre,7.0,,http://x/11.jpg",  # row 2
+                "../etc,l,Traversal,7.0,Drama,http://x/a.jpg",  # row 3
+                "12a,l,Letters,7.0,Drama,http://x/b.jpg",  # row 4
+                "13,l,Unknown,7.0,Drama|Cyberpunk|drama,http://x/13.jpg",  # row 5: keeps Drama, once
+                "11,l,Duplicate,5.0,Comedy,http://x/11b.jpg",  # row 6
+                "14,l,No url,n/a,Horror,",  # row 7
+                "-5,l,Negative,7.0,Drama,http://x/c.jpg",  # row 8
+                "0,l,Zero,7.0,Drama,http://x/d.jpg",  # row 9
+                "15,l,Local file,6.5,War,file:///etc/passwd",  # row 10
+            ]
+        )
+        + "\n"
+    )
     records, report = read_poster_csv(_write(tmp_path / "MovieGenre.csv", text))
-    assert report.problems == {"blank genre": [2], "bad id": [3, 4, 8, 9], "unknown genre": [5],
-                               "duplicate id": [6], "missing poster url": [7], "bad score": [7],
-                               "bad poster url": [10]}
+    assert report.problems == {
+        "blank genre": [2],
+        "bad id": [3, 4, 8, 9],
+        "unknown genre": [5],
+        "duplicate id": [6],
+        "missing poster url": [7],
+        "bad score": [7],
+        "bad poster url": [10],
+    }
     assert (report.rows, report.kept) == (9, 4)
     by_id = {r.imdb_id: r for r in records}
     assert list(by_id) == [11, 13, 14, 15]
-    assert by_id[11].title == "Blank genre" and by_id[11].genres == ()  # first of the duplicates wins
+    assert (
+        by_id[11].title == "Blank genre" and by_id[11].genres == ()
+    )  # first of the duplicates wins
     assert by_id[13].genres == ("Drama",)
     assert by_id[14].poster_url is None and by_id[14].score is None
     text_report = str(report)
     assert "bad id: 4 rows (3, 4, 8, 9)" in text_report and "duplicate id: 1 row (6)" in text_report
 
 
-@pytest.mark.parametrize("encoding, used, note", [
-    ("latin-1", "latin-1", None),
-    ("utf-8-sig", "utf-8", "byte-order mark"),
-    ("utf-16", "utf-16", "UTF-16"),
-    ("utf-16-le", "utf-16-le", "without a byte-order mark"),
-    ("utf-8", "utf-8", "'Ã©'"),
-    ("cp1252", "cp1252", "Windows-1252"),
-])
+@pytest.mark.parametrize(
+    "encoding, used, note",
+    [
+        ("latin-1", "latin-1", None),
+        ("utf-8-sig", "utf-8", "byte-order mark"),
+        ("utf-16", "utf-16", "UTF-16"),
+        ("utf-16-le", "utf-16-le", "without a byte-order mark"),
+        ("utf-8", "utf-8", "'Ã©'"),
+        ("cp1252", "cp1252", "Windows-1252"),
+    ],
+)
 def test_other_encodings_are_detected_and_explained(tmp_path, encoding, used, note):
     title = "Amélie’s Café" if encoding == "cp1252" else "Amélie, Café"
     text = HEADER + f'1,l,"{title}",8.3,Comedy|Romance,http://x/1.jpg\n'
@@ -169,10 +206,17 @@ def test_toy_csv_roundtrip(toy):
     records, report = read_poster_csv(toy / "MovieGenre.csv")
     k = len(info["duplicate"])
     assert k == round(BROKEN * N_TOY) == 5
-    assert (report.rows, report.kept, report.encoding, report.notes) == (N_TOY, N_TOY - k, "latin-1", [])
+    assert (report.rows, report.kept, report.encoding, report.notes) == (
+        N_TOY,
+        N_TOY - k,
+        "latin-1",
+        [],
+    )
     assert set(report.problems) == {"blank genre", "missing poster url", "duplicate id"}
     assert len(report.problems["duplicate id"]) == k
-    blank_rows = [i + 2 for i, row in enumerate(raw) if row[4] == "" and int(row[0]) in info["blank_genre"]]
+    blank_rows = [
+        i + 2 for i, row in enumerate(raw) if row[4] == "" and int(row[0]) in info["blank_genre"]
+    ]
     assert report.problems["blank genre"] == blank_rows and len(blank_rows) == k
     assert len(report.problems["missing poster url"]) == k
     first = {}
@@ -189,13 +233,17 @@ def test_toy_csv_roundtrip(toy):
 
 # ------------------------------------------------------------------------------------------- toy set
 
+
 def test_make_toy_writes_the_real_format(toy):
     data = (toy / "MovieGenre.csv").read_bytes()
     assert data.startswith(HEADER.encode())
     assert b"\xe9" in data  # é as one Latin-1 byte ...
     with pytest.raises(UnicodeDecodeError):
         data.decode("utf-8")  # ... so the file is not UTF-8
-    assert b'"https://images.example.invalid/images/M/tt' in data and b'_CR0,0,182,268_AL_.jpg"' in data
+    assert (
+        b'"https://images.example.invalid/images/M/tt' in data
+        and b'_CR0,0,182,268_AL_.jpg"' in data
+    )
     info = _info(toy)
     files = sorted(toy.glob("*.jpg"))
     assert len(files) == N_TOY - len(info["duplicate"]) - len(info["no_poster"])
@@ -206,7 +254,10 @@ def test_make_toy_writes_the_real_format(toy):
             with Image.open(p) as im:
                 assert im.size == (182, 268) and im.format == "JPEG"
                 modes[int(p.stem)] = im.mode
-    assert sorted(i for i, m in modes.items() if m == "L") == sorted(info["grayscale"]) and info["grayscale"]
+    assert (
+        sorted(i for i, m in modes.items() if m == "L") == sorted(info["grayscale"])
+        and info["grayscale"]
+    )
     for i in info["truncated"]:
         with pytest.raises(BadImage) as e:
             decode_image(toy / f"{i}.jpg", (64, 64))
@@ -229,11 +280,16 @@ def test_toy_genre_frequencies_follow_the_real_ranking(toy):
 def test_make_toy_is_deterministic(tmp_path):
     def digest(root):
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.iterdir())}
-    a, b, c = (make_toy(tmp_path / name, 25, seed=s, broken=0.04).parent for name, s in
-               (("a", 7), ("b", 7), ("c", 8)))
+
+    a, b, c = (
+        make_toy(tmp_path / name, 25, seed=s, broken=0.04).parent
+        for name, s in (("a", 7), ("b", 7), ("c", 8))
+    )
     assert digest(a) == digest(b)
     assert digest(a) != digest(c)
-    make_toy(c, 25, seed=7, broken=0.04)  # regenerating a toy folder in place replaces it completely
+    make_toy(
+        c, 25, seed=7, broken=0.04
+    )  # regenerating a toy folder in place replaces it completely
     assert digest(c) == digest(a)
 
 
@@ -246,12 +302,18 @@ def test_make_toy_never_overwrites_a_real_set(tmp_path):
 
 # ------------------------------------------------------------------------------------------- loading
 
+
 def test_load_posters_on_toy(toy):
     info = _info(toy)
     data = load_posters(toy, progress=False, cache_dir=toy / "cache")
     k = round(BROKEN * N_TOY)
-    assert data.skipped == {"bad image (corrupt)": k, "bad image (empty)": k, "duplicate id": k,
-                            "no genre": k, "no poster file": k}
+    assert data.skipped == {
+        "bad image (corrupt)": k,
+        "bad image (empty)": k,
+        "duplicate id": k,
+        "no genre": k,
+        "no poster file": k,
+    }
     n = N_TOY - 5 * k
     assert data.images.shape == (n, 3, 64, 64) and data.images.dtype == torch.uint8
     assert data.genres.shape == (n, 28) and data.genres.dtype == torch.float32
@@ -262,11 +324,17 @@ def test_load_posters_on_toy(toy):
     for i, imdb_id in enumerate(data.ids):
         assert {GENRES[j] for j in data.genres[i].nonzero().flatten()} == csv_genres[imdb_id]
     gray = [data.ids.index(i) for i in info["grayscale"] if i in data.ids]
-    assert gray and all(torch.equal(data.images[j, 0], data.images[j, 2]) for j in gray)  # gray -> RGB
+    assert gray and all(
+        torch.equal(data.images[j, 0], data.images[j, 2]) for j in gray
+    )  # gray -> RGB
 
     again = load_posters(toy, progress=False, cache_dir=toy / "cache")
     assert again.from_cache and not data.from_cache
-    assert torch.equal(again.images, data.images) and again.ids == data.ids and again.summary == data.summary
+    assert (
+        torch.equal(again.images, data.images)
+        and again.ids == data.ids
+        and again.summary == data.summary
+    )
 
 
 def test_load_posters_top_k_normalised_and_tall(toy):
@@ -308,6 +376,7 @@ def test_load_posters_images_subfolder_and_cache_invalidation(toy, tmp_path):
 def test_cache_write_failure_warns_and_leaves_no_partial_file(toy, tmp_path, monkeypatch):
     def full_disk(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(posters.os, "fsync", full_disk)
     with pytest.warns(UserWarning, match="the disk is full"):
         data = load_posters(toy, (16, 16), progress=False, cache_dir=tmp_path / "c")
@@ -335,7 +404,10 @@ def test_two_folders_can_share_a_cache_dir(toy, tmp_path):
     make_toy(other, 12, seed=5, broken=0.0)
     for root in (toy, other, toy, other):
         data = load_posters(root, (8, 8), progress=False, cache_dir=tmp_path / "shared")
-    assert data.from_cache and load_posters(toy, (8, 8), progress=False, cache_dir=tmp_path / "shared").from_cache
+    assert (
+        data.from_cache
+        and load_posters(toy, (8, 8), progress=False, cache_dir=tmp_path / "shared").from_cache
+    )
     assert len(list((tmp_path / "shared").glob("*.pt"))) == 2
 
 
@@ -348,13 +420,17 @@ def test_poster_root_prefers_real_set_and_makes_toy_once(tmp_path):
     real = tmp_path / "posters"
     real.mkdir()
     shutil.copy(path / "MovieGenre.csv", real / "MovieGenre.csv")
-    assert poster_root(tmp_path, n_toy=12, seed=1) == (path, True)  # a CSV without posters is not a set
+    assert poster_root(tmp_path, n_toy=12, seed=1) == (
+        path,
+        True,
+    )  # a CSV without posters is not a set
     for p in list(path.glob("*.jpg"))[:3]:
         shutil.copy(p, real / p.name)
     assert poster_root(tmp_path) == (real, False)
 
 
 # ----------------------------------------------------------------------------------------- learnable
+
 
 def _auc(score: torch.Tensor, label: torch.Tensor) -> float:
     """ROC-AUC by the Mann-Whitney rank statistic (no ties expected on continuous scores)."""
@@ -381,6 +457,7 @@ def test_genre_is_learnable_from_mean_colour(toy):
             loss = torch.nn.functional.binary_cross_entropy_with_logits(x[:half] @ w, y[:half])
             loss.backward()
             return loss
+
         opt.step(closure)
         aucs[name] = _auc((x[half:] @ w).detach(), y[half:])
     assert max(aucs.values()) > 0.75, aucs

@@ -1,4 +1,5 @@
-"""Tests for gankit.poster_download.download_posters against a fault-injecting HTTP server on 127.0.0.1."""
+"""Tests for gankit.datasets.download.download_posters against a fault-injecting HTTP server on 127.0.0.1."""
+
 import csv
 import errno
 import io
@@ -11,10 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gankit import posters
-from gankit.images import decode_image
-from gankit.poster_download import DiskFullError, download_posters, download_summary
-from gankit.posters import COLUMNS
+from gankit.datasets import posters
+from gankit.datasets.download import DiskFullError, download_posters, download_summary
+from gankit.datasets.images import decode_image
+from gankit.datasets.posters import COLUMNS
 
 SLOW_S, TIMEOUT_S = 1.0, 0.3
 
@@ -77,7 +78,9 @@ def server(monkeypatch):
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.daemon_threads = True
     srv.hits, srv.lock = Counter(), threading.Lock()
-    srv.handle_error = lambda *a: None  # broken pipes from the slow handler after the client timed out
+    srv.handle_error = lambda *a: (
+        None
+    )  # broken pipes from the slow handler after the client timed out
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
@@ -106,23 +109,45 @@ def _csv(tmp_path: Path, base: str) -> Path:
         w = csv.writer(f)
         w.writerow(COLUMNS)
         for imdb_id, url in rows:
-            w.writerow([imdb_id, f"http://www.imdb.com/title/tt{imdb_id}", "Café", "7.1", "Drama",
-                        f"{base}/{url}" if url else ""])
+            w.writerow(
+                [
+                    imdb_id,
+                    f"http://www.imdb.com/title/tt{imdb_id}",
+                    "Café",
+                    "7.1",
+                    "Drama",
+                    f"{base}/{url}" if url else "",
+                ]
+            )
     return path
 
 
-EXPECTED = {2: (101, "ok"), 3: (102, "ok"), 4: (103, "http 404"), 5: (104, "ok"), 6: (105, "http 500"),
-            7: (106, "timeout"), 8: (107, "truncated"), 9: (108, "empty"), 10: (109, "not an image"),
-            11: (110, "missing url"), 12: (None, "bad id"), 13: (101, "duplicate id")}
+EXPECTED = {
+    2: (101, "ok"),
+    3: (102, "ok"),
+    4: (103, "http 404"),
+    5: (104, "ok"),
+    6: (105, "http 500"),
+    7: (106, "timeout"),
+    8: (107, "truncated"),
+    9: (108, "empty"),
+    10: (109, "not an image"),
+    11: (110, "missing url"),
+    12: (None, "bad id"),
+    13: (101, "duplicate id"),
+}
 
 
 def _leftovers(out: Path) -> list[str]:
-    return sorted(p.name for p in out.iterdir() if p.name.endswith(".tmp") or p.name.startswith("."))
+    return sorted(
+        p.name for p in out.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".")
+    )
 
 
 def _run(csv_path, out, **kw):
-    return download_posters(csv_path, out, workers=6, timeout=TIMEOUT_S, retries=2, backoff=0.01,
-                            progress=False, **kw)
+    return download_posters(
+        csv_path, out, workers=6, timeout=TIMEOUT_S, retries=2, backoff=0.01, progress=False, **kw
+    )
 
 
 def test_download_every_fault_and_resume(tmp_path, server):
@@ -132,8 +157,10 @@ def test_download_every_fault_and_resume(tmp_path, server):
     assert {r.row: (r.imdb_id, r.status) for r in results} == EXPECTED
     assert [r.row for r in results] == sorted(EXPECTED)  # CSV order, one per row
     assert results[1].url == f"{base}/ok/102.jpg?x=1,2"
-    assert download_summary(results) == ("12 rows: 3 ok, 1 bad id, 1 duplicate id, 1 empty, 1 http 404, "
-                                         "1 http 500, 1 missing url, 1 not an image, 1 timeout, 1 truncated")
+    assert download_summary(results) == (
+        "12 rows: 3 ok, 1 bad id, 1 duplicate id, 1 empty, 1 http 404, "
+        "1 http 500, 1 missing url, 1 not an image, 1 timeout, 1 truncated"
+    )
     # retry policy: no retry on 404, one on a single 500, all on a persistent 500 / timeout / truncation
     hits = server.hits
     assert hits["/missing/103.jpg"] == 1 and hits["/flaky/104.jpg"] == 2
@@ -149,7 +176,9 @@ def test_download_every_fault_and_resume(tmp_path, server):
     with open(out / "manifest.csv", newline="") as f:
         manifest = list(csv.DictReader(f))
     assert [(int(m["row"]), m["imdbId"], m["status"], m["file"]) for m in manifest] == [
-        (row, "" if i is None else str(i), s, f"{i}.jpg" if s == "ok" else "") for row, (i, s) in EXPECTED.items()]
+        (row, "" if i is None else str(i), s, f"{i}.jpg" if s == "ok" else "")
+        for row, (i, s) in EXPECTED.items()
+    ]
 
     # second run: valid files are kept, a zero-byte leftover is fetched again, failures are retried
     (out / "101.jpg").write_bytes(b"")
@@ -157,9 +186,13 @@ def test_download_every_fault_and_resume(tmp_path, server):
     again = _run(csv_path, out)
     status = {r.row: r.status for r in again}
     assert status[2] == "ok" and status[3] == status[5] == "exists"
-    assert hits["/ok/102.jpg"] == before["/ok/102.jpg"] and hits["/ok/101.jpg"] == before["/ok/101.jpg"] + 1
+    assert (
+        hits["/ok/102.jpg"] == before["/ok/102.jpg"]
+        and hits["/ok/101.jpg"] == before["/ok/101.jpg"] + 1
+    )
     assert {row: s for row, s in status.items() if row not in (2, 3, 5)} == {
-        row: s for row, (_, s) in EXPECTED.items() if row not in (2, 3, 5)}
+        row: s for row, (_, s) in EXPECTED.items() if row not in (2, 3, 5)
+    }
     assert _leftovers(out) == []
 
 
@@ -169,12 +202,15 @@ def test_disk_full_stops_cleanly(tmp_path, server, monkeypatch):
     calls, lock = [0], threading.Lock()
     real_fsync = posters.os.fsync
 
-    def fsync(fd):  # the first file fits, then the disk is full (the manifest cannot be written either)
+    def fsync(
+        fd,
+    ):  # the first file fits, then the disk is full (the manifest cannot be written either)
         with lock:
             calls[0] += 1
             if calls[0] > 1:
                 raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(fd)
+
     monkeypatch.setattr(posters.os, "fsync", fsync)
     with pytest.raises(DiskFullError) as e:
         _run(csv_path, out)
@@ -182,7 +218,11 @@ def test_disk_full_stops_cleanly(tmp_path, server, monkeypatch):
     assert "disk full" in msg and "1 saved" in msg and "run the same command again" in msg
     assert e.value.errno == errno.ENOSPC
     status = Counter(r.status for r in e.value.results)
-    assert [r.row for r in e.value.results] == sorted(EXPECTED) and status["ok"] == 1 and status["disk full"] >= 1
+    assert (
+        [r.row for r in e.value.results] == sorted(EXPECTED)
+        and status["ok"] == 1
+        and status["disk full"] >= 1
+    )
     for r in e.value.results:  # every row has its real outcome, or says the full disk stopped it
         assert r.status in (EXPECTED[r.row][1], "disk full", "not attempted (disk full)"), r
     assert len(list(out.glob("*.jpg"))) == 1 and _leftovers(out) == []
@@ -194,4 +234,5 @@ def test_disk_full_stops_cleanly(tmp_path, server, monkeypatch):
     results = _run(csv_path, out)
     assert Counter(r.status for r in results)["exists"] == 1
     assert {r.row: r.status for r in results if r.status != "exists"} == {
-        row: s for row, (_, s) in EXPECTED.items() if row != int(saved.stem) - 99}
+        row: s for row, (_, s) in EXPECTED.items() if row != int(saved.stem) - 99
+    }

@@ -1,4 +1,5 @@
 """Progress reports from tiny fake run folders, and notebook exports (no training, no torch)."""
+
 from __future__ import annotations
 
 import base64
@@ -10,31 +11,64 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gankit import report
+from gankit.report import build as report
 
 
-def make_run(root: Path, preset: str, stamp: str, lr: float, fids: list[float], color: tuple[int, int, int]) -> Path:
+def make_run(
+    root: Path, preset: str, stamp: str, lr: float, fids: list[float], color: tuple[int, int, int]
+) -> Path:
     """A run folder as the Trainer writes it: config, history, metrics with one evaluation per epoch, sample grids."""
     path = root / preset / stamp
     (path / "samples").mkdir(parents=True)
-    config = dict(preset=preset, dataset="mnist", model="mlp", loss="bce", latent_dim=64, hidden_dim=256,
-                  batch_size=64, lr_g=lr, lr_d=lr, betas=[0.5, 0.999], epochs=len(fids), seed=0, profile="cpu",
-                  extra={})
+    config = dict(
+        preset=preset,
+        dataset="mnist",
+        model="mlp",
+        loss="bce",
+        latent_dim=64,
+        hidden_dim=256,
+        batch_size=64,
+        lr_g=lr,
+        lr_d=lr,
+        betas=[0.5, 0.999],
+        epochs=len(fids),
+        seed=0,
+        profile="cpu",
+        extra={},
+    )
     (path / "config.json").write_text(json.dumps(config))
     rows = ["step,epoch,loss_d,loss_g,d_real,d_fake,seconds"]
-    rows += [f"{s},{s // 40 + 1},{1.38 + 0.01 * (s % 3)},{0.7 + 0.01 * (s % 5)},0.1,-0.1,{s * 1.5}"
-             for s in range(0, 40 * len(fids), 8)]
+    rows += [
+        f"{s},{s // 40 + 1},{1.38 + 0.01 * (s % 3)},{0.7 + 0.01 * (s % 5)},0.1,-0.1,{s * 1.5}"
+        for s in range(0, 40 * len(fids), 8)
+    ]
     (path / "history.csv").write_text("\n".join(rows) + "\n")
-    evals = [dict(step=40 * (e + 1), epoch=e + 1, seconds=60.0 * (e + 1), fid=fid, classes_covered=10,
-                  n_samples=500.0, kid_subset_size=500.0, eval_seconds=1.5, class_hist_3=0.1)
-             for e, fid in enumerate(fids)]
-    (path / "metrics.json").write_text(json.dumps(dict(preset=preset, evaluations=evals, final=evals[-1],
-                                                       status="finished")))
-    for e in range(1, len(fids) + 1):  # a 2x2 grid of 8-px tiles, a different colour per run and epoch
+    evals = [
+        dict(
+            step=40 * (e + 1),
+            epoch=e + 1,
+            seconds=60.0 * (e + 1),
+            fid=fid,
+            classes_covered=10,
+            n_samples=500.0,
+            kid_subset_size=500.0,
+            eval_seconds=1.5,
+            class_hist_3=0.1,
+        )
+        for e, fid in enumerate(fids)
+    ]
+    (path / "metrics.json").write_text(
+        json.dumps(dict(preset=preset, evaluations=evals, final=evals[-1], status="finished"))
+    )
+    for e in range(
+        1, len(fids) + 1
+    ):  # a 2x2 grid of 8-px tiles, a different colour per run and epoch
         grid = Image.new("RGB", (18, 18), (0, 0, 0))
         for k in range(4):
-            grid.paste(Image.new("RGB", (8, 8), (color[0], color[1], (color[2] + 40 * e) % 256)),
-                       (1 + 9 * (k % 2), 1 + 9 * (k // 2)))
+            grid.paste(
+                Image.new("RGB", (8, 8), (color[0], color[1], (color[2] + 40 * e) % 256)),
+                (1 + 9 * (k % 2), 1 + 9 * (k // 2)),
+            )
         grid.save(path / "samples" / f"epoch_{e:04d}.png")
     return path
 
@@ -44,16 +78,25 @@ def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     make_run(root, "mlp-mnist", "20261110-091500", 2e-4, [40.0, 21.0, 12.5], (200, 30, 30))
     make_run(root, "mlp-mnist", "20261112-140210", 1e-4, [44.0, 30.0, 18.25], (30, 200, 30))
-    make_run(root, "dcgan-mnist", "20261001-080000", 3e-4, [50.0], (30, 30, 200))  # before the period
-    (root / "wgan-gp-mnist" / "20261120-101010").mkdir(parents=True)  # interrupted before writing anything
+    make_run(
+        root, "dcgan-mnist", "20261001-080000", 3e-4, [50.0], (30, 30, 200)
+    )  # before the period
+    (root / "wgan-gp-mnist" / "20261120-101010").mkdir(
+        parents=True
+    )  # interrupted before writing anything
     return root
 
 
 @pytest.fixture(scope="module")
 def built(runs, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("reports")
-    paths = report.build_report(runs, out, since=date(2026, 11, 8), until=date(2026, 11, 22),
-                                notes="Check the learning rates next.")
+    paths = report.build_report(
+        runs,
+        out,
+        since=date(2026, 11, 8),
+        until=date(2026, 11, 22),
+        notes="Check the learning rates next.",
+    )
     return dict(paths=paths, md=paths["md"].read_text(), html=paths["html"].read_text(), runs=runs)
 
 
@@ -61,12 +104,20 @@ def test_find_runs_dates_sorting_and_filters(runs):
     found = report.find_runs(runs)
     assert [r.started for r in found] == sorted(r.started for r in found)
     assert found[0].started == datetime(2026, 10, 1, 8, 0, 0)  # parsed from the folder name
-    assert [r.preset for r in report.find_runs(runs, since=date(2026, 11, 8))] == \
-        ["mlp-mnist", "mlp-mnist", "wgan-gp-mnist"]
-    assert [r.path.name for r in report.find_runs(runs, until="2026-11-11")] == ["20261001-080000", "20261110-091500"]
+    assert [r.preset for r in report.find_runs(runs, since=date(2026, 11, 8))] == [
+        "mlp-mnist",
+        "mlp-mnist",
+        "wgan-gp-mnist",
+    ]
+    assert [r.path.name for r in report.find_runs(runs, until="2026-11-11")] == [
+        "20261001-080000",
+        "20261110-091500",
+    ]
     first = report.find_runs(runs, since=date(2026, 11, 10), until=date(2026, 11, 10))[0]
     assert first.epochs_done == 3 and first.status == "finished"
-    assert first.hours == pytest.approx(180 / 3600)  # the last evaluation (180 s) is after the last log (168 s)
+    assert first.hours == pytest.approx(
+        180 / 3600
+    )  # the last evaluation (180 s) is after the last log (168 s)
     assert report.find_runs(runs.parent / "no-such-folder") == []
 
 
@@ -76,10 +127,17 @@ def test_a_runs_root_nested_in_another_is_not_read_as_runs(tmp_path):
     make_run(tmp_path / "test", "mlp-mnist", "20261111-091500", 2e-4, [40.0], (200, 30, 30))
     renamed = make_run(tmp_path, "dcgan-mnist", "20261112-091500", 2e-4, [40.0], (30, 30, 200))
     renamed.rename(renamed.parent / "best-run")  # a renamed run still holds its files: still a run
-    (tmp_path / "wgan-gp-mnist" / "20261113-101010").mkdir(parents=True)  # cut off before writing: still a run
+    (tmp_path / "wgan-gp-mnist" / "20261113-101010").mkdir(
+        parents=True
+    )  # cut off before writing: still a run
     found = report.find_runs(tmp_path)
-    assert [(r.preset, r.path.name) for r in found] == [  # the renamed run is dated by its folder's mtime: today
-        ("mlp-mnist", "20261110-091500"), ("wgan-gp-mnist", "20261113-101010"), ("dcgan-mnist", "best-run")]
+    assert [
+        (r.preset, r.path.name) for r in found
+    ] == [  # the renamed run is dated by its folder's mtime: today
+        ("mlp-mnist", "20261110-091500"),
+        ("wgan-gp-mnist", "20261113-101010"),
+        ("dcgan-mnist", "best-run"),
+    ]
 
 
 def test_settings_added_later_read_as_their_defaults(tmp_path):
@@ -94,7 +152,9 @@ def test_settings_added_later_read_as_their_defaults(tmp_path):
     assert a.config["precision"] == b.config["precision"] == "fp32" and a.config["lr_g"] == 2e-4
     md = report.build_report(tmp_path, tmp_path / "out", pdf=False)["md"].read_text()
     key_table = md.split("Appendix")[0]
-    assert "| precision |" not in key_table  # the runs agree: not listed among the differing settings
+    assert (
+        "| precision |" not in key_table
+    )  # the runs agree: not listed among the differing settings
 
 
 def test_report_files_named_by_date(built):
@@ -116,13 +176,24 @@ def test_report_contains_metrics_and_observations(built):
     assert "FID fell from 40.0 to 12.5 between epoch 1 and epoch 3" in built["md"]
     assert "all 10 classes covered" in built["md"]
     assert "near 2·ln 2" in built["md"]  # loss_d ~1.39 in the fake history
-    assert "Check the learning rates next." in built["md"] and "Check the learning rates next." in built["html"]
+    assert (
+        "Check the learning rates next." in built["md"]
+        and "Check the learning rates next." in built["html"]
+    )
     assert "12.5 (lr_g=0.0002, lr_d=0.0002); 18.2 (lr_g=0.0001, lr_d=0.0001)" in built["md"]
     header = next(line for line in built["md"].splitlines() if line.startswith("| run | status"))
-    assert "class hist" not in header and "eval seconds" not in header  # bookkeeping stays out of the table
+    assert (
+        "class hist" not in header and "eval seconds" not in header
+    )  # bookkeeping stays out of the table
     assert header.endswith("| kid subset size | n samples |")  # counts last, as whole numbers:
-    assert re.search(r"\| 500 \| 500 \|$", next(line for line in built["md"].splitlines() if "11-12 14:02" in line
-                                                and line.startswith("| mlp-mnist")))
+    assert re.search(
+        r"\| 500 \| 500 \|$",
+        next(
+            line
+            for line in built["md"].splitlines()
+            if "11-12 14:02" in line and line.startswith("| mlp-mnist")
+        ),
+    )
 
 
 def test_html_is_self_contained_with_embedded_images(built):
@@ -152,7 +223,11 @@ def test_since_excludes_older_runs(built):
 
 
 def test_run_without_history_or_metrics_is_reported_missing(built):
-    line = next(line for line in built["md"].splitlines() if "wgan-gp-mnist" in line and line.startswith("- ["))
+    line = next(
+        line
+        for line in built["md"].splitlines()
+        if "wgan-gp-mnist" in line and line.startswith("- [")
+    )
     assert line.startswith("- [ ]") and "incomplete" in line
     for name in ("config.json", "history.csv", "metrics.json", "samples"):
         assert name in line
@@ -161,7 +236,10 @@ def test_run_without_history_or_metrics_is_reported_missing(built):
 def test_pdf_made_or_clear_message(built):
     result = built["paths"]
     if report.find_chromium():
-        assert result["pdf"].name == "progress-2026-11-22.pdf" and result["pdf"].read_bytes()[:4] == b"%PDF"
+        assert (
+            result["pdf"].name == "progress-2026-11-22.pdf"
+            and result["pdf"].read_bytes()[:4] == b"%PDF"
+        )
     else:
         assert "pdf" not in result and "chromium" in result["message"].lower()
 
@@ -176,7 +254,9 @@ def test_no_chromium_gives_message_not_crash(runs, tmp_path, monkeypatch, capsys
 
 
 def test_empty_period_and_missing_root(runs, tmp_path):
-    result = report.build_report(runs, tmp_path, since=date(2030, 1, 1), until=date(2030, 1, 2), pdf=False)
+    result = report.build_report(
+        runs, tmp_path, since=date(2030, 1, 1), until=date(2030, 1, 2), pdf=False
+    )
     assert "No runs started in this period" in result["md"].read_text()
     with pytest.raises(FileNotFoundError, match="gankit train"):
         report.build_report(tmp_path / "nothing-here", tmp_path, pdf=False)
@@ -186,11 +266,16 @@ def test_export_notebooks_hides_code_keeps_output(tmp_path, built):
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-    nb = new_notebook(cells=[
-        new_markdown_cell("# Lesson 1: a vanilla GAN\n\nWhat to look for in the plots."),
-        new_code_cell("hidden_variable_name = 6 * 7\nprint(hidden_variable_name)", execution_count=1,
-                      outputs=[new_output("stream", name="stdout", text="the answer is 42\n")]),
-    ])
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# Lesson 1: a vanilla GAN\n\nWhat to look for in the plots."),
+            new_code_cell(
+                "hidden_variable_name = 6 * 7\nprint(hidden_variable_name)",
+                execution_count=1,
+                outputs=[new_output("stream", name="stdout", text="the answer is 42\n")],
+            ),
+        ]
+    )
     nb_path = tmp_path / "01_vanilla_mlp_gan.ipynb"
     nbformat.write(nb, nb_path)
     out = built["paths"]["md"].parent  # holds a progress report too: the index must list both
@@ -212,7 +297,9 @@ def test_repeated_runs_with_the_same_final_fid(tmp_path):
     result = report.build_report(tmp_path / "runs", tmp_path / "out", pdf=False)
     md = result["md"].read_text()
     line = next(s for s in md.splitlines() if s.startswith("- **cgan-mnist**: final FID by run"))
-    assert line.count("23.4") == 2 and line.index("11-22 18:43") < line.index("11-22 19:18")  # ties keep start order
+    assert line.count("23.4") == 2 and line.index("11-22 18:43") < line.index(
+        "11-22 19:18"
+    )  # ties keep start order
 
 
 def test_colour_grids_become_jpeg_and_grey_grids_stay_lossless(tmp_path):
@@ -226,8 +313,12 @@ def test_colour_grids_become_jpeg_and_grey_grids_stay_lossless(tmp_path):
     pixels = {}
     for e in (1, 2):
         # photo-like: smooth colour fields (bilinear from 16x16) with a little grain, as generated posters are
-        smooth = np.asarray(Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).resize((128, 128)))
-        grain = np.clip(smooth.astype(int) + rng.integers(-12, 13, smooth.shape), 0, 255).astype(np.uint8)
+        smooth = np.asarray(
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).resize((128, 128))
+        )
+        grain = np.clip(smooth.astype(int) + rng.integers(-12, 13, smooth.shape), 0, 255).astype(
+            np.uint8
+        )
         Image.fromarray(grain).save(colour / "samples" / f"epoch_{e:04d}.png")
         digits = rng.integers(0, 256, (128, 128), dtype=np.uint8)
         pixels[e] = digits
@@ -247,13 +338,26 @@ def test_colour_grids_become_jpeg_and_grey_grids_stay_lossless(tmp_path):
 
 def test_genre_metrics_logged_after_training_reach_the_report(tmp_path):
     """Lesson 04 logs a poster run's genre ROC-AUC / mAP with Trainer.log_metrics; the report shows them."""
-    run = make_run(tmp_path / "runs", "poster-cgan", "20261115-100000", 1e-4, [30.0, 20.0], (10, 10, 10))
+    run = make_run(
+        tmp_path / "runs", "poster-cgan", "20261115-100000", 1e-4, [30.0, 20.0], (10, 10, 10)
+    )
     doc = json.loads((run / "metrics.json").read_text())
-    doc["evaluations"].append(dict(step=80, epoch=2, seconds=120.0, fid=16.6, genre_roc_auc=0.822, genre_map=0.486,
-                                   n_samples=380))
+    doc["evaluations"].append(
+        dict(
+            step=80,
+            epoch=2,
+            seconds=120.0,
+            fid=16.6,
+            genre_roc_auc=0.822,
+            genre_map=0.486,
+            n_samples=380,
+        )
+    )
     doc["final"] = doc["evaluations"][-1]
     (run / "metrics.json").write_text(json.dumps(doc))
-    md = report.build_report(tmp_path / "runs", tmp_path / "out", since=date(2026, 11, 14), pdf=False)["md"].read_text()
+    md = report.build_report(
+        tmp_path / "runs", tmp_path / "out", since=date(2026, 11, 14), pdf=False
+    )["md"].read_text()
     assert "| genre ROC-AUC | genre mAP |" in md and "| 0.822 | 0.486 |" in md
     assert "genre ROC-AUC 0.822" in md and "mean ROC-AUC 0.822 (0.5: condition ignored)" in md
     assert "quality-mnist-seconds.png" in md  # the run has evaluations over time: curves
@@ -261,5 +365,7 @@ def test_genre_metrics_logged_after_training_reach_the_report(tmp_path):
 
 def test_runs_evaluated_once_get_no_curves(tmp_path):
     make_run(tmp_path / "runs", "poster-cgan", "20261115-100000", 1e-4, [30.0], (10, 10, 10))
-    md = report.build_report(tmp_path / "runs", tmp_path / "out", since=date(2026, 11, 14), pdf=False)["md"].read_text()
+    md = report.build_report(
+        tmp_path / "runs", tmp_path / "out", since=date(2026, 11, 14), pdf=False
+    )["md"].read_text()
     assert "quality-mnist" not in md and "each run was evaluated once" in md and "| 30.0 |" in md

@@ -1,4 +1,5 @@
 """Nothing lost, nothing trusted blindly: SIGKILL and resume, stale locks, rollback on divergence, bad CLI input."""
+
 import errno
 import json
 import os
@@ -16,13 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import needs_mnist, synthetic, tiny_config, tiny_trainer
 
 import gankit.cli as cli
 import gankit.train as train_mod
 from gankit.data import Dataset
 from gankit.runs import CheckpointError, RunLocked, latest_run, load_checkpoint
 from gankit.train import TrainingDiverged
-from helpers import needs_mnist, synthetic, tiny_config, tiny_trainer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,7 +70,9 @@ def kill_after_first_checkpoint(child: subprocess.Popen, root: Path, timeout: fl
 
     Wherever the kill lands (a step, a log, a checkpoint being written, the sleep) the checks that follow hold.
     """
-    deadline = time.monotonic() + timeout  # generous: the child only imports torch and trains 3 steps
+    deadline = (
+        time.monotonic() + timeout
+    )  # generous: the child only imports torch and trains 3 steps
     while child.poll() is None and time.monotonic() < deadline:
         if list(root.glob("mlp-mnist/*/checkpoints/step_*.pt")):
             time.sleep(random.uniform(0.0, 0.15))
@@ -81,14 +84,34 @@ def kill_after_first_checkpoint(child: subprocess.Popen, root: Path, timeout: fl
 @needs_mnist
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, capsys):
     # smoke profile: 2 epochs x 20 steps, log every 5; checkpoints every 3 steps fall mid-epoch and between logs.
-    monkeypatch.setattr(cli, "attach_default_evaluation", lambda trainer: None)  # not under test; keeps it lean
+    monkeypatch.setattr(
+        cli, "attach_default_evaluation", lambda trainer: None
+    )  # not under test; keeps it lean
     monkeypatch.setenv("GANKIT_DEVICE", "cpu")
-    args = ["train", "mlp-mnist", "--profile", "smoke", "--seed", "0", "--quiet", "--checkpoint-every", "3"]
+    args = [
+        "train",
+        "mlp-mnist",
+        "--profile",
+        "smoke",
+        "--seed",
+        "0",
+        "--quiet",
+        "--checkpoint-every",
+        "3",
+    ]
     killed_root, ref_root = tmp_path / "killed", tmp_path / "ref"
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the child; also 5x faster than 2 spinning threads on a busy 2-core machine
-    child = subprocess.Popen([sys.executable, "-c", CHILD, "33", *args, "--out", str(killed_root)], cwd=REPO,
-                             env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    torch.set_num_threads(
+        1
+    )  # as the child; also 5x faster than 2 spinning threads on a busy 2-core machine
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, "33", *args, "--out", str(killed_root)],
+        cwd=REPO,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     killer = threading.Thread(target=kill_after_first_checkpoint, args=(child, killed_root))
     try:
         killer.start()  # the kill comes from this thread while the uninterrupted reference trains here
@@ -96,7 +119,9 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, monke
         killer.join()
         out, err = child.communicate(timeout=60)
         assert child.returncode == -signal.SIGKILL, f"the child was not killed mid-run:\n{err}"
-        assert list(killed_root.glob("mlp-mnist/*/checkpoints/step_*.pt")), f"no step checkpoint in time:\n{err}"
+        assert list(killed_root.glob("mlp-mnist/*/checkpoints/step_*.pt")), (
+            f"no step checkpoint in time:\n{err}"
+        )
         reached = max(int(line.split()[1]) for line in out.splitlines() if line.startswith("STEP "))
         check_resume_after_kill(killed_root, ref_root, child.pid, reached, args, capsys)
     finally:
@@ -106,23 +131,35 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, monke
             child.wait()
 
 
-def check_resume_after_kill(killed_root: Path, ref_root: Path, pid: int, reached: int, args: list[str], capsys):
+def check_resume_after_kill(
+    killed_root: Path, ref_root: Path, pid: int, reached: int, args: list[str], capsys
+):
     (run,) = (killed_root / "mlp-mnist").iterdir()
     lock = run / ".lock"
-    assert lock.read_text().split() == [str(pid), socket.gethostname()]  # left behind by the dead run
-    assert json.loads((run / "metrics.json").read_text())["status"] == "running"  # all a SIGKILL leaves to say
+    assert lock.read_text().split() == [
+        str(pid),
+        socket.gethostname(),
+    ]  # left behind by the dead run
+    assert (
+        json.loads((run / "metrics.json").read_text())["status"] == "running"
+    )  # all a SIGKILL leaves to say
     saved = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
     # The callback prints STEP n after step n's checkpoints, so a kill between the two leaves last.pt one step
     # ahead of the last line printed (seen once: saved 6, reached 5); otherwise at most 2 steps are lost.
     assert 3 <= saved <= reached + 1 and reached <= 33 and reached - saved < 3
     capsys.readouterr()
 
-    assert cli.main([*args, "--out", str(killed_root), "--resume"]) == 0  # the stale lock does not block it
+    assert (
+        cli.main([*args, "--out", str(killed_root), "--resume"]) == 0
+    )  # the stale lock does not block it
     out = capsys.readouterr().out
     assert f"resumed at step {saved} " in out and f"-> {run}" in out
 
     ref_run = next((ref_root / "mlp-mnist").iterdir())
-    a, b = load_checkpoint(ref_run / "checkpoints" / "last.pt"), load_checkpoint(run / "checkpoints" / "last.pt")
+    a, b = (
+        load_checkpoint(ref_run / "checkpoints" / "last.pt"),
+        load_checkpoint(run / "checkpoints" / "last.pt"),
+    )
     assert a["step"] == b["step"] == 40
     assert all(torch.equal(x, y) for x, y in zip(weights(a), weights(b)))
     hist_a, hist_b = pd.read_csv(ref_run / "history.csv"), pd.read_csv(run / "history.csv")
@@ -132,18 +169,25 @@ def check_resume_after_kill(killed_root: Path, ref_root: Path, pid: int, reached
     assert json.loads((run / "metrics.json").read_text())["status"] == "finished"
     assert not lock.exists()
     ckpts = run / "checkpoints"
-    assert sorted(p.name for p in ckpts.iterdir()) == ["last.pt", "step_00000033.pt", "step_00000036.pt",
-                                                        "step_00000039.pt"]  # keep-last-3; the kill's temp file is gone
+    assert sorted(p.name for p in ckpts.iterdir()) == [
+        "last.pt",
+        "step_00000033.pt",
+        "step_00000036.pt",
+        "step_00000039.pt",
+    ]  # keep-last-3; the kill's temp file is gone
 
 
 # ----------------------------------------------------------------------------- locks
+
 
 def test_lock_of_a_dead_or_zombie_process_is_taken_over(tmp_path):
     if not Path("/proc/self/stat").exists():
         pytest.skip("zombie detection reads /proc")
     run = tmp_path / "r"
     t = tiny_trainer(tiny_config(epochs=1), run_dir=run)
-    child = subprocess.Popen(["true"])  # exits at once; not reaped until wait(): a zombie, pid still taken
+    child = subprocess.Popen(
+        ["true"]
+    )  # exits at once; not reaped until wait(): a zombie, pid still taken
     try:
         deadline = time.monotonic() + 30
         while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
@@ -161,9 +205,14 @@ def test_lock_from_another_machine_is_refused_with_the_way_out(tmp_path):
     run = tmp_path / "r"
     t = tiny_trainer(tiny_config(epochs=1), run_dir=run)
     (run / ".lock").write_text("4242 colab-vm-that-was-cut-off")
-    with pytest.raises(RunLocked, match=r"pid 4242 on another machine \(colab-vm-that-was-cut-off\).*delete .*\.lock"):
+    with pytest.raises(
+        RunLocked,
+        match=r"pid 4242 on another machine \(colab-vm-that-was-cut-off\).*delete .*\.lock",
+    ):
         t.fit()
-    assert t.step == 0 and not (run / "metrics.json").exists()  # a refused run writes nothing into the folder
+    assert (
+        t.step == 0 and not (run / "metrics.json").exists()
+    )  # a refused run writes nothing into the folder
     (run / ".lock").unlink()
     t.fit()
     assert t.step == 4
@@ -183,10 +232,13 @@ def test_empty_lock_is_stale_only_once_old(tmp_path):
 
 # ----------------------------------------------------------------------------- checkpoints on disk
 
+
 def test_last_pt_is_written_before_the_step_checkpoint(tmp_path, monkeypatch):
     order = []
     real = train_mod.atomic_save
-    monkeypatch.setattr(train_mod, "atomic_save", lambda obj, path: (order.append(path.name), real(obj, path)))
+    monkeypatch.setattr(
+        train_mod, "atomic_save", lambda obj, path: (order.append(path.name), real(obj, path))
+    )
     tiny_trainer(tiny_config(epochs=1, checkpoint_every=2), run_dir=tmp_path / "r").fit()
     # step 4 is also the epoch's end, which writes last.pt once more
     assert order == ["last.pt", "step_00000002.pt", "last.pt", "step_00000004.pt", "last.pt"]
@@ -203,7 +255,9 @@ def test_resume_falls_back_to_the_newest_readable_step_checkpoint(tmp_path, caps
     assert "last.pt' is truncated or corrupted" in capsys.readouterr().out
     last.unlink()
     (run / "checkpoints" / "step_00000004.pt").unlink()
-    assert latest_run("mlp-mnist", tmp_path) == run  # step checkpoints alone still make a resumable run
+    assert (
+        latest_run("mlp-mnist", tmp_path) == run
+    )  # step checkpoints alone still make a resumable run
     t = tiny_trainer(cfg, run_dir=run)
     assert t.resume() and t.step == 3
 
@@ -211,10 +265,13 @@ def test_resume_falls_back_to_the_newest_readable_step_checkpoint(tmp_path, caps
 def test_corrupted_checkpoint_message_is_one_line():
     with pytest.raises(CheckpointError) as e:
         load_checkpoint(Path(__file__))  # not a zip/pickle at all
-    assert "\n" not in str(e.value) and "test_robustness.py' is truncated or corrupted" in str(e.value)
+    assert "\n" not in str(e.value) and "test_robustness.py' is truncated or corrupted" in str(
+        e.value
+    )
 
 
 # ----------------------------------------------------------------------------- divergence: stop or roll back
+
 
 def nan_at(trainer, steps):
     """Wrap trainer.d_loss so that it returns NaN on the batches that start at `steps`, once each."""
@@ -233,7 +290,9 @@ def nan_at(trainer, steps):
 def test_rollback_reloads_the_last_good_checkpoint_with_halved_learning_rates(tmp_path, capsys):
     cfg = tiny_config(on_diverge="rollback", checkpoint_every=2)  # 2 epochs x 4 steps, log every 2
     t = tiny_trainer(cfg, run_dir=tmp_path / "r")
-    nan_at(t, [4])  # the batch that makes step 5; detected at the log of step 6, after the checkpoint of step 4
+    nan_at(
+        t, [4]
+    )  # the batch that makes step 5; detected at the log of step 6, after the checkpoint of step 4
     history = t.fit()
 
     # Golden run: the same seed trained to step 4, then both learning rates halved, then on to the end.
@@ -244,12 +303,23 @@ def test_rollback_reloads_the_last_good_checkpoint_with_halved_learning_rates(tm
             group["lr"] *= 0.5
     ref.fit(2)
     assert t.step == ref.step == 8 and all_finite(t)
-    assert all(torch.equal(x, y) for x, y in zip(t.G.state_dict().values(), ref.G.state_dict().values()))
-    assert all(torch.equal(x, y) for x, y in zip(t.D.state_dict().values(), ref.D.state_dict().values()))
+    assert all(
+        torch.equal(x, y) for x, y in zip(t.G.state_dict().values(), ref.G.state_dict().values())
+    )
+    assert all(
+        torch.equal(x, y) for x, y in zip(t.D.state_dict().values(), ref.D.state_dict().values())
+    )
     assert history["step"].tolist() == [2, 4, 6, 8] and np.isfinite(history["loss_d"]).all()
-    assert [g["lr"] for g in (*t.opt_g.param_groups, *t.opt_d.param_groups)] == [cfg.lr_g / 2, cfg.lr_d / 2]
+    assert [g["lr"] for g in (*t.opt_g.param_groups, *t.opt_d.param_groups)] == [
+        cfg.lr_g / 2,
+        cfg.lr_d / 2,
+    ]
     (event,) = t.events
-    assert event["event"] == "rollback" and (event["step"], event["to_step"]) == (6, 4) and event["lr_d"] == cfg.lr_d / 2
+    assert (
+        event["event"] == "rollback"
+        and (event["step"], event["to_step"]) == (6, 4)
+        and event["lr_d"] == cfg.lr_d / 2
+    )
     assert "loss_d" in event["reason"] and "rolled back to step 4" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["status"] == "finished" and metrics["events"] == t.events
@@ -268,9 +338,13 @@ def test_rollback_without_a_run_folder_returns_to_the_start(capsys):
 
 def test_rollback_gives_up_after_three_halvings(tmp_path, capsys):
     t = tiny_trainer(tiny_config(on_diverge="rollback"), run_dir=tmp_path / "r")
-    inner = t.d_loss  # NaN on the batch of step 6 every time it is trained, whatever the learning rate
+    inner = (
+        t.d_loss
+    )  # NaN on the batch of step 6 every time it is trained, whatever the learning rate
     t.d_loss = lambda d_real, d_fake: inner(d_real, d_fake) * (float("nan") if t.step == 5 else 1.0)
-    with pytest.raises(TrainingDiverged, match=r"step 6: loss_d.*Already rolled back 3 times.*0\.125"):
+    with pytest.raises(
+        TrainingDiverged, match=r"step 6: loss_d.*Already rolled back 3 times.*0\.125"
+    ):
         t.fit()
     assert [e["to_step"] for e in t.events] == [4, 4, 4]
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
@@ -282,8 +356,11 @@ def test_a_diverged_state_never_overwrites_the_last_good_checkpoint(tmp_path):
     # Checkpoints every step but logs every 4: the NaN of step 6 reaches the checkpoint before any log.
     t = tiny_trainer(tiny_config(checkpoint_every=1, log_every=4), run_dir=tmp_path / "r")
     nan_at(t, [5])
-    with pytest.raises(TrainingDiverged, match=r"step 6: losses since the last log, G weights, D weights became NaN/Inf; "
-                                               r"the last good checkpoint is .*last\.pt"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"step 6: losses since the last log, G weights, D weights became NaN/Inf; "
+        r"the last good checkpoint is .*last\.pt",
+    ):
         t.fit()
     folder = tmp_path / "r" / "checkpoints"
     for path in folder.glob("*.pt"):
@@ -296,12 +373,16 @@ def test_a_diverged_state_never_overwrites_the_last_good_checkpoint(tmp_path):
 def test_stop_message_points_to_the_rollback_option(tmp_path):
     t = tiny_trainer(tiny_config(), run_dir=tmp_path / "r")
     nan_at(t, [0])
-    with pytest.raises(TrainingDiverged, match=r"step 2: loss_d.*became NaN/Inf; no checkpoint was written yet.*"
-                                               r"on_diverge='rollback'"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"step 2: loss_d.*became NaN/Inf; no checkpoint was written yet.*"
+        r"on_diverge='rollback'",
+    ):
         t.fit()
 
 
 # ----------------------------------------------------------------------------- an interrupted run says so
+
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt, OSError])
 def test_fit_left_by_an_exception_marks_the_run_interrupted(tmp_path, error):
@@ -320,6 +401,7 @@ def test_fit_left_by_an_exception_marks_the_run_interrupted(tmp_path, error):
 
 # ----------------------------------------------------------------------------- bad input on the command line
 
+
 @pytest.fixture
 def checkpoint(tmp_path):
     tiny_trainer(tiny_config(epochs=1), run_dir=tmp_path / "run").fit()
@@ -333,12 +415,15 @@ def test_sample_from_a_good_checkpoint_works(checkpoint, tmp_path, capsys):
     assert images.shape == (5, 1, 28, 28) and images.dtype == np.uint8
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("n0", r"--n must be at least 1, got 0"),
-    ("missing", r"checkpoint '.*nowhere\.pt' does not exist"),
-    ("truncated", r"checkpoint '.*last\.pt' is truncated or corrupted"),
-    ("jpg", r"--out must end in \.png or \.npz, got 'samples\.jpg'"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("n0", r"--n must be at least 1, got 0"),
+        ("missing", r"checkpoint '.*nowhere\.pt' does not exist"),
+        ("truncated", r"checkpoint '.*last\.pt' is truncated or corrupted"),
+        ("jpg", r"--out must end in \.png or \.npz, got 'samples\.jpg'"),
+    ],
+)
 def test_sample_bad_input_exits_2_with_one_line(checkpoint, tmp_path, capsys, case, expected):
     n, path, out = 4, checkpoint, tmp_path / "samples.png"
     if case == "n0":
@@ -356,14 +441,20 @@ def test_sample_bad_input_exits_2_with_one_line(checkpoint, tmp_path, capsys, ca
     assert not out.exists()
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["mlp-mnsit"], r"unknown preset 'mlp-mnsit'.*Did you mean 'mlp-mnist'\?"),
-    (["mlp-mnist", "--checkpoint-every", "-1"], r"--checkpoint-every must be >= 0"),
-    (["mlp-mnist", "--epochs", "0"], r"epochs must be >= 1, got 0"),
-    (["mlp-mnist", "--device", "gpu"], r"unknown device 'gpu'"),
-], ids=["misspelt-preset", "checkpoint-every", "epochs", "device"])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["mlp-mnsit"], r"unknown preset 'mlp-mnsit'.*Did you mean 'mlp-mnist'\?"),
+        (["mlp-mnist", "--checkpoint-every", "-1"], r"--checkpoint-every must be >= 0"),
+        (["mlp-mnist", "--epochs", "0"], r"epochs must be >= 1, got 0"),
+        (["mlp-mnist", "--device", "gpu"], r"unknown device 'gpu'"),
+    ],
+    ids=["misspelt-preset", "checkpoint-every", "epochs", "device"],
+)
 def test_train_bad_input_exits_2_before_making_a_run_folder(tmp_path, capsys, argv, expected):
-    code, _, err = run_cli(["train", *argv, "--profile", "smoke", "--out", tmp_path / "runs"], capsys)
+    code, _, err = run_cli(
+        ["train", *argv, "--profile", "smoke", "--out", tmp_path / "runs"], capsys
+    )
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("gankit train: error: ")
     assert re.search(expected, err), err
@@ -375,7 +466,9 @@ def test_train_with_unloadable_data_leaves_no_empty_run_folder(tmp_path, capsys,
         raise FileNotFoundError("MNIST is not under GANKIT_DATA='/nowhere'")
 
     monkeypatch.setattr(train_mod, "load_dataset", missing)
-    code, _, err = run_cli(["train", "mlp-mnist", "--profile", "smoke", "--out", tmp_path / "runs"], capsys)
+    code, _, err = run_cli(
+        ["train", "mlp-mnist", "--profile", "smoke", "--out", tmp_path / "runs"], capsys
+    )
     assert code == 2 and "MNIST is not under GANKIT_DATA" in err
     assert list((tmp_path / "runs" / "mlp-mnist").iterdir()) == []
 
@@ -386,26 +479,46 @@ def test_on_diverge_setting_is_checked():
     assert tiny_config().on_diverge == "stop"  # rolling back changes the run; the user asks for it
 
 
-def test_full_disk_while_checkpointing_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+def test_full_disk_while_checkpointing_keeps_the_last_good_checkpoint(
+    tmp_path, capsys, monkeypatch
+):
     images, labels = synthetic(256)
-    monkeypatch.setattr(train_mod, "load_dataset", lambda config, *a, **k: Dataset(images, labels, name="synthetic"))
+    monkeypatch.setattr(
+        train_mod, "load_dataset", lambda config, *a, **k: Dataset(images, labels, name="synthetic")
+    )
     monkeypatch.setattr(cli, "attach_default_evaluation", lambda trainer: None)
     real_save = torch.save
 
-    def save(obj, f, *a, **k):  # a disk that fills up at step 6: part of the file lands, then ENOSPC
+    def save(
+        obj, f, *a, **k
+    ):  # a disk that fills up at step 6: part of the file lands, then ENOSPC
         if isinstance(obj, dict) and obj.get("step", 0) >= 6:
             f.write(b"PK\x03\x04 half a checkpoint")
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(obj, f, *a, **k)
 
     monkeypatch.setattr(torch, "save", save)
-    argv = ["train", "mlp-mnist", "--profile", "smoke", "--out", tmp_path, "--quiet", "--checkpoint-every", 3,
-            "--on-diverge", "rollback"]  # 256 images: 2 epochs x 4 steps
+    argv = [
+        "train",
+        "mlp-mnist",
+        "--profile",
+        "smoke",
+        "--out",
+        tmp_path,
+        "--quiet",
+        "--checkpoint-every",
+        3,
+        "--on-diverge",
+        "rollback",
+    ]  # 256 images: 2 epochs x 4 steps
     code, _, err = run_cli(argv, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "the disk is full (No space left on device); free some space, then add --resume" in err
     (run,) = (tmp_path / "mlp-mnist").iterdir()
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt", "step_00000003.pt"]  # no .tmp
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "last.pt",
+        "step_00000003.pt",
+    ]  # no .tmp
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 4  # the epoch's end, intact
     assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
     assert json.loads((run / "config.json").read_text())["on_diverge"] == "rollback"

@@ -1,19 +1,23 @@
 """The Trainer: one step lowers the D loss, checkpoints round-trip, resume is exact, errors are clear."""
+
 import json
 import math
 
 import pytest
 import torch
+from helpers import synthetic, tiny_config, tiny_trainer, without_bf16_autocast
 
 from gankit.losses import d_loss_bce
 from gankit.runs import CheckpointError, RunLocked, find_run, load_checkpoint
 from gankit.train import Trainer, TrainingDiverged
-from helpers import synthetic, tiny_config, tiny_trainer, without_bf16_autocast
 
 
 def params(trainer):
-    return [p.detach().clone() for p in (*trainer.G.state_dict().values(), *trainer.D.state_dict().values())
-            if torch.is_tensor(p)]
+    return [
+        p.detach().clone()
+        for p in (*trainer.G.state_dict().values(), *trainer.D.state_dict().values())
+        if torch.is_tensor(p)
+    ]
 
 
 def test_one_discriminator_step_lowers_its_loss_on_a_fixed_batch():
@@ -54,7 +58,10 @@ def test_history_columns_and_run_folder(tmp_path):
     assert h["d_real"].between(0, 1).all() and h["seconds"].is_monotonic_increasing
     run = tmp_path / "run"
     assert json.loads((run / "config.json").read_text())["latent_dim"] == 8
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "epoch_0001.png",
+        "epoch_0002.png",
+    ]
     assert (run / "checkpoints" / "last.pt").exists() and (run / "history.csv").exists()
     assert json.loads((run / "metrics.json").read_text())["status"] == "finished"
     assert not (run / ".lock").exists()
@@ -66,22 +73,49 @@ def test_checkpoint_round_trip(tmp_path):
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     for key in ("G", "D", "opt_g", "opt_d", "step", "config", "fixed_noise", "rng", "version"):
         assert key in ckpt
-    t2 = Trainer.from_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt", run_dir=None, progress=False)
+    t2 = Trainer.from_checkpoint(
+        tmp_path / "run" / "checkpoints" / "last.pt", run_dir=None, progress=False
+    )
     assert t2.step == t.step == 4 and t2.epoch == 1
     assert all(torch.equal(a, b) for a, b in zip(params(t), params(t2)))
     assert torch.equal(t2.fixed_noise, t.fixed_noise)
 
 
-@pytest.mark.parametrize("kind", [
-    dict(),
-    dict(preset="dcgan-mnist", model="dcgan", image_size=32, g_width=8, d_width=8),
-    dict(preset="wgan-gp-mnist", model="dcgan", image_size=32, g_width=8, d_width=8, d_norm="layer",
-         loss="wgan", gp_weight=10.0, n_critic=3, betas=(0.0, 0.9)),
-    dict(preset="cgan-mnist", num_classes=10),
-    dict(precision="bf16"),
-    dict(preset="wgan-gp-mnist", model="dcgan", image_size=32, g_width=8, d_width=8, d_norm="layer",
-         loss="wgan", gp_weight=10.0, n_critic=3, betas=(0.0, 0.9), precision="bf16"),
-], ids=["mlp", "dcgan", "wgan-gp", "cgan", "mlp-bf16", "wgan-gp-bf16"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        dict(),
+        dict(preset="dcgan-mnist", model="dcgan", image_size=32, g_width=8, d_width=8),
+        dict(
+            preset="wgan-gp-mnist",
+            model="dcgan",
+            image_size=32,
+            g_width=8,
+            d_width=8,
+            d_norm="layer",
+            loss="wgan",
+            gp_weight=10.0,
+            n_critic=3,
+            betas=(0.0, 0.9),
+        ),
+        dict(preset="cgan-mnist", num_classes=10),
+        dict(precision="bf16"),
+        dict(
+            preset="wgan-gp-mnist",
+            model="dcgan",
+            image_size=32,
+            g_width=8,
+            d_width=8,
+            d_norm="layer",
+            loss="wgan",
+            gp_weight=10.0,
+            n_critic=3,
+            betas=(0.0, 0.9),
+            precision="bf16",
+        ),
+    ],
+    ids=["mlp", "dcgan", "wgan-gp", "cgan", "mlp-bf16", "wgan-gp-bf16"],
+)
 @pytest.mark.filterwarnings("ignore:.*no native bf16 units")  # emulated bf16 is slow, not wrong
 def test_exact_resume_mid_epoch(tmp_path, kind):
     """N steps, save, load, N more == 2N straight (CPU, same seed); the save falls mid-epoch."""
@@ -124,7 +158,9 @@ def test_conv_models_train_in_channels_last_with_the_same_result():
     assert not plain.G.net[0].weight.is_contiguous(memory_format=torch.channels_last)
     for a, b in zip(params(fast), params(plain)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    assert not all(torch.equal(a, b) for a, b in zip(params(fast), params(tiny_trainer(tiny_config(**CONV)))))
+    assert not all(
+        torch.equal(a, b) for a, b in zip(params(fast), params(tiny_trainer(tiny_config(**CONV))))
+    )
     assert fast.sample(4, seed=0).is_contiguous()  # callers get plain NCHW images
     assert tiny_trainer(tiny_config()).memory_format is torch.contiguous_format  # MLPs keep theirs
 
@@ -139,7 +175,9 @@ def test_channels_first_checkpoint_resumes_in_channels_last(tmp_path):
     new.resume(tmp_path / "old.pt")
     assert all(torch.equal(a, b) for a, b in zip(params(old), params(new)))
     for p, state in new.opt_d.state.items():
-        assert state["exp_avg"].stride() == p.stride() and state["exp_avg_sq"].stride() == p.stride()
+        assert (
+            state["exp_avg"].stride() == p.stride() and state["exp_avg_sq"].stride() == p.stride()
+        )
     new.fit(2)
     assert new.step == 8 and all(torch.isfinite(p).all() for p in params(new))
 
@@ -152,7 +190,11 @@ def test_metrics_logged_after_fit_keep_the_run_finished(tmp_path):
     t.fit(1)
     t.log_metrics({"genre_roc_auc": 0.8})
     doc = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert doc["status"] == "finished" and doc["final"]["genre_roc_auc"] == 0.8 and len(doc["evaluations"]) == 2
+    assert (
+        doc["status"] == "finished"
+        and doc["final"]["genre_roc_auc"] == 0.8
+        and len(doc["evaluations"]) == 2
+    )
 
 
 @pytest.mark.filterwarnings("ignore:.*no native bf16 units")
@@ -170,7 +212,9 @@ def test_bf16_precision_runs_forward_passes_in_bf16_and_is_recorded(tmp_path):
     torch.manual_seed(0)
     bf16.train_step(x, y)
     assert seen and set(seen) == {torch.bfloat16}
-    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in bf16.G.parameters())
+    assert all(
+        p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in bf16.G.parameters()
+    )
     diffs = [(a - b).abs().max().item() for a, b in zip(params(fp32), params(bf16))]
     # Adam's first update is lr * g / (|g| + eps): at most lr per weight, whatever the precision of g;
     # so one step apart the runs differ by at most 2 lr, and they differ (bf16 rounds the gradients)
@@ -178,7 +222,10 @@ def test_bf16_precision_runs_forward_passes_in_bf16_and_is_recorded(tmp_path):
     assert bf16.sample(4).dtype == torch.float32  # sampling and evaluation stay fp32
     bf16.save_checkpoint()
     assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "bf16"
-    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["config"]["precision"] == "bf16"
+    assert (
+        load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["config"]["precision"]
+        == "bf16"
+    )
 
 
 def test_unknown_or_unavailable_precision_says_what_to_use(monkeypatch):
@@ -191,7 +238,9 @@ def test_unknown_or_unavailable_precision_says_what_to_use(monkeypatch):
         t.use_precision("half")
 
     without_bf16_autocast(monkeypatch)
-    with pytest.raises(ConfigError, match=r"precision='bf16' is not available on cpu .*use precision='fp32'"):
+    with pytest.raises(
+        ConfigError, match=r"precision='bf16' is not available on cpu .*use precision='fp32'"
+    ):
         t.use_precision("bf16")
     assert t.config.precision == "fp32"  # refused, not half-applied
     # a bf16-trained model on such a device: built and sampled (fp32) without complaint, refused only to train
@@ -209,7 +258,11 @@ def test_use_precision_leaves_a_shared_config_alone():
     cfg = tiny_config()
     default, variant = tiny_trainer(cfg), tiny_trainer(cfg)
     variant.use_precision("bf16")
-    assert variant.config.precision == "bf16" and default.config.precision == "fp32" and cfg.precision == "fp32"
+    assert (
+        variant.config.precision == "bf16"
+        and default.config.precision == "fp32"
+        and cfg.precision == "fp32"
+    )
     seen = []
     default.D.features[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     default.train_step(*next(default.data.epoch(0)))
@@ -217,7 +270,9 @@ def test_use_precision_leaves_a_shared_config_alone():
 
 
 def test_keep_last_k_checkpoints(tmp_path):
-    t = tiny_trainer(tiny_config(checkpoint_every=1, keep_checkpoints=2, epochs=1), run_dir=tmp_path / "r")
+    t = tiny_trainer(
+        tiny_config(checkpoint_every=1, keep_checkpoints=2, epochs=1), run_dir=tmp_path / "r"
+    )
     t.fit()
     names = sorted(p.name for p in (tmp_path / "r" / "checkpoints").glob("*.pt"))
     assert names == ["last.pt", "step_00000003.pt", "step_00000004.pt"]
@@ -289,18 +344,26 @@ def test_uniform_latent_pitfall_is_an_option_not_a_default():
     z = t._draw_latent(1000)
     assert z.min() >= 0 and z.max() <= 1  # torch.rand: U[0, 1], mean 0.5 instead of N(0, I)
     assert tiny_config().latent == "normal"
-    assert math.isclose(tiny_trainer(tiny_config())._draw_latent(20000).mean().item(), 0.0, abs_tol=0.02)
+    assert math.isclose(
+        tiny_trainer(tiny_config())._draw_latent(20000).mean().item(), 0.0, abs_tol=0.02
+    )
 
 
 def test_train_or_load_reuses_only_a_finished_run_with_the_same_config(tmp_path, monkeypatch):
-    import gankit.train as train_mod
     from helpers import synthetic
+
+    import gankit.train as train_mod
 
     images, labels = synthetic(64)
 
     class FakeDataset:  # setup() without MNIST: the synthetic images stand in
         def __init__(self):
-            self.images, self.labels, self.label_names, self.summary = images, labels, [], "synthetic"
+            self.images, self.labels, self.label_names, self.summary = (
+                images,
+                labels,
+                [],
+                "synthetic",
+            )
 
     monkeypatch.setattr(train_mod, "load_dataset", lambda config: FakeDataset())
     cfg = tiny_config()

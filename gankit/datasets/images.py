@@ -1,4 +1,5 @@
 """Decode image files of any mode and size into uint8 tensors, and cache whole folders of them."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -18,12 +19,14 @@ from PIL import Image, ImageOps
 from torchvision.transforms.functional import pil_to_tensor
 from tqdm.auto import tqdm
 
-from .files import atomic_save
+from ..files import atomic_save
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 REASONS = ("empty", "corrupt", "too small", "too large", "unsupported")
 MIN_SIDE = 8  # decode_image's defaults, also used by load_image_folder
-MAX_PIXELS = 64_000_000  # ~8000 x 8000: larger is a scan or a decompression bomb, not a training image
+MAX_PIXELS = (
+    64_000_000  # ~8000 x 8000: larger is a scan or a decompression bomb, not a training image
+)
 _CACHE_VERSION = 1  # bump whenever decoding changes, so caches written by older code are re-decoded
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -42,7 +45,9 @@ class BadImage(ValueError):
         super().__init__(message)
         self.reason = reason
 
-    def __reduce__(self):  # keeps the exception picklable (process pools) despite the two-argument __init__
+    def __reduce__(
+        self,
+    ):  # keeps the exception picklable (process pools) despite the two-argument __init__
         return (type(self), (self.reason, str(self)))
 
 
@@ -50,10 +55,16 @@ class BadImage(ValueError):
 class LoadSummary:
     """What load_image_folder did: counts, mode conversions, and every skipped file with its reason."""
 
-    total: int  # files seen that look like images (by extension: jpg jpeg png bmp gif webp tif tiff)
+    total: (
+        int  # files seen that look like images (by extension: jpg jpeg png bmp gif webp tif tiff)
+    )
     loaded: int
-    converted: dict[str, int] = field(default_factory=dict)  # original PIL mode -> how many were converted
-    skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> relative file names, all of them
+    converted: dict[str, int] = field(
+        default_factory=dict
+    )  # original PIL mode -> how many were converted
+    skipped: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # reason -> relative file names, all of them
     root: str = ""  # the folder as the caller spelled it (not made absolute: summaries get printed in notebooks)
 
     def __str__(self) -> str:
@@ -67,14 +78,22 @@ class LoadSummary:
             parts = []
             for reason in sorted(self.skipped):
                 names = self.skipped[reason]
-                shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                shown = ", ".join(names[:5]) + (
+                    f" and {len(names) - 5} more" if len(names) > 5 else ""
+                )
                 parts.append(f"{reason}: {shown}")
             text += f"; skipped {sum(map(len, self.skipped.values()))} ({'; '.join(parts)})"
         return text
 
 
-def decode_image(source: str | os.PathLike | bytes, size: tuple[int, int], channels: int = 3, *,
-                 min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+def decode_image(
+    source: str | os.PathLike | bytes,
+    size: tuple[int, int],
+    channels: int = 3,
+    *,
+    min_side: int = MIN_SIDE,
+    max_pixels: int = MAX_PIXELS,
+) -> torch.Tensor:
     """Decode one image file (path or its bytes) to a uint8 tensor (channels, H, W), size=(H, W).
 
     Any PIL mode is converted to RGB (channels=3) or L (channels=1): transparency (RGBA, LA, PA,
@@ -99,9 +118,15 @@ def decode_image(source: str | os.PathLike | bytes, size: tuple[int, int], chann
     return image
 
 
-def load_image_folder(root: str | os.PathLike, image_size: int | tuple[int, int], channels: int = 3, *,
-                      cache_dir: str | os.PathLike | None = None, recursive: bool = True,
-                      progress: bool = True) -> tuple[torch.Tensor, LoadSummary]:
+def load_image_folder(
+    root: str | os.PathLike,
+    image_size: int | tuple[int, int],
+    channels: int = 3,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    recursive: bool = True,
+    progress: bool = True,
+) -> tuple[torch.Tensor, LoadSummary]:
     """Decode every image under root once into a uint8 tensor (N, C, H, W) plus a LoadSummary.
 
     image_size is an int (square) or (H, W). Image files are recognised by extension (jpg jpeg png
@@ -119,25 +144,36 @@ def load_image_folder(root: str | os.PathLike, image_size: int | tuple[int, int]
     root_path = Path(root)
     if not root_path.is_dir():
         raise FileNotFoundError(f"image folder {root_path} does not exist (or is not a folder)")
-    size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
+    size = (
+        (image_size, image_size) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
+    )
     _check_size_channels(size, channels)
     height, width = int(size[0]), int(size[1])
     root_abs = root_path.resolve()
     names = _list_images(root_abs, recursive)
     if not names:
         where = "or its subfolders " if recursive else ""
-        raise ValueError(f"no image files in {root_path} {where}(looked for {', '.join(IMAGE_EXTENSIONS)}); "
-                         "put images there or pass the folder that holds them")
+        raise ValueError(
+            f"no image files in {root_path} {where}(looked for {', '.join(IMAGE_EXTENSIONS)}); "
+            "put images there or pass the folder that holds them"
+        )
 
     stats = [(root_abs / name).stat() for name in names]
-    key_fields = {"version": _CACHE_VERSION, "root": str(root_abs), "size": [height, width], "channels": channels,
-                  "files": [[name, st.st_size, st.st_mtime_ns] for name, st in zip(names, stats)]}
+    key_fields = {
+        "version": _CACHE_VERSION,
+        "root": str(root_abs),
+        "size": [height, width],
+        "channels": channels,
+        "files": [[name, st.st_size, st.st_mtime_ns] for name, st in zip(names, stats)],
+    }
     key = hashlib.sha256(json.dumps(key_fields, separators=(",", ":")).encode()).hexdigest()
     cache_root = Path(cache_dir) if cache_dir is not None else root_abs / ".gankit_cache"
     # The prefix names the folder and size, so a re-decode can remove the stale file it replaces
     # even when several folders share one cache_dir.
-    prefix = f"{root_abs.name or 'root'}-{hashlib.sha256(str(root_abs).encode()).hexdigest()[:8]}-" \
-             f"{height}x{width}x{channels}-"
+    prefix = (
+        f"{root_abs.name or 'root'}-{hashlib.sha256(str(root_abs).encode()).hexdigest()[:8]}-"
+        f"{height}x{width}x{channels}-"
+    )
     cache_file = cache_root / f"{prefix}{key[:24]}.pt"
 
     cached = _read_cache(cache_file, key)
@@ -162,8 +198,13 @@ def load_image_folder(root: str | os.PathLike, image_size: int | tuple[int, int]
     workers = min(8, os.cpu_count() or 1)
     with _no_bomb_warning(), concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(decode_one, names)
-        for name, (image, note) in tqdm(zip(names, results), total=len(names), disable=not progress,
-                                        desc=f"decoding {root_abs.name}", unit="img"):
+        for name, (image, note) in tqdm(
+            zip(names, results),
+            total=len(names),
+            disable=not progress,
+            desc=f"decoding {root_abs.name}",
+            unit="img",
+        ):
             if image is None:
                 skipped.setdefault(note, []).append(name)
                 continue
@@ -172,23 +213,36 @@ def load_image_folder(root: str | os.PathLike, image_size: int | tuple[int, int]
             if note is not None:
                 converted[note] = converted.get(note, 0) + 1
 
-    summary = LoadSummary(total=len(names), loaded=loaded, converted=converted, skipped=skipped, root=str(root))
+    summary = LoadSummary(
+        total=len(names), loaded=loaded, converted=converted, skipped=skipped, root=str(root)
+    )
     if loaded == 0:
-        reasons = "; ".join(f"{reason}: {len(files)} (e.g. {files[0]})" for reason, files in sorted(skipped.items()))
-        raise ValueError(f"no decodable images in {root_path}: saw {len(names)} image files and skipped all of "
-                         f"them ({reasons}); decode one with gankit.images.decode_image to see the full error")
+        reasons = "; ".join(
+            f"{reason}: {len(files)} (e.g. {files[0]})" for reason, files in sorted(skipped.items())
+        )
+        raise ValueError(
+            f"no decodable images in {root_path}: saw {len(names)} image files and skipped all of "
+            f"them ({reasons}); decode one with gankit.datasets.images.decode_image to see the full error"
+        )
     images = images[:loaded].clone() if loaded < len(names) else images
 
     _write_cache(cache_file, {"key": key, "images": images, "summary": dataclasses.asdict(summary)})
-    for stale in cache_root.iterdir():  # not glob(): a folder name may hold glob characters like '['
+    for (
+        stale
+    ) in cache_root.iterdir():  # not glob(): a folder name may hold glob characters like '['
         if stale.name.startswith(prefix) and stale.suffix == ".pt" and stale != cache_file:
             with contextlib.suppress(OSError):
                 stale.unlink()
     return images, summary
 
 
-def augment(x: torch.Tensor, *, flip: bool = True, jitter: float = 0.0,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    *,
+    flip: bool = True,
+    jitter: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Augment a batch x, float (B, C, H, W) in [-1, 1], on x's own device; returns the same shape in [-1, 1].
 
     flip: each sample is mirrored left-right with probability 0.5. jitter in [0, 1]: each sample's
@@ -200,18 +254,28 @@ def augment(x: torch.Tensor, *, flip: bool = True, jitter: float = 0.0,
     jitter=0 x itself is returned.
     """
     if x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"augment expects a float batch (B, C, H, W) in [-1, 1], got {tuple(x.shape)} {x.dtype}")
+        raise ValueError(
+            f"augment expects a float batch (B, C, H, W) in [-1, 1], got {tuple(x.shape)} {x.dtype}"
+        )
     if not 0.0 <= jitter <= 1.0:
-        raise ValueError(f"jitter must be in [0, 1] (factors are drawn from [1 - jitter, 1 + jitter]), got {jitter}")
+        raise ValueError(
+            f"jitter must be in [0, 1] (factors are drawn from [1 - jitter, 1 + jitter]), got {jitter}"
+        )
     if generator is not None and not _same_device(generator.device, x.device):
-        raise ValueError(f"generator lives on {generator.device} but x on {x.device}; "
-                         f"create it with torch.Generator(device=x.device)")
+        raise ValueError(
+            f"generator lives on {generator.device} but x on {x.device}; "
+            f"create it with torch.Generator(device=x.device)"
+        )
     if not flip and jitter == 0:
         return x
     batch, chans = x.shape[0], x.shape[1]
 
-    def draw() -> torch.Tensor:  # (B, 1, 1, 1) uniform in [0, 1), drawn in float32 so half inputs work everywhere
-        return torch.rand(batch, generator=generator, device=x.device).to(x.dtype).view(batch, 1, 1, 1)
+    def draw() -> (
+        torch.Tensor
+    ):  # (B, 1, 1, 1) uniform in [0, 1), drawn in float32 so half inputs work everywhere
+        return (
+            torch.rand(batch, generator=generator, device=x.device).to(x.dtype).view(batch, 1, 1, 1)
+        )
 
     if flip:
         x = torch.where(draw() < 0.5, x.flip(-1), x)
@@ -238,8 +302,13 @@ def augment(x: torch.Tensor, *, flip: bool = True, jitter: float = 0.0,
 # --- internals -------------------------------------------------------------------------------------
 
 
-def _decode(source: str | os.PathLike | bytes, size: tuple[int, int], channels: int, min_side: int,
-            max_pixels: int) -> tuple[torch.Tensor, str | None]:
+def _decode(
+    source: str | os.PathLike | bytes,
+    size: tuple[int, int],
+    channels: int,
+    min_side: int,
+    max_pixels: int,
+) -> tuple[torch.Tensor, str | None]:
     """decode_image without the warning filter; also returns the original mode if it was converted."""
     _check_size_channels(size, channels)
     height, width = int(size[0]), int(size[1])
@@ -260,18 +329,27 @@ def _decode(source: str | os.PathLike | bytes, size: tuple[int, int], channels: 
         raise BadImage("too large", f"{name}: {e}") from None
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise  # the path itself is wrong: the caller's problem, not the image's
-    except Exception as e:  # UnidentifiedImageError, or a plugin failing on a damaged header (OSError, ...)
+    except (
+        Exception
+    ) as e:  # UnidentifiedImageError, or a plugin failing on a damaged header (OSError, ...)
         if _looks_like_image(fp):
-            raise BadImage("corrupt", f"{name} starts like an image file but its header is damaged: {e}") from None
+            raise BadImage(
+                "corrupt", f"{name} starts like an image file but its header is damaged: {e}"
+            ) from None
         raise BadImage("unsupported", f"{name} is not an image file Pillow can read") from None
 
     with im:
         w, h = im.size
         if w * h > max_pixels:
-            raise BadImage("too large", f"{name} is {w}x{h} = {w * h} pixels, more than max_pixels={max_pixels} "
-                                        "(a decompression bomb or a huge scan; raise max_pixels if you trust it)")
+            raise BadImage(
+                "too large",
+                f"{name} is {w}x{h} = {w * h} pixels, more than max_pixels={max_pixels} "
+                "(a decompression bomb or a huge scan; raise max_pixels if you trust it)",
+            )
         if min(w, h) < min_side:
-            raise BadImage("too small", f"{name} is {w}x{h}, a side is shorter than min_side={min_side}")
+            raise BadImage(
+                "too small", f"{name} is {w}x{h}, a side is shorter than min_side={min_side}"
+            )
         try:
             # For JPEG, Pillow can decode at 1/2, 1/4 or 1/8 scale (DCT scaling); asking for at least
             # max(H, W) on both sides keeps enough pixels to cover (H, W) in either orientation.
@@ -288,8 +366,12 @@ def _decode(source: str | os.PathLike | bytes, size: tuple[int, int], channels: 
         try:
             out, changed = _to_8bit(im, target)
         except (ValueError, OSError) as e:
-            raise BadImage("unsupported", f"{name}: cannot convert PIL mode {mode} to {target}: {e}") from None
-        out = ImageOps.fit(out, (width, height), method=Image.Resampling.LANCZOS)  # PIL wants (W, H)
+            raise BadImage(
+                "unsupported", f"{name}: cannot convert PIL mode {mode} to {target}: {e}"
+            ) from None
+        out = ImageOps.fit(
+            out, (width, height), method=Image.Resampling.LANCZOS
+        )  # PIL wants (W, H)
         return pil_to_tensor(out).contiguous(), (mode if changed else None)
 
 
@@ -305,7 +387,9 @@ def _to_8bit(im: Image.Image, target: str) -> tuple[Image.Image, bool]:
     # info['transparency']: palette or colour-key transparency (what Pillow >= 10.1's has_transparency_data checks)
     if im.mode in _ALPHA_MODES or "transparency" in im.info:
         rgba = im.convert("RGBA")
-        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+        im = Image.alpha_composite(
+            Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba
+        ).convert("RGB")
     if im.mode != target:
         im = im.convert(target)
     return im, mode != target
@@ -319,7 +403,9 @@ def _scale_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
         lo, hi = 0.0, 65535.0
     elif mode == "I" and low >= 0 and high <= 255:
         lo, hi = 0.0, 255.0
-    elif mode == "I" and low >= 0 and high <= 65535:  # 16-bit data in a 32-bit container (older Pillow PNGs)
+    elif (
+        mode == "I" and low >= 0 and high <= 65535
+    ):  # 16-bit data in a 32-bit container (older Pillow PNGs)
         lo, hi = 0.0, 65535.0
     elif mode == "F" and low >= 0 and high <= 1:
         lo, hi = 0.0, 1.0
@@ -369,12 +455,16 @@ def _read_cache(path: Path, key: str) -> tuple[torch.Tensor, LoadSummary] | None
     if not path.exists():
         return None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)  # weights_only: never unpickle code
+        data = torch.load(
+            path, map_location="cpu", weights_only=True
+        )  # weights_only: never unpickle code
         if data.get("key") != key:
             return None
         return data["images"], LoadSummary(**data["summary"])
     except Exception as e:  # unreadable or foreign file: decoding again is always safe
-        warnings.warn(f"ignoring unreadable image cache {path} ({e}); decoding the folder again", stacklevel=3)
+        warnings.warn(
+            f"ignoring unreadable image cache {path} ({e}); decoding the folder again", stacklevel=3
+        )
         return None
 
 
@@ -384,8 +474,10 @@ def _write_cache(path: Path, obj: dict) -> None:
         atomic_save(obj, path)
     except Exception as e:  # KeyboardInterrupt and friends pass through unchanged
         why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        message = (f"could not write the image cache {path}: {why}. Free some disk space, or pass "
-                   "cache_dir= to load_image_folder to put the cache somewhere writable")
+        message = (
+            f"could not write the image cache {path}: {why}. Free some disk space, or pass "
+            "cache_dir= to load_image_folder to put the cache somewhere writable"
+        )
         errno = e.errno if isinstance(e, OSError) else None
         raise (OSError(errno, message) if errno else OSError(message)) from e
 

@@ -1,4 +1,5 @@
 """Progress reports from run folders (Markdown, self-contained HTML, PDF) and notebook exports with an index."""
+
 from __future__ import annotations
 
 import html
@@ -9,22 +10,53 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from .render import (LOG4, compact_grid, is_count, is_num, loss_figure, metric_keys, metric_label,
-                     quality_figure, to_html, to_markdown)
+from .render import (
+    LOG4,
+    compact_grid,
+    is_count,
+    is_num,
+    loss_figure,
+    metric_keys,
+    metric_label,
+    quality_figure,
+    to_html,
+    to_markdown,
+)
 from .runs import RunSummary, as_date, epoch_of, find_runs
 
-KEY_HPARAMS = ("profile", "dataset", "model", "loss", "epochs", "batch_size", "lr_g", "lr_d", "betas",
-               "latent_dim", "n_critic", "gp_weight", "seed")  # always shown, even when all runs agree
+KEY_HPARAMS = (
+    "profile",
+    "dataset",
+    "model",
+    "loss",
+    "epochs",
+    "batch_size",
+    "lr_g",
+    "lr_d",
+    "betas",
+    "latent_dim",
+    "n_critic",
+    "gp_weight",
+    "seed",
+)  # always shown, even when all runs agree
 CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-def build_report(runs_root: str | Path = "runs", out: str | Path = "reports", *, since: date | str | None = None,
-                 until: date | str | None = None, title: str | None = None, pdf: bool = True,
-                 notes: str = "") -> dict[str, Path | str]:
+def build_report(
+    runs_root: str | Path = "runs",
+    out: str | Path = "reports",
+    *,
+    since: date | str | None = None,
+    until: date | str | None = None,
+    title: str | None = None,
+    pdf: bool = True,
+    notes: str = "",
+) -> dict[str, Path | str]:
     """Write out/progress-YYYY-MM-DD.{md,html[,pdf]} over the runs started in [since, until] (until: today).
 
     The Markdown keeps its images in out/progress-YYYY-MM-DD_files/; the HTML embeds them as base64 data
@@ -33,8 +65,10 @@ def build_report(runs_root: str | Path = "runs", out: str | Path = "reports", *,
     """
     root = Path(runs_root)
     if not root.is_dir():
-        raise FileNotFoundError(f"runs folder {str(root)!r} does not exist; train first (`gankit train PRESET` "
-                                "writes runs/<preset>/<timestamp>/) or pass the folder that holds your runs")
+        raise FileNotFoundError(
+            f"runs folder {str(root)!r} does not exist; train first (`gankit train PRESET` "
+            "writes runs/<preset>/<timestamp>/) or pass the folder that holds your runs"
+        )
     since, until = as_date(since), as_date(until)
     day = until or date.today()
     runs = find_runs(root, since, until)
@@ -52,7 +86,9 @@ def build_report(runs_root: str | Path = "runs", out: str | Path = "reports", *,
             (files_dir / name).write_bytes(data)
     result: dict[str, Path | str] = {"md": out / f"{stem}.md", "html": out / f"{stem}.html"}
     result["md"].write_text(to_markdown(blocks, files_dir.name), encoding="utf-8")
-    result["html"].write_text(to_html(blocks, images, title or "gankit progress report"), encoding="utf-8")
+    result["html"].write_text(
+        to_html(blocks, images, title or "gankit progress report"), encoding="utf-8"
+    )
     if pdf:
         pdf_path, message = html_to_pdf(result["html"], out / f"{stem}.pdf")
         if pdf_path:
@@ -73,24 +109,46 @@ def html_to_pdf(html_path: Path, pdf_path: Path, timeout: float = 120) -> tuple[
     """Print an HTML file to PDF with headless Chromium; (pdf_path, "") or (None, why it was skipped)."""
     chromium = find_chromium()
     if not chromium:
-        return None, ("PDF skipped: no Chromium on PATH (looked for " + ", ".join(CHROMIUMS) + "). Install it "
-                      "(Debian/Ubuntu: `apt install chromium`; macOS: `brew install --cask chromium`) and run "
-                      f"`gankit report` again, or open {html_path.name} in a browser and print it to PDF.")
+        return None, (
+            "PDF skipped: no Chromium on PATH (looked for "
+            + ", ".join(CHROMIUMS)
+            + "). Install it "
+            "(Debian/Ubuntu: `apt install chromium`; macOS: `brew install --cask chromium`) and run "
+            f"`gankit report` again, or open {html_path.name} in a browser and print it to PDF."
+        )
     pdf_path = Path(pdf_path).resolve()
     pdf_path.unlink(missing_ok=True)  # never leave an older PDF beside a newer HTML
-    with tempfile.TemporaryDirectory() as profile:  # a fresh profile: no first-run state, no shared locks
-        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", f"--user-data-dir={profile}",
-               "--no-pdf-header-footer", "--print-to-pdf-no-header",  # new and old spelling; unknown flags are ignored
-               f"--print-to-pdf={pdf_path}", Path(html_path).resolve().as_uri()]
+    with (
+        tempfile.TemporaryDirectory() as profile
+    ):  # a fresh profile: no first-run state, no shared locks
+        cmd = [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            f"--user-data-dir={profile}",
+            "--no-pdf-header-footer",
+            "--print-to-pdf-no-header",  # new and old spelling; unknown flags are ignored
+            f"--print-to-pdf={pdf_path}",
+            Path(html_path).resolve().as_uri(),
+        ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as err:
-            return None, f"PDF skipped: {chromium} failed to run ({err}); the HTML report is complete."
+            return (
+                None,
+                f"PDF skipped: {chromium} failed to run ({err}); the HTML report is complete.",
+            )
     if pdf_path.is_file() and pdf_path.read_bytes()[:4] == b"%PDF":
         return pdf_path, ""
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-    return None, f"PDF skipped: {chromium} exited with {proc.returncode} and wrote no PDF: {' | '.join(tail)}"
+    return (
+        None,
+        f"PDF skipped: {chromium} exited with {proc.returncode} and wrote no PDF: {' | '.join(tail)}",
+    )
 
 
 def export_notebooks(notebooks: Sequence[str | Path], out: str | Path = "reports") -> list[Path]:
@@ -99,19 +157,28 @@ def export_notebooks(notebooks: Sequence[str | Path], out: str | Path = "reports
     from nbconvert import HTMLExporter
 
     # The three switches of nbconvert's --no-input flag; embed_images inlines images linked from Markdown.
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-                            embed_images=True)
+    exporter = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for nb_path in map(Path, notebooks):
         nb = nbformat.read(nb_path, as_version=4)
-        unrun = [c for c in nb.cells if c.cell_type == "code" and c.source.strip() and c.execution_count is None]
+        unrun = [
+            c
+            for c in nb.cells
+            if c.cell_type == "code" and c.source.strip() and c.execution_count is None
+        ]
         if unrun:
-            warnings.warn(f"{nb_path.name}: {len(unrun)} code cells were never run, so the export lacks their "
-                          "output; execute the notebook first (e.g. `jupyter nbconvert --execute --inplace`)",
-                          stacklevel=2)
-        resources = {"metadata": {"name": _notebook_title(nb) or nb_path.stem, "path": str(nb_path.parent)}}
+            warnings.warn(
+                f"{nb_path.name}: {len(unrun)} code cells were never run, so the export lacks their "
+                "output; execute the notebook first (e.g. `jupyter nbconvert --execute --inplace`)",
+                stacklevel=2,
+            )
+        resources = {
+            "metadata": {"name": _notebook_title(nb) or nb_path.stem, "path": str(nb_path.parent)}
+        }
         body, _ = exporter.from_notebook_node(nb, resources=resources)
         target = out / f"{nb_path.stem}.html"
         target.write_text(body, encoding="utf-8")
@@ -124,15 +191,35 @@ def write_index(out: str | Path = "reports") -> Path:
     """Write out/index.html and out/README.md linking the notebook exports and progress reports found in out/."""
     out = Path(out)
     reports = sorted(out.glob("progress-*.html"), reverse=True)  # newest first
-    lessons = sorted(p for p in out.glob("*.html") if p.name != "index.html" and not p.name.startswith("progress-"))
+    lessons = sorted(
+        p
+        for p in out.glob("*.html")
+        if p.name != "index.html" and not p.name.startswith("progress-")
+    )
     blocks: list[tuple] = [("h", 1, "gankit reports")]
     blocks += [("h", 2, "Lessons (executed notebooks, code hidden)")]
-    blocks += [("links", [(_html_title(p) or p.stem, [(p.name, "html")]) for p in lessons])] if lessons else \
-        [("p", "No notebook exports yet: run `make reports`.")]
+    blocks += (
+        [("links", [(_html_title(p) or p.stem, [(p.name, "html")]) for p in lessons])]
+        if lessons
+        else [("p", "No notebook exports yet: run `make reports`.")]
+    )
     blocks += [("h", 2, "Progress reports")]
-    entries = [(p.stem.removeprefix("progress-"), [(q.name, q.suffix[1:]) for q in
-                (p, p.with_suffix(".md"), p.with_suffix(".pdf")) if q.exists()]) for p in reports]
-    blocks += [("links", entries)] if entries else [("p", "No progress reports yet: run `gankit report`.")]
+    entries = [
+        (
+            p.stem.removeprefix("progress-"),
+            [
+                (q.name, q.suffix[1:])
+                for q in (p, p.with_suffix(".md"), p.with_suffix(".pdf"))
+                if q.exists()
+            ],
+        )
+        for p in reports
+    ]
+    blocks += (
+        [("links", entries)]
+        if entries
+        else [("p", "No progress reports yet: run `gankit report`.")]
+    )
     (out / "README.md").write_text(to_markdown(blocks, ""), encoding="utf-8")
     (out / "index.html").write_text(to_html(blocks, {}, "gankit reports"), encoding="utf-8")
     return out / "index.html"
@@ -157,11 +244,13 @@ def _hp(v: Any) -> str:
     return "–" if v is None else str(v)
 
 
-
 def _n_classes(run: RunSummary) -> int | None:
     c = run.config
-    return c.get("num_classes") or c.get("cond_dim") or (10 if c.get("dataset", "mnist") in
-                                                         ("mnist", "fashion-mnist", "cifar10") else None)
+    return (
+        c.get("num_classes")
+        or c.get("cond_dim")
+        or (10 if c.get("dataset", "mnist") in ("mnist", "fashion-mnist", "cifar10") else None)
+    )
 
 
 def _duration(hours: float) -> str:
@@ -170,26 +259,50 @@ def _duration(hours: float) -> str:
 
 # ----------------------------------------------------------------------------- composing the report
 
-def _compose(runs: list[RunSummary], title: str, since: date | None, day: date,
-             notes: str) -> tuple[list[tuple], dict[str, bytes]]:
+
+def _compose(
+    runs: list[RunSummary], title: str, since: date | None, day: date, notes: str
+) -> tuple[list[tuple], dict[str, bytes]]:
     """The report as a list of blocks (rendered to Markdown and HTML alike) and its PNG images by file name."""
     start = since or (runs[0].started.date() if runs else day)
     total = sum(r.hours for r in runs)
-    blocks: list[tuple] = [("h", 1, title), ("meta", f"Period {start:%Y-%m-%d} to {day:%Y-%m-%d} · {len(runs)} runs · "
-                                                      f"{_duration(total)} of training · built by `gankit report`")]
+    blocks: list[tuple] = [
+        ("h", 1, title),
+        (
+            "meta",
+            f"Period {start:%Y-%m-%d} to {day:%Y-%m-%d} · {len(runs)} runs · "
+            f"{_duration(total)} of training · built by `gankit report`",
+        ),
+    ]
     images: dict[str, bytes] = {}
     if not runs:
-        return blocks + [("p", "No runs started in this period. Train with `gankit train PRESET`, or widen "
-                               "`--since`.")] + _next_steps(runs, notes), images
+        return blocks + [
+            (
+                "p",
+                "No runs started in this period. Train with `gankit train PRESET`, or widen "
+                "`--since`.",
+            )
+        ] + _next_steps(runs, notes), images
 
-    blocks += [("h", 2, "Status"), ("list", [_status_line(r) for r in runs], [r.status == "finished" for r in runs])]
+    blocks += [
+        ("h", 2, "Status"),
+        ("list", [_status_line(r) for r in runs], [r.status == "finished" for r in runs]),
+    ]
 
-    blocks += [("h", 2, "Hyperparameters"),
-               ("p", "Runs as columns; the key settings, then every setting that differs between runs "
-                     "(the appendix lists them all).")]
+    blocks += [
+        ("h", 2, "Hyperparameters"),
+        (
+            "p",
+            "Runs as columns; the key settings, then every setting that differs between runs "
+            "(the appendix lists them all).",
+        ),
+    ]
     blocks += _config_tables(runs, full=False)
 
-    blocks += [("h", 2, "Samples"), ("p", "Fixed-noise grids at the first, middle and last epoch with a grid.")]
+    blocks += [
+        ("h", 2, "Samples"),
+        ("p", "Fixed-noise grids at the first, middle and last epoch with a grid."),
+    ]
     for run in runs:
         blocks.append(("h", 3, run.label))
         picks = sorted({0, len(run.samples) // 2, len(run.samples) - 1}) if run.samples else []
@@ -199,29 +312,64 @@ def _compose(runs: list[RunSummary], title: str, since: date | None, day: date,
             name = f"{run.preset}-{run.path.name}-{run.samples[i].stem}.{ext}"
             images[name] = data
             figs.append((name, f"epoch {epoch_of(run.samples[i])}"))
-        blocks.append(("figs", figs, "sample") if figs else ("p", "No sample grids (samples/ is missing or empty)."))
+        blocks.append(
+            ("figs", figs, "sample")
+            if figs
+            else ("p", "No sample grids (samples/ is missing or empty).")
+        )
 
     blocks += [("h", 2, "Training curves")]
     colors = {r.path: f"C{i % 10}" for i, r in enumerate(runs)}
     loss_png = loss_figure(runs)
     if loss_png:
         images["losses.png"] = loss_png
-        blocks += [("figs", [("losses.png", "loss_d and loss_g per logged step (faint: raw; solid: running mean). "
-                                            "Dotted: 2·ln 2, the BCE loss_d of a D that outputs 1/2 everywhere.")],
-                    "plot")]
+        blocks += [
+            (
+                "figs",
+                [
+                    (
+                        "losses.png",
+                        "loss_d and loss_g per logged step (faint: raw; solid: running mean). "
+                        "Dotted: 2·ln 2, the BCE loss_d of a D that outputs 1/2 everywhere.",
+                    )
+                ],
+                "plot",
+            )
+        ]
     else:
         blocks += [("p", "No loss curves: no run has a readable history.csv.")]
-    datasets = sorted({str(r.config.get("dataset", "?")) for r in runs if metric_keys(r.evaluations)})
-    for ds in datasets:  # metrics of different data sets live in different feature spaces: never on one axis
-        group = [r for r in runs if str(r.config.get("dataset", "?")) == ds and metric_keys(r.evaluations)]
-        if all(len(r.evaluations) < 2 for r in group):  # one point per run is no curve: the table has it
-            blocks += [("p", f"No quality curves on {ds}: each run was evaluated once, after training "
-                             "(its numbers are in the metrics table).")]
+    datasets = sorted(
+        {str(r.config.get("dataset", "?")) for r in runs if metric_keys(r.evaluations)}
+    )
+    for ds in (
+        datasets
+    ):  # metrics of different data sets live in different feature spaces: never on one axis
+        group = [
+            r
+            for r in runs
+            if str(r.config.get("dataset", "?")) == ds and metric_keys(r.evaluations)
+        ]
+        if all(
+            len(r.evaluations) < 2 for r in group
+        ):  # one point per run is no curve: the table has it
+            blocks += [
+                (
+                    "p",
+                    f"No quality curves on {ds}: each run was evaluated once, after training "
+                    "(its numbers are in the metrics table).",
+                )
+            ]
             continue
         for x, what in (("seconds", "training time"), ("step", "training step")):
             name = f"quality-{ds}-{x}.png"
             images[name] = quality_figure(group, colors, x)
-            blocks += [("figs", [(name, f"Sample quality on {ds} against {what}. {_counts(group)}")], "plot")]
+            blocks += [
+                (
+                    "figs",
+                    [(name, f"Sample quality on {ds} against {what}. {_counts(group)}")],
+                    "plot",
+                )
+            ]
     if not datasets:
         blocks += [("p", "No quality curves: no run has evaluations in metrics.json.")]
 
@@ -247,7 +395,9 @@ def _status_line(run: RunSummary) -> str:
         parts.append(f"label accuracy {acc * 100 if acc <= 1 else acc:.0f}%")
     if is_num(final.get("genre_roc_auc")):
         parts.append(f"genre ROC-AUC {final['genre_roc_auc']:.3f}")
-    line = f"**{run.label}**: {run.status}, epoch {run.epochs_done}/{planned}, {_duration(run.hours)}"
+    line = (
+        f"**{run.label}**: {run.status}, epoch {run.epochs_done}/{planned}, {_duration(run.hours)}"
+    )
     line += (", " + ", ".join(parts)) if parts else ""
     return line + (f"; missing: {', '.join(run.missing)}" if run.missing else "")
 
@@ -261,11 +411,17 @@ def _config_tables(runs: list[RunSummary], full: bool) -> list[tuple]:
     keys.pop("preset", None)  # already in every column header
     if not full:
         differ = [k for k in keys if len({_hp(r.config.get(k)) for r in runs}) > 1]
-        keys = dict.fromkeys([k for k in KEY_HPARAMS if k in keys] + [k for k in differ if k not in KEY_HPARAMS])
-    tables: list[tuple] = [("p", "No config.json in " + ", ".join(lacking) + ".")] if lacking else []
-    per = math.ceil(len(runs) / math.ceil(len(runs) / 4)) if runs else 1  # <= 4 runs a table: fits A4
+        keys = dict.fromkeys(
+            [k for k in KEY_HPARAMS if k in keys] + [k for k in differ if k not in KEY_HPARAMS]
+        )
+    tables: list[tuple] = (
+        [("p", "No config.json in " + ", ".join(lacking) + ".")] if lacking else []
+    )
+    per = (
+        math.ceil(len(runs) / math.ceil(len(runs) / 4)) if runs else 1
+    )  # <= 4 runs a table: fits A4
     for i in range(0, len(runs), per):
-        chunk = runs[i:i + per]
+        chunk = runs[i : i + per]
         rows = [[k] + [_hp(r.config.get(k)) for r in chunk] for k in keys]
         if full:
             rows.insert(0, ["folder"] + [f"{r.path.parent.name}/{r.path.name}" for r in chunk])
@@ -276,17 +432,42 @@ def _config_tables(runs: list[RunSummary], full: bool) -> list[tuple]:
 def _metrics_table(runs: list[RunSummary]) -> list[tuple]:
     finals = [r.final for r in runs]
     keys = metric_keys(finals)
-    merged = {k: k[:-5] + "_std" for k in keys if k.endswith("_mean") and any(k[:-5] + "_std" in f for f in finals)}
+    merged = {
+        k: k[:-5] + "_std"
+        for k in keys
+        if k.endswith("_mean") and any(k[:-5] + "_std" in f for f in finals)
+    }
     counts = sorted({k for f in finals for k, v in f.items() if is_count(k) and is_num(v)})
-    header = ["run", "status", "epoch", "time"] + [metric_label(k) for k in keys] + [k.replace("_", " ") for k in counts]
+    header = (
+        ["run", "status", "epoch", "time"]
+        + [metric_label(k) for k in keys]
+        + [k.replace("_", " ") for k in counts]
+    )
     rows = []
     for run, f in zip(runs, finals):
-        cells = [_fmt(f.get(k)) + (f" ± {_fmt(f[merged[k]])}" if k in merged and is_num(f.get(merged[k])) else "")
-                 for k in keys]
-        rows.append([run.label, run.status, _fmt(f.get("epoch", run.epochs_done or None)),
-                     _duration(run.hours)] + cells + [_fmt_count(f.get(k)) for k in counts])
-    note = "Final evaluation of each run. FID and KID fall as the number of samples grows, so compare runs " + \
-        ("at equal sample counts (last columns)." if counts else "at equal sample counts (not recorded here).")
+        cells = [
+            _fmt(f.get(k))
+            + (f" ± {_fmt(f[merged[k]])}" if k in merged and is_num(f.get(merged[k])) else "")
+            for k in keys
+        ]
+        rows.append(
+            [
+                run.label,
+                run.status,
+                _fmt(f.get("epoch", run.epochs_done or None)),
+                _duration(run.hours),
+            ]
+            + cells
+            + [_fmt_count(f.get(k)) for k in counts]
+        )
+    note = (
+        "Final evaluation of each run. FID and KID fall as the number of samples grows, so compare runs "
+        + (
+            "at equal sample counts (last columns)."
+            if counts
+            else "at equal sample counts (not recorded here)."
+        )
+    )
     return [("p", note), ("table", header, rows, True)]  # True: right-align the numbers
 
 
@@ -295,9 +476,19 @@ def _fmt_count(v: Any) -> str:
 
 
 def _counts(runs: list[RunSummary]) -> str:
-    counts = sorted({f"{k.replace('_', ' ')} = {_fmt_count(v)}" for r in runs for k, v in r.final.items()
-                     if is_count(k) and is_num(v)})
-    return ("Sample counts: " + ", ".join(counts) + ".") if counts else "Sample counts were not recorded."
+    counts = sorted(
+        {
+            f"{k.replace('_', ' ')} = {_fmt_count(v)}"
+            for r in runs
+            for k, v in r.final.items()
+            if is_count(k) and is_num(v)
+        }
+    )
+    return (
+        ("Sample counts: " + ", ".join(counts) + ".")
+        if counts
+        else "Sample counts were not recorded."
+    )
 
 
 def _observations(runs: list[RunSummary]) -> list[str]:
@@ -306,29 +497,44 @@ def _observations(runs: list[RunSummary]) -> list[str]:
     for run in runs:
         facts, final = [], run.final
         fids = [e for e in run.evaluations if is_num(e.get("fid"))]
-        when = (lambda e: f"epoch {e['epoch']}" if "epoch" in e else f"step {e.get('step', '?')}")
+        when = lambda e: f"epoch {e['epoch']}" if "epoch" in e else f"step {e.get('step', '?')}"
         if len(fids) >= 2:
             first, last, best = fids[0], fids[-1], min(fids, key=lambda e: e["fid"])
             verb = "fell" if last["fid"] < first["fid"] else "rose"
-            facts.append(f"FID {verb} from {_fmt(first['fid'])} to {_fmt(last['fid'])} between {when(first)} and "
-                         f"{when(last)}" + (f" (best {_fmt(best['fid'])} at {when(best)})"
-                                            if best["fid"] < 0.95 * last["fid"] else ""))
+            facts.append(
+                f"FID {verb} from {_fmt(first['fid'])} to {_fmt(last['fid'])} between {when(first)} and "
+                f"{when(last)}"
+                + (
+                    f" (best {_fmt(best['fid'])} at {when(best)})"
+                    if best["fid"] < 0.95 * last["fid"]
+                    else ""
+                )
+            )
         elif fids:
             facts.append(f"FID {_fmt(fids[0]['fid'])} at {when(fids[0])} (one evaluation)")
         total = _n_classes(run)
         if is_num(final.get("classes_covered")):
             covered = int(final["classes_covered"])
-            facts.append(f"all {total} classes covered" if total and covered >= total else
-                         f"{covered}{f' of {total}' if total else ''} classes covered")
+            facts.append(
+                f"all {total} classes covered"
+                if total and covered >= total
+                else f"{covered}{f' of {total}' if total else ''} classes covered"
+            )
         if is_num(final.get("cond_accuracy")):
             acc = final["cond_accuracy"]
-            facts.append(f"samples show the requested label {acc * 100 if acc <= 1 else acc:.1f}% of the time")
+            facts.append(
+                f"samples show the requested label {acc * 100 if acc <= 1 else acc:.1f}% of the time"
+            )
         if is_num(final.get("genre_roc_auc")):
-            facts.append(f"a genre classifier tells the requested genres from the others with mean ROC-AUC "
-                         f"{final['genre_roc_auc']:.3f} (0.5: condition ignored)")
+            facts.append(
+                f"a genre classifier tells the requested genres from the others with mean ROC-AUC "
+                f"{final['genre_roc_auc']:.3f} (0.5: condition ignored)"
+            )
         facts += _loss_facts(run)
         if run.status != "finished" and run.epochs_done < (run.epochs_planned or math.inf):
-            facts.append(f"stopped at epoch {run.epochs_done} of {run.epochs_planned or '?'} (status: {run.status})")
+            facts.append(
+                f"stopped at epoch {run.epochs_done} of {run.epochs_planned or '?'} (status: {run.status})"
+            )
         elif run.status != "finished":
             facts.append(f"status: {run.status}")
         if run.missing:
@@ -338,14 +544,25 @@ def _observations(runs: list[RunSummary]) -> list[str]:
         out.append(f"**{run.label}**: " + "; ".join(facts or ["no numbers to report"]) + ".")
     for preset in dict.fromkeys(r.preset for r in runs):  # compare repeated runs of one preset
         # Sort on FID alone (stable: ties keep start order); repeated runs of one config tie exactly.
-        scored = sorted(((r.final["fid"], r) for r in runs if r.preset == preset and is_num(r.final.get("fid"))),
-                        key=lambda pair: pair[0])
+        scored = sorted(
+            (
+                (r.final["fid"], r)
+                for r in runs
+                if r.preset == preset and is_num(r.final.get("fid"))
+            ),
+            key=lambda pair: pair[0],
+        )
         if len(scored) < 2:
             continue
-        differ = [k for k in dict.fromkeys(k for _, r in scored for k in r.config)
-                  if len({_hp(r.config.get(k)) for _, r in scored}) > 1][:3]
-        parts = [f"{_fmt(fid)} ({', '.join(f'{k}={_hp(r.config.get(k))}' for k in differ) or r.label})"
-                 for fid, r in scored]
+        differ = [
+            k
+            for k in dict.fromkeys(k for _, r in scored for k in r.config)
+            if len({_hp(r.config.get(k)) for _, r in scored}) > 1
+        ][:3]
+        parts = [
+            f"{_fmt(fid)} ({', '.join(f'{k}={_hp(r.config.get(k))}' for k in differ) or r.label})"
+            for fid, r in scored
+        ]
         out.append(f"**{preset}**: final FID by run, best first: " + "; ".join(parts) + ".")
     return out
 
@@ -357,8 +574,12 @@ def _loss_facts(run: RunSummary) -> list[str]:
     facts = []
     finite = h[["loss_d", "loss_g"]].apply(lambda c: c.map(math.isfinite)).all(axis=1)
     if not finite.all():
-        facts.append(f"losses became NaN/inf at step {_fmt(h.loc[~finite, 'step'].iloc[0]) if 'step' in h else '?'}")
-        h = h.iloc[: int((~finite).to_numpy().argmax())]  # the facts below describe the run before it broke
+        facts.append(
+            f"losses became NaN/inf at step {_fmt(h.loc[~finite, 'step'].iloc[0]) if 'step' in h else '?'}"
+        )
+        h = h.iloc[
+            : int((~finite).to_numpy().argmax())
+        ]  # the facts below describe the run before it broke
         if len(h) < 4:
             return facts
     quarter = max(1, len(h) // 4)
@@ -366,21 +587,37 @@ def _loss_facts(run: RunSummary) -> list[str]:
     if run.config.get("loss", "bce") == "bce":
         m = tail["loss_d"].mean()
         near = abs(m - LOG4) < 0.2 * LOG4
-        facts.append(f"loss_d averaged {_fmt(m)} over the last quarter of logged steps" +
-                     (f", near 2·ln 2 ≈ {LOG4:.2f}, the loss of a D that outputs 1/2 for every image" if near else
-                      ": D separates real from fake almost perfectly" if m < 0.3 else f" (2·ln 2 ≈ {LOG4:.2f})"))
+        facts.append(
+            f"loss_d averaged {_fmt(m)} over the last quarter of logged steps"
+            + (
+                f", near 2·ln 2 ≈ {LOG4:.2f}, the loss of a D that outputs 1/2 for every image"
+                if near
+                else ": D separates real from fake almost perfectly"
+                if m < 0.3
+                else f" (2·ln 2 ≈ {LOG4:.2f})"
+            )
+        )
     elif {"d_real", "d_fake"} <= set(h.columns):
         gap = h["d_real"] - h["d_fake"]
         first, last = _fmt(gap.iloc[:quarter].mean()), _fmt(gap.iloc[-quarter:].mean())
-        facts.append(f"critic gap d_real − d_fake (its Wasserstein estimate) averaged {first} in the first and "
-                     f"{last} in the last quarter of logged steps")
+        facts.append(
+            f"critic gap d_real − d_fake (its Wasserstein estimate) averaged {first} in the first and "
+            f"{last} in the last quarter of logged steps"
+        )
     return facts
 
 
 def _next_steps(runs: list[RunSummary], notes: str) -> list[tuple]:
-    todo = [f"finish **{r.label}**: `gankit train {r.preset} --resume`" for r in runs
-            if r.status in ("running", "incomplete")]
-    todo += [f"find why **{r.label}** diverged (loss curves above)" for r in runs if r.status == "diverged"]
+    todo = [
+        f"finish **{r.label}**: `gankit train {r.preset} --resume`"
+        for r in runs
+        if r.status in ("running", "incomplete")
+    ]
+    todo += [
+        f"find why **{r.label}** diverged (loss curves above)"
+        for r in runs
+        if r.status == "diverged"
+    ]
     todo += ["_(instructor: add next steps)_"]
     blocks: list[tuple] = [("h", 2, "Notes and next steps")]
     blocks += [("p", para.strip()) for para in notes.split("\n\n") if para.strip()]
@@ -397,5 +634,7 @@ def _notebook_title(nb) -> str | None:
 
 
 def _html_title(path: Path) -> str | None:
-    found = re.search(r"<title>(.*?)</title>", path.read_text(encoding="utf-8", errors="replace")[:20000], re.S)
+    found = re.search(
+        r"<title>(.*?)</title>", path.read_text(encoding="utf-8", errors="replace")[:20000], re.S
+    )
     return html.unescape(found.group(1)).strip() if found else None

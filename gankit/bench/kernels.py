@@ -4,17 +4,21 @@
 much of the device it uses, and times `KernelReplay`, the step's matmul, convolution and fused
 optimizer kernels replayed back to back, to say how fast any loop doing this step could go.
 """
+
 from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
-from torch.utils._python_dispatch import TorchDispatchMode  # the documented __torch_dispatch__ mode base
+from torch.utils._python_dispatch import (
+    TorchDispatchMode,
+)  # the documented __torch_dispatch__ mode base
 
-from .baseline import synchronize
+from .tutorial import synchronize
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
@@ -33,7 +37,7 @@ def count_flops(fn: Callable[[], Any]) -> int:
 class _NoModuleTracking:
     parents = {"Global"}
 
-    def __enter__(self) -> "_NoModuleTracking":
+    def __enter__(self) -> _NoModuleTracking:
         return self
 
     def __exit__(self, *exc: Any) -> None: ...
@@ -62,11 +66,14 @@ class RateProbe:
             def run() -> torch.Tensor:
                 with torch.no_grad():
                     return conv(x)
+
             self._fn = run
         else:
             raise ValueError(f"unknown probe {kind!r}; use 'matmul' or 'conv'")
         self.flops = count_flops(self._fn)
-        self._calls = 10 if gpu else 1  # GPU runs are short; time several so launch latency does not count
+        self._calls = (
+            10 if gpu else 1
+        )  # GPU runs are short; time several so launch latency does not count
         self.measure()  # warm-up: first calls pick kernels and allocate
 
     def measure(self) -> float:
@@ -96,7 +103,9 @@ def kernel_ops() -> set[Any]:
 def _own_copy(x: Any) -> Any:
     """x with every tensor in it copied (same shape, strides and dtype), so a replay touches nothing of the run's."""
     if isinstance(x, torch.Tensor):
-        return x.detach().clone()  # preserve_format: a dense tensor keeps its strides (channels_last, transposes)
+        return (
+            x.detach().clone()
+        )  # preserve_format: a dense tensor keeps its strides (channels_last, transposes)
     if isinstance(x, (list, tuple)):
         return type(x)(_own_copy(v) for v in x)
     if isinstance(x, dict):
@@ -111,7 +120,9 @@ class _KernelRecorder(TorchDispatchMode):
         super().__init__()
         self.ops, self.calls = kernel_ops(), []
 
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         if func.overloadpacket in self.ops:
             self.calls.append((func, _own_copy(args), _own_copy(kwargs)))
@@ -132,12 +143,16 @@ class KernelReplay:
 
     name = "kernels only"
 
-    def __init__(self, one_cycle: Callable[[], Any], images_per_cycle: int, device: torch.device) -> None:
+    def __init__(
+        self, one_cycle: Callable[[], Any], images_per_cycle: int, device: torch.device
+    ) -> None:
         recorder = _KernelRecorder()
         with recorder:
             one_cycle()
         if not recorder.calls:
-            raise ValueError("the cycle ran no matmul, convolution or fused optimizer kernel: nothing to replay")
+            raise ValueError(
+                "the cycle ran no matmul, convolution or fused optimizer kernel: nothing to replay"
+            )
         self.calls, self.images_per_cycle, self.device = recorder.calls, images_per_cycle, device
 
     def kernels(self) -> Counter:

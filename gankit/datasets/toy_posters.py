@@ -1,17 +1,18 @@
 """A learnable toy stand-in for the movie-poster set, written in exactly the real format (CSV + JPEGs)."""
+
 from __future__ import annotations
 
 import csv
 import io
 import json
 import unicodedata
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .files import atomic_write
+from ..files import atomic_write
 from .posters import COLUMNS, CSV_NAME, GENRES, POSTER_WH, REAL_GENRE_COUNTS, TOY_MARKER, PathLike
 
 
@@ -142,7 +143,11 @@ _STYLE: dict[str, tuple[tuple[int, int, int], tuple[int, int, int], Callable]] =
     "Drama": ((60, 50, 115), (195, 170, 215), _m_hlines),
     "Family": ((150, 215, 120), (255, 255, 235), _p(_m_circles, n=(10, 16), radius=(6, 10))),
     "Fantasy": ((20, 115, 90), (235, 195, 60), _m_diamonds),
-    "Film-Noir": ((25, 25, 25), (225, 225, 225), _p(_m_diagonals, step=(12, 16), width=(4, 6), slope=0.4)),
+    "Film-Noir": (
+        (25, 25, 25),
+        (225, 225, 225),
+        _p(_m_diagonals, step=(12, 16), width=(4, 6), slope=0.4),
+    ),
     "Game-Show": ((0, 170, 200), (255, 80, 160), _m_checker),
     "History": ((125, 80, 40), (225, 185, 90), _m_columns),
     "Horror": ((110, 10, 12), (15, 5, 5), _m_vbands),
@@ -161,9 +166,40 @@ _STYLE: dict[str, tuple[tuple[int, int, int], tuple[int, int, int], Callable]] =
     "Western": ((215, 160, 90), (110, 60, 25), _m_sun),
 }
 
-_WORDS = ("Night", "Last", "Café", "Señor", "Amélie", "River", "Noël", "Über", "Crème", "Façade", "Blood",
-          "Star", "Mañana", "Garçon", "Home", "Love", "War", "Ghost", "Dream", "Città", "Summer", "Dark",
-          "Øresund", "Return", "Glass", "Fire", "Côte", "Secret", "Island", "Ångström", "King", "Heart")
+_WORDS = (
+    "Night",
+    "Last",
+    "Café",
+    "Señor",
+    "Amélie",
+    "River",
+    "Noël",
+    "Über",
+    "Crème",
+    "Façade",
+    "Blood",
+    "Star",
+    "Mañana",
+    "Garçon",
+    "Home",
+    "Love",
+    "War",
+    "Ghost",
+    "Dream",
+    "Città",
+    "Summer",
+    "Dark",
+    "Øresund",
+    "Return",
+    "Glass",
+    "Fire",
+    "Côte",
+    "Secret",
+    "Island",
+    "Ångström",
+    "King",
+    "Heart",
+)
 
 
 _FOLD = str.maketrans({"Ø": "O", "ø": "o", "Æ": "AE", "æ": "ae", "ß": "ss"})
@@ -179,14 +215,18 @@ def _toy_title(r: np.random.Generator) -> str:
     return f"{title} ({int(r.integers(1920, 2017))})"
 
 
-def _draw_poster(genres: Sequence[str], title: str, r: np.random.Generator, font, grain: np.ndarray) -> Image.Image:
+def _draw_poster(
+    genres: Sequence[str], title: str, r: np.random.Generator, font, grain: np.ndarray
+) -> Image.Image:
     w, h = POSTER_WH
     img = Image.new("RGB", (w, h))
     # One full-height column per genre: decode_image centre-crops to the target aspect, which at 64x64
     # cuts the top and bottom of a 182x268 poster but never its sides, so every genre's cue survives.
     k = len(genres)
     cuts = [0] + sorted(int(w * (i + r.uniform(-0.1, 0.1)) / k) for i in range(1, k)) + [w]
-    jitter = lambda col: tuple(int(v) for v in np.clip(np.array(col) + r.integers(-18, 19, 3), 0, 255))  # noqa
+    jitter = lambda col: tuple(
+        int(v) for v in np.clip(np.array(col) + r.integers(-18, 19, 3), 0, 255)
+    )
     for name, x0, x1 in zip(genres, cuts[:-1], cuts[1:]):
         bg, accent, motif = _STYLE[name]
         part = Image.new("RGB", (x1 - x0, h), jitter(bg))
@@ -202,7 +242,9 @@ def _draw_poster(genres: Sequence[str], title: str, r: np.random.Generator, font
     px = np.asarray(img, dtype=np.float32)
     px *= np.linspace(1.06, 0.86, h, dtype=np.float32)[:, None, None]  # soft top-to-bottom lighting
     y, x = r.integers(0, grain.shape[0] - h + 1), r.integers(0, grain.shape[1] - w + 1)
-    px += grain[y:y + h, x:x + w]  # film grain: a window of one shared noise field (fresh noise costs 3x)
+    px += grain[
+        y : y + h, x : x + w
+    ]  # film grain: a window of one shared noise field (fresh noise costs 3x)
     return Image.fromarray(np.clip(px, 0, 255, out=px).astype(np.uint8))
 
 
@@ -219,10 +261,16 @@ def make_toy(out_dir: PathLike, n: int = 2000, seed: int = 0, *, broken: float =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / CSV_NAME).exists() and not (out_dir / TOY_MARKER).exists():
-        raise FileExistsError(f"{out_dir} already holds a {CSV_NAME} that make_toy did not write (a real poster "
-                              "set?); make the toy set in another folder")
-    if (out_dir / TOY_MARKER).exists():  # regenerating a toy folder: drop its old files (never a real set's)
-        (out_dir / CSV_NAME).unlink(missing_ok=True)  # first, so a half-regenerated folder is not "complete"
+        raise FileExistsError(
+            f"{out_dir} already holds a {CSV_NAME} that make_toy did not write (a real poster "
+            "set?); make the toy set in another folder"
+        )
+    if (
+        out_dir / TOY_MARKER
+    ).exists():  # regenerating a toy folder: drop its old files (never a real set's)
+        (out_dir / CSV_NAME).unlink(
+            missing_ok=True
+        )  # first, so a half-regenerated folder is not "complete"
         for p in out_dir.glob("*.jpg"):
             if p.stem.isdigit():
                 p.unlink()
@@ -232,8 +280,10 @@ def make_toy(out_dir: PathLike, n: int = 2000, seed: int = 0, *, broken: float =
         raise ValueError(f"make_toy needs n >= 1 and broken <= 0.2 (got n={n}, broken={broken})")
     ids = (100000 + np.cumsum(r.integers(1, 400, n))).tolist()
     r.shuffle(ids)
-    faulty = r.permutation(np.arange(1, n))[: 5 * k].tolist()  # row 0 stays good: duplicates copy earlier rows
-    zero, trunc, no_genre, no_url, dup = (set(faulty[i * k:(i + 1) * k]) for i in range(5))
+    faulty = r.permutation(np.arange(1, n))[
+        : 5 * k
+    ].tolist()  # row 0 stays good: duplicates copy earlier rows
+    zero, trunc, no_genre, no_url, dup = (set(faulty[i * k : (i + 1) * k]) for i in range(5))
     faulty_set = set(faulty)
     counts = np.array([REAL_GENRE_COUNTS[g] for g in GENRES], dtype=np.float64)
     p = counts / counts.sum()
@@ -242,8 +292,14 @@ def make_toy(out_dir: PathLike, n: int = 2000, seed: int = 0, *, broken: float =
     except TypeError:  # Pillow < 10.1 has only its small bitmap font
         font = ImageFont.load_default()
     grain = r.standard_normal((POSTER_WH[1] + 97, POSTER_WH[0] + 89, 3), dtype=np.float32) * 6.0
-    info: dict[str, list[int]] = {"zero_byte": [], "truncated": [], "blank_genre": [], "no_poster": [],
-                                  "duplicate": [], "grayscale": []}
+    info: dict[str, list[int]] = {
+        "zero_byte": [],
+        "truncated": [],
+        "blank_genre": [],
+        "no_poster": [],
+        "duplicate": [],
+        "grayscale": [],
+    }
     rows, good = [], []  # good: rows with no fault, the ones a duplicate may copy
     for i in range(n):
         if i in dup:  # an exact copy of an earlier row, as the real file has
@@ -253,18 +309,33 @@ def make_toy(out_dir: PathLike, n: int = 2000, seed: int = 0, *, broken: float =
         if i not in faulty_set:
             good.append(i)
         imdb_id = ids[i]
-        genres = [GENRES[j] for j in r.choice(len(GENRES), size=int(r.choice([1, 2, 3], p=[0.3, 0.35, 0.35])),
-                                              replace=False, p=p)]
+        genres = [
+            GENRES[j]
+            for j in r.choice(
+                len(GENRES), size=int(r.choice([1, 2, 3], p=[0.3, 0.35, 0.35])), replace=False, p=p
+            )
+        ]
         title = _toy_title(r)
-        url = (f"https://images.example.invalid/images/M/tt{imdb_id}@._V1_UX182_CR0,0,182,268_AL_.jpg"
-               if r.random() < 0.5 else f"https://images.example.invalid/images/M/tt{imdb_id}.jpg")
+        url = (
+            f"https://images.example.invalid/images/M/tt{imdb_id}@._V1_UX182_CR0,0,182,268_AL_.jpg"
+            if r.random() < 0.5
+            else f"https://images.example.invalid/images/M/tt{imdb_id}.jpg"
+        )
         score = f"{np.clip(r.normal(6.3, 1.1), 1.0, 9.8):.1f}"
         img = _draw_poster(genres, title, r, font, grain)
         if i in no_genre:
             genres = []
             info["blank_genre"].append(imdb_id)
-        rows.append((str(imdb_id), f"http://www.imdb.com/title/tt{imdb_id}", title, score, "|".join(genres),
-                     "" if i in no_url else url))
+        rows.append(
+            (
+                str(imdb_id),
+                f"http://www.imdb.com/title/tt{imdb_id}",
+                title,
+                score,
+                "|".join(genres),
+                "" if i in no_url else url,
+            )
+        )
         if i in no_url:
             info["no_poster"].append(imdb_id)
             continue  # no URL, so no file could have been downloaded
@@ -283,8 +354,41 @@ def make_toy(out_dir: PathLike, n: int = 2000, seed: int = 0, *, broken: float =
         (out_dir / f"{imdb_id}.jpg").write_bytes(data)
     text = io.StringIO(newline="")
     csv.writer(text, lineterminator="\n").writerows([COLUMNS, *rows])
-    (out_dir / TOY_MARKER).write_text(json.dumps({"generator": "gankit.posters.make_toy", "seed": seed, "n": n,
-                                                  "broken": broken, **info}, indent=1))
+    (out_dir / TOY_MARKER).write_text(
+        json.dumps(
+            {
+                "generator": "gankit.datasets.posters.make_toy",
+                "seed": seed,
+                "n": n,
+                "broken": broken,
+                **info,
+            },
+            indent=1,
+        )
+    )
     csv_path = out_dir / CSV_NAME
-    atomic_write(csv_path, text.getvalue().encode("latin-1"))  # written last: its presence means "complete"
+    atomic_write(
+        csv_path, text.getvalue().encode("latin-1")
+    )  # written last: its presence means "complete"
     return csv_path
+
+
+def poster_root(
+    data_root: PathLike, *, seed: int = 0, n_toy: int = 2000, toy_dir: PathLike | None = None
+) -> tuple[Path, bool]:
+    """(folder, is_toy): data_root/posters when it holds MovieGenre.csv and posters, else the toy set at
+    toy_dir (default data_root/posters-toy), generated with make_toy(seed, n_toy) on first use (or when
+    seed/n changed)."""
+    data_root = Path(data_root)
+    real = data_root / "posters"
+    if (real / CSV_NAME).is_file() and (any(real.glob("*.jpg")) or any(real.glob("images/*.jpg"))):
+        return real, False
+    toy = Path(toy_dir) if toy_dir is not None else data_root / "posters-toy"
+    try:
+        info = json.loads((toy / TOY_MARKER).read_text())
+        current = (toy / CSV_NAME).is_file() and (info.get("seed"), info.get("n")) == (seed, n_toy)
+    except (OSError, ValueError):
+        current = False
+    if not current:
+        make_toy(toy, n_toy, seed)
+    return toy, True

@@ -1,4 +1,5 @@
 """Report rendering: figures (Agg PNG), sample grids sized for embedding, and blocks -> Markdown / self-contained HTML."""
+
 from __future__ import annotations
 
 import base64
@@ -7,23 +8,33 @@ import io
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # annotations only: runs imports this module
-    from .runs import RunSummary
+from .runs import RunSummary, is_num
 
-METRIC_ORDER = ("fid", "kid_mean", "classes_covered", "kl_uniform", "mean_confidence", "cond_accuracy",
-                "genre_roc_auc", "genre_map")
-METRIC_LABELS = {"fid": "FID", "kid_mean": "KID", "kid_std": "KID std", "classes_covered": "classes covered",
-                 "kl_uniform": "KL to uniform", "mean_confidence": "mean confidence",
-                 "cond_accuracy": "label accuracy", "genre_roc_auc": "genre ROC-AUC", "genre_map": "genre mAP"}
+METRIC_ORDER = (
+    "fid",
+    "kid_mean",
+    "classes_covered",
+    "kl_uniform",
+    "mean_confidence",
+    "cond_accuracy",
+    "genre_roc_auc",
+    "genre_map",
+)
+METRIC_LABELS = {
+    "fid": "FID",
+    "kid_mean": "KID",
+    "kid_std": "KID std",
+    "classes_covered": "classes covered",
+    "kl_uniform": "KL to uniform",
+    "mean_confidence": "mean confidence",
+    "cond_accuracy": "label accuracy",
+    "genre_roc_auc": "genre ROC-AUC",
+    "genre_map": "genre mAP",
+}
 NOT_METRICS = ("step", "epoch", "seconds", "eval_seconds")  # bookkeeping, not sample quality
 LOG4 = 2 * math.log(2)  # BCE loss_d when D outputs 1/2 for every image: -log(1/2) - log(1/2)
-
-
-def is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
 
 
 def metric_label(key: str) -> str:
@@ -36,21 +47,32 @@ def is_count(key: str) -> bool:
 
 def metric_keys(evaluations: list[dict[str, Any]]) -> list[str]:
     """Metric names worth a curve: numeric, not a sample count or a spread, known ones first."""
-    keys = {k: None for e in evaluations for k, v in e.items()  # class_hist_*: ten shares, summed up by
-            if is_num(v) and k not in NOT_METRICS and not is_count(k) and not k.endswith("_std")  # KL and coverage
-            and not k.startswith("class_hist")}
-    return sorted(keys, key=lambda k: (METRIC_ORDER.index(k) if k in METRIC_ORDER else len(METRIC_ORDER), k))
-
+    keys = {
+        k: None
+        for e in evaluations
+        for k, v in e.items()  # class_hist_*: ten shares, summed up by
+        if is_num(v)
+        and k not in NOT_METRICS
+        and not is_count(k)
+        and not k.endswith("_std")  # KL and coverage
+        and not k.startswith("class_hist")
+    }
+    return sorted(
+        keys, key=lambda k: (METRIC_ORDER.index(k) if k in METRIC_ORDER else len(METRIC_ORDER), k)
+    )
 
 
 # ----------------------------------------------------------------------------- figures (Agg, PNG)
+
 
 def _png(fig) -> bytes:
     """The figure as a 256-colour PNG: line plots need no more colours, and the file is ~3x smaller."""
     from PIL import Image
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})  # no version stamp: stable bytes
+    fig.savefig(
+        buf, format="png", dpi=110, metadata={"Software": None}
+    )  # no version stamp: stable bytes
     buf.seek(0)
     out = io.BytesIO()
     Image.open(buf).convert("RGB").quantize(256).save(out, format="PNG", optimize=True)
@@ -81,12 +103,16 @@ def loss_figure(runs: list[RunSummary]) -> bytes | None:
     # matplotlib.figure.Figure renders with Agg without pyplot: no global backend switch, no figure leaks
     from matplotlib.figure import Figure
 
-    runs = [r for r in runs if {"step", "loss_d", "loss_g"} <= set(r.history.columns) and len(r.history)]
+    runs = [
+        r for r in runs if {"step", "loss_d", "loss_g"} <= set(r.history.columns) and len(r.history)
+    ]
     if not runs:
         return None
     ncols = 2 if len(runs) in (2, 4) else min(3, len(runs))
     nrows = math.ceil(len(runs) / ncols)
-    fig = Figure(figsize=(3.2 * ncols if ncols < 3 else 9.5, 2.5 * nrows + 0.3), layout="constrained")
+    fig = Figure(
+        figsize=(3.2 * ncols if ncols < 3 else 9.5, 2.5 * nrows + 0.3), layout="constrained"
+    )
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, run in zip(axes.flat, runs):
         h = run.history
@@ -94,20 +120,33 @@ def loss_figure(runs: list[RunSummary]) -> bytes | None:
         for col, color in (("loss_d", "C0"), ("loss_g", "C1")):
             if window > 1:
                 ax.plot(h["step"], h[col], color=color, alpha=0.25, lw=0.8)
-            ax.plot(h["step"], h[col].rolling(window, min_periods=1).mean(), color=color, lw=1.6, label=col)
+            ax.plot(
+                h["step"],
+                h[col].rolling(window, min_periods=1).mean(),
+                color=color,
+                lw=1.6,
+                label=col,
+            )
         if run.config.get("loss", "bce") == "bce":
             ax.axhline(LOG4, color="0.4", ls=":", lw=1.2, label="2·ln 2")
         ax.set_title(f"{run.label} ({run.config.get('loss', 'bce')})", fontsize=9)
         ax.set_xlabel("step", fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(runs):]:
+    for ax in axes.flat[len(runs) :]:
         ax.set_visible(False)
     legend: dict[str, Any] = {}  # one legend for all panels: same colours everywhere
     for ax in axes.flat:
         handles, labels = ax.get_legend_handles_labels()
         legend.update(zip(labels, handles))
-    fig.legend(legend.values(), legend.keys(), loc="outside upper center", ncols=3, fontsize=9, frameon=False)
+    fig.legend(
+        legend.values(),
+        legend.keys(),
+        loc="outside upper center",
+        ncols=3,
+        fontsize=9,
+        frameon=False,
+    )
     return _png(fig)
 
 
@@ -116,7 +155,9 @@ def quality_figure(runs: list[RunSummary], colors: dict[Path, str], x: str) -> b
     from matplotlib.figure import Figure
 
     keys = metric_keys([e for r in runs for e in r.evaluations])
-    longest = max((e["seconds"] for r in runs for e in r.evaluations if is_num(e.get("seconds"))), default=0)
+    longest = max(
+        (e["seconds"] for r in runs for e in r.evaluations if is_num(e.get("seconds"))), default=0
+    )
     unit, scale = ("hours", 3600) if longest > 2 * 3600 else ("minutes", 60)
     scale, xlabel = (scale, f"training time ({unit})") if x == "seconds" else (1, "step")
     ncols = min(3, len(keys))
@@ -127,24 +168,46 @@ def quality_figure(runs: list[RunSummary], colors: dict[Path, str], x: str) -> b
         values = []
         for run in runs:
             pts = [e for e in run.evaluations if is_num(e.get(key)) and is_num(e.get(x))]
-            ax.plot([e[x] / scale for e in pts], [e[key] for e in pts], color=colors[run.path], marker="o", ms=3.5,
-                    lw=1.5, label=run.label)
+            ax.plot(
+                [e[x] / scale for e in pts],
+                [e[key] for e in pts],
+                color=colors[run.path],
+                marker="o",
+                ms=3.5,
+                lw=1.5,
+                label=run.label,
+            )
             values += [e[key] for e in pts]
-        if key in ("fid", "kid_mean") and values and min(values) > 0 and max(values) / min(values) > 10:
-            ax.set_yscale("log")  # early FIDs are 10x the late ones; log keeps the late progress visible
+        if (
+            key in ("fid", "kid_mean")
+            and values
+            and min(values) > 0
+            and max(values) / min(values) > 10
+        ):
+            ax.set_yscale(
+                "log"
+            )  # early FIDs are 10x the late ones; log keeps the late progress visible
         ax.set_title(metric_label(key), fontsize=10)
         ax.grid(alpha=0.3, which="both")
     for ax in axes[-1]:
         ax.set_xlabel(xlabel)
         ax.xaxis.set_tick_params(labelbottom=True)
-    for ax in axes.flat[len(keys):]:
+    for ax in axes.flat[len(keys) :]:
         ax.set_visible(False)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=min(4, len(runs)), fontsize=9, frameon=False)
+    fig.legend(
+        handles,
+        labels,
+        loc="outside upper center",
+        ncols=min(4, len(runs)),
+        fontsize=9,
+        frameon=False,
+    )
     return _png(fig)
 
 
 # ----------------------------------------------------------------------------- rendering blocks
+
 
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
@@ -160,8 +223,10 @@ def to_markdown(blocks: list[tuple], files_dir: str) -> str:
             lines += [args[0] if kind == "p" else f"*{args[0]}*", ""]
         elif kind == "list":
             items, checks = args
-            lines += [f"- {'' if checks is None else '[x] ' if c else '[ ] '}{t}"
-                      for t, c in zip(items, checks or [None] * len(items))] + [""]
+            lines += [
+                f"- {'' if checks is None else '[x] ' if c else '[ ] '}{t}"
+                for t, c in zip(items, checks or [None] * len(items))
+            ] + [""]
         elif kind == "table":
             header, rows = args[:2]
             lines += ["| " + " | ".join(map(_md_cell, header)) + " |", "|" + "---|" * len(header)]
@@ -172,11 +237,17 @@ def to_markdown(blocks: list[tuple], files_dir: str) -> str:
             if len(figs) == 1:
                 lines += [f"![{_md_cell(figs[0][1])}]({src[0]})", "", f"*{figs[0][1]}*", ""]
             else:  # a one-row table puts the grids side by side
-                lines += ["| " + " | ".join(_md_cell(c) for _, c in figs) + " |", "|" + "---|" * len(figs),
-                          "| " + " | ".join(f"![{c}]({s})" for (_, c), s in zip(figs, src)) + " |", ""]
+                lines += [
+                    "| " + " | ".join(_md_cell(c) for _, c in figs) + " |",
+                    "|" + "---|" * len(figs),
+                    "| " + " | ".join(f"![{c}]({s})" for (_, c), s in zip(figs, src)) + " |",
+                    "",
+                ]
         elif kind == "links":
-            lines += [f"- {name}: " + ", ".join(f"[{label}]({href})" for href, label in links)
-                      for name, links in args[0]] + [""]
+            lines += [
+                f"- {name}: " + ", ".join(f"[{label}]({href})" for href, label in links)
+                for name, links in args[0]
+            ] + [""]
     return "\n".join(lines)
 
 
@@ -195,7 +266,9 @@ def _is_numeric_cell(text: str) -> bool:
 def _img_tag(data: bytes, alt: str, kind: str) -> str:
     png = data[:8] == b"\x89PNG\r\n\x1a\n"
     width = int.from_bytes(data[16:20], "big") if png else 0
-    cls = kind + (" px" if kind == "sample" and 0 < width < 240 else "")  # upscale small grids without blur
+    cls = kind + (
+        " px" if kind == "sample" and 0 < width < 240 else ""
+    )  # upscale small grids without blur
     uri = f"data:image/{'png' if png else 'jpeg'};base64," + base64.b64encode(data).decode("ascii")
     return f'<img class="{cls}" src="{uri}" alt="{html.escape(alt)}">'
 
@@ -209,28 +282,62 @@ def to_html(blocks: list[tuple], images: dict[str, bytes], title: str) -> str:
             body.append(f'<p class="{kind}">{_inline(args[0])}</p>')
         elif kind == "list":
             items, checks = args
-            boxes = [""] * len(items) if checks is None else \
-                [f'<input type="checkbox" disabled{" checked" if c else ""}> ' for c in checks]
-            body.append(f'<ul{"" if checks is None else " class=checklist"}>' +
-                        "".join(f"<li>{b}{_inline(t)}</li>" for b, t in zip(boxes, items)) + "</ul>")
+            boxes = (
+                [""] * len(items)
+                if checks is None
+                else [f'<input type="checkbox" disabled{" checked" if c else ""}> ' for c in checks]
+            )
+            body.append(
+                f"<ul{'' if checks is None else ' class=checklist'}>"
+                + "".join(f"<li>{b}{_inline(t)}</li>" for b, t in zip(boxes, items))
+                + "</ul>"
+            )
         elif kind == "table":
             header, rows, numeric = (*args, False)[:3]
-            tr = "".join("<tr>" + "".join(f'<td{" class=num" if numeric and _is_numeric_cell(c) else ""}>'
-                                          f"{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-            body.append('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in header)
-                        + f"</tr></thead><tbody>{tr}</tbody></table></div>")
+            tr = "".join(
+                "<tr>"
+                + "".join(
+                    f"<td{' class=num' if numeric and _is_numeric_cell(c) else ''}>"
+                    f"{html.escape(c)}</td>"
+                    for c in row
+                )
+                + "</tr>"
+                for row in rows
+            )
+            body.append(
+                '<div class="scroll"><table><thead><tr>'
+                + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                + f"</tr></thead><tbody>{tr}</tbody></table></div>"
+            )
         elif kind == "figs":
             figs, fig_kind = args
-            body.append(f'<div class="figs {fig_kind}">' + "".join(
-                f"<figure>{_img_tag(images[name], caption, fig_kind)}"
-                f"<figcaption>{_inline(caption)}</figcaption></figure>" for name, caption in figs) + "</div>")
+            body.append(
+                f'<div class="figs {fig_kind}">'
+                + "".join(
+                    f"<figure>{_img_tag(images[name], caption, fig_kind)}"
+                    f"<figcaption>{_inline(caption)}</figcaption></figure>"
+                    for name, caption in figs
+                )
+                + "</div>"
+            )
         elif kind == "links":
-            body.append("<ul>" + "".join(f"<li>{html.escape(name)}: " + ", ".join(
-                f'<a href="{html.escape(href)}">{label}</a>' for href, label in links) + "</li>"
-                for name, links in args[0]) + "</ul>")
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>{CSS}</style>\n</head>\n'
-            '<body>\n' + "\n".join(body) + "\n</body>\n</html>\n")
+            body.append(
+                "<ul>"
+                + "".join(
+                    f"<li>{html.escape(name)}: "
+                    + ", ".join(
+                        f'<a href="{html.escape(href)}">{label}</a>' for href, label in links
+                    )
+                    + "</li>"
+                    for name, links in args[0]
+                )
+                + "</ul>"
+            )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>{CSS}</style>\n</head>\n'
+        "<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
+    )
 
 
 CSS = """

@@ -1,14 +1,18 @@
 """The baseline of `gankit bench`: a GAN loop written the way popular tutorials write it, on gankit's networks."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn as nn
 
-from .config import GANConfig, cache_root, data_root, seed_everything
-from .models import build_models
+from ..config import GANConfig, cache_root, data_root, seed_everything
+from ..data import mnist_missing_error
+from ..datasets import posters
+from ..datasets.toy_posters import poster_root
+from ..models import build_models
 
 
 def synchronize(device: torch.device) -> None:
@@ -43,7 +47,9 @@ class TutorialLoop:
 
     name = "tutorial"
 
-    def __init__(self, config: GANConfig, dataset: torch.utils.data.Dataset, device: torch.device) -> None:
+    def __init__(
+        self, config: GANConfig, dataset: torch.utils.data.Dataset, device: torch.device
+    ) -> None:
         seed_everything(config.seed)
         G, D = build_models(config)
         self.config, self.device = config, device
@@ -55,7 +61,9 @@ class TutorialLoop:
         kw = {} if config.optimizer == "rmsprop" else {"betas": config.betas}
         self.opt_g = opt(G.parameters(), lr=config.lr_g, **kw)
         self.opt_d = opt(D.parameters(), lr=config.lr_d, **kw)
-        self.loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True)
+        self.loader = torch.utils.data.DataLoader(
+            dataset, batch_size=config.batch_size, shuffle=True
+        )
         self._it = iter(self.loader)
         self.i = 0
         self.losses_d: list[float] = []
@@ -136,9 +144,13 @@ class TutorialLoop:
         alpha = torch.rand(real.size(0), 1, 1, 1, device=self.device)
         interpolates = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
         d_interpolates = self.D(interpolates, *args)
-        gradients = torch.autograd.grad(outputs=d_interpolates, inputs=interpolates,
-                                        grad_outputs=torch.ones_like(d_interpolates),
-                                        create_graph=True, retain_graph=True)[0]
+        gradients = torch.autograd.grad(
+            outputs=d_interpolates,
+            inputs=interpolates,
+            grad_outputs=torch.ones_like(d_interpolates),
+            create_graph=True,
+            retain_graph=True,
+        )[0]
         return ((gradients.view(gradients.size(0), -1).norm(2, dim=1) - 1) ** 2).mean()
 
 
@@ -165,18 +177,30 @@ def tutorial_dataset(config: GANConfig) -> torch.utils.data.Dataset:
 
     steps = [transforms.Resize(config.image_size)] if config.image_size != 28 else []
     if config.dataset == "posters":
-        from . import posters
-
         if config.data_path:
             root = Path(config.data_path)
         else:  # the folder load_dataset uses: the real set under GANKIT_DATA, else the toy set
-            root, _ = posters.poster_root(data_root(), toy_dir=cache_root() / "posters-toy")
-        pd_ = posters.load_posters(root, (config.image_size, config.image_size), top_k=config.extra.get("top_k"),
-                                   encoding=config.extra.get("encoding", "multi-hot"), progress=False)
-        paths = [posters._poster_file(root, i) for i in pd_.ids]
-        flip = [transforms.RandomHorizontalFlip()] if config.augment else []  # gankit flips batches too
-        tf = transforms.Compose([*steps, transforms.CenterCrop(config.image_size), *flip, transforms.ToTensor(),
-                                 transforms.Normalize([0.5] * 3, [0.5] * 3)])
+            root, _ = poster_root(data_root(), toy_dir=cache_root() / "posters-toy")
+        pd_ = posters.load_posters(
+            root,
+            (config.image_size, config.image_size),
+            top_k=config.extra.get("top_k"),
+            encoding=config.extra.get("encoding", "multi-hot"),
+            progress=False,
+        )
+        paths = [posters.poster_file(root, i) for i in pd_.ids]
+        flip = (
+            [transforms.RandomHorizontalFlip()] if config.augment else []
+        )  # gankit flips batches too
+        tf = transforms.Compose(
+            [
+                *steps,
+                transforms.CenterCrop(config.image_size),
+                *flip,
+                transforms.ToTensor(),
+                transforms.Normalize([0.5] * 3, [0.5] * 3),
+            ]
+        )
         return _PosterFiles(paths, pd_.genres, tf)
     if config.dataset != "mnist":
         raise ValueError(f"the tutorial baseline covers MNIST and posters, not {config.dataset!r}")
@@ -184,6 +208,4 @@ def tutorial_dataset(config: GANConfig) -> torch.utils.data.Dataset:
     try:
         return datasets.MNIST(str(data_root()), train=True, download=False, transform=tf)
     except RuntimeError:
-        from .data import _mnist_missing_error
-
-        raise _mnist_missing_error(data_root(), "MNIST", None) from None
+        raise mnist_missing_error(data_root(), "MNIST", None) from None

@@ -1,7 +1,8 @@
 """Movie posters: the "Movie Genre from its Poster" CSV, its genres, and the loader.
 
-The downloader is in gankit.poster_download, the toy stand-in set in gankit.toy_posters.
+The downloader is in gankit.datasets.download, the toy stand-in set in gankit.datasets.toy_posters.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -9,48 +10,97 @@ import csv
 import difflib
 import hashlib
 import io
-import json
 import math
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
-from .files import atomic_write, is_disk_full
+from ..files import atomic_write, is_disk_full
 from .images import BadImage, decode_image
 
 PathLike = str | os.PathLike
 
 GENRES: tuple[str, ...] = (
-    "Action", "Adult", "Adventure", "Animation", "Biography", "Comedy", "Crime", "Documentary", "Drama",
-    "Family", "Fantasy", "Film-Noir", "Game-Show", "History", "Horror", "Music", "Musical", "Mystery", "News",
-    "Reality-TV", "Romance", "Sci-Fi", "Short", "Sport", "Talk-Show", "Thriller", "War", "Western",
+    "Action",
+    "Adult",
+    "Adventure",
+    "Animation",
+    "Biography",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Family",
+    "Fantasy",
+    "Film-Noir",
+    "Game-Show",
+    "History",
+    "Horror",
+    "Music",
+    "Musical",
+    "Mystery",
+    "News",
+    "Reality-TV",
+    "Romance",
+    "Sci-Fi",
+    "Short",
+    "Sport",
+    "Talk-Show",
+    "Thriller",
+    "War",
+    "Western",
 )
 
 # Posters per genre in the cleaned real set (~35,000 posters, up to 3 genres each).
 # Known (issue 4): Drama, Comedy, Romance, Action, Film-Noir, News, Adult, Talk-Show, Reality-TV, Game-Show.
 # The others are estimates placed between Action (4,706) and Film-Noir (303); they only steer make_toy.
 REAL_GENRE_COUNTS: dict[str, int] = {
-    "Drama": 17677, "Comedy": 11172, "Romance": 5362, "Action": 4706,  # known
-    "Thriller": 4450, "Crime": 4300, "Adventure": 3500, "Horror": 3300, "Documentary": 2800,  # estimated
-    "Mystery": 2100, "Family": 1900, "Fantasy": 1850, "Sci-Fi": 1700, "Biography": 1600,  # estimated
-    "Animation": 1450, "History": 1250, "Music": 1050, "War": 1000, "Musical": 830,  # estimated
-    "Sport": 760, "Western": 700, "Short": 500,  # estimated
-    "Film-Noir": 303, "News": 78, "Adult": 8, "Talk-Show": 6, "Reality-TV": 2, "Game-Show": 1,  # known
+    "Drama": 17677,
+    "Comedy": 11172,
+    "Romance": 5362,
+    "Action": 4706,  # known
+    "Thriller": 4450,
+    "Crime": 4300,
+    "Adventure": 3500,
+    "Horror": 3300,
+    "Documentary": 2800,  # estimated
+    "Mystery": 2100,
+    "Family": 1900,
+    "Fantasy": 1850,
+    "Sci-Fi": 1700,
+    "Biography": 1600,  # estimated
+    "Animation": 1450,
+    "History": 1250,
+    "Music": 1050,
+    "War": 1000,
+    "Musical": 830,  # estimated
+    "Sport": 760,
+    "Western": 700,
+    "Short": 500,  # estimated
+    "Film-Noir": 303,
+    "News": 78,
+    "Adult": 8,
+    "Talk-Show": 6,
+    "Reality-TV": 2,
+    "Game-Show": 1,  # known
 }
 
 CSV_NAME = "MovieGenre.csv"
 COLUMNS = ("imdbId", "Imdb Link", "Title", "IMDB Score", "Genre", "Poster")
-TOY_MARKER = "toy_info.json"  # written by make_toy next to the CSV; the loader uses it to say "toy set"
+TOY_MARKER = (
+    "toy_info.json"  # written by make_toy next to the CSV; the loader uses it to say "toy set"
+)
 POSTER_WH = (182, 268)  # (W, H) of the real posters
 
 
 # ----------------------------------------------------------------------------------------------- CSV
+
 
 @dataclass(frozen=True)
 class PosterRecord:
@@ -72,13 +122,17 @@ class CsvReport:
     kept: int  # rows returned as records: a valid, first-seen imdbId (blank genre / URL rows are kept, and reported)
     problems: dict[str, list[int]] = field(default_factory=dict)  # reason -> row numbers
     encoding: str = "latin-1"  # the encoding actually used
-    notes: list[str] = field(default_factory=list)  # e.g. why another encoding than the one asked for was used
+    notes: list[str] = field(
+        default_factory=list
+    )  # e.g. why another encoding than the one asked for was used
 
     def __str__(self) -> str:
         lines = [f"{CSV_NAME}: {self.rows} rows, {self.kept} kept (read as {self.encoding})"]
         lines += [f"  note: {n}" for n in self.notes]
         for reason, rows in sorted(self.problems.items()):
-            shown = ", ".join(map(str, rows[:8])) + (f", ... (+{len(rows) - 8} more)" if len(rows) > 8 else "")
+            shown = ", ".join(map(str, rows[:8])) + (
+                f", ... (+{len(rows) - 8} more)" if len(rows) > 8 else ""
+            )
             lines.append(f"  {reason}: {len(rows)} row{'s' * (len(rows) != 1)} ({shown})")
         return "\n".join(lines)
 
@@ -92,7 +146,9 @@ def _unknown_genre_error(name: str, vocab: Sequence[str]) -> ValueError:
     keys = {_key(v): v for v in vocab}
     close = difflib.get_close_matches(_key(name), keys, n=1, cutoff=0.6)
     hint = f" Did you mean {keys[close[0]]!r}?" if close else ""
-    return ValueError(f"unknown genre {name!r}.{hint} Valid genres (case-insensitive): {', '.join(vocab)}")
+    return ValueError(
+        f"unknown genre {name!r}.{hint} Valid genres (case-insensitive): {', '.join(vocab)}"
+    )
 
 
 def parse_genres(text: str, vocab: Sequence[str] = GENRES) -> list[str]:
@@ -112,12 +168,15 @@ def parse_genres(text: str, vocab: Sequence[str] = GENRES) -> list[str]:
         if name not in out:
             out.append(name)
     if not out:
-        raise ValueError(f"no genre given in {text!r}. Valid genres (case-insensitive): {', '.join(vocab)}")
+        raise ValueError(
+            f"no genre given in {text!r}. Valid genres (case-insensitive): {', '.join(vocab)}"
+        )
     return out
 
 
-def encode_genres(genres: Sequence[Sequence[str]], vocab: Sequence[str] = GENRES,
-                  mode: str = "multi-hot") -> torch.Tensor:
+def encode_genres(
+    genres: Sequence[Sequence[str]], vocab: Sequence[str] = GENRES, mode: str = "multi-hot"
+) -> torch.Tensor:
     """Genre lists -> float32 (N, len(vocab)).
 
     'multi-hot': 1 for each genre present. 'normalised' (or 'normalized'): the multi-hot row divided by its
@@ -130,7 +189,9 @@ def encode_genres(genres: Sequence[Sequence[str]], vocab: Sequence[str] = GENRES
     index = {_key(v): i for i, v in enumerate(vocab)}
     out = torch.zeros(len(genres), len(vocab))
     for row, names in enumerate(genres):
-        if isinstance(names, str):  # a bare 'Horror|Sci-Fi' would otherwise be read letter by letter
+        if isinstance(
+            names, str
+        ):  # a bare 'Horror|Sci-Fi' would otherwise be read letter by letter
             names = parse_genres(names, vocab) if names.strip() else []
         for name in names:
             i = index.get(_key(name))
@@ -145,61 +206,98 @@ def encode_genres(genres: Sequence[Sequence[str]], vocab: Sequence[str] = GENRES
 def _decode_text(raw: bytes, encoding: str, name: str) -> tuple[str, str, list[str]]:
     """Bytes -> (text, encoding used, notes). Latin-1 never fails, so catch the files it would garble."""
     if raw.startswith(codecs.BOM_UTF8):
-        return raw[3:].decode("utf-8", errors="replace"), "utf-8", [
-            f"{name} starts with a UTF-8 byte-order mark, so it was read as UTF-8, not {encoding}"]
+        return (
+            raw[3:].decode("utf-8", errors="replace"),
+            "utf-8",
+            [
+                f"{name} starts with a UTF-8 byte-order mark, so it was read as UTF-8, not {encoding}"
+            ],
+        )
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return raw.decode("utf-16", errors="replace"), "utf-16", [
-            f"{name} starts with a UTF-16 byte-order mark, so it was read as UTF-16, not {encoding}"]
+        return (
+            raw.decode("utf-16", errors="replace"),
+            "utf-16",
+            [
+                f"{name} starts with a UTF-16 byte-order mark, so it was read as UTF-16, not {encoding}"
+            ],
+        )
     if b"\x00" in raw[:4096]:
         sample = raw[:4096]
         order = "utf-16-le" if sample[1::2].count(0) > len(sample) // 4 else "utf-16-be"
         if sample[::2].count(0) + sample[1::2].count(0) < len(sample) // 4:
             raise ValueError(f"{name} contains NUL bytes but is not UTF-16: it is not a text CSV")
-        return raw.decode(order, errors="replace"), order, [
-            f"{name} is UTF-16 without a byte-order mark (NUL bytes between letters), read as {order}"]
+        return (
+            raw.decode(order, errors="replace"),
+            order,
+            [
+                f"{name} is UTF-16 without a byte-order mark (NUL bytes between letters), read as {order}"
+            ],
+        )
     try:
         latin1 = codecs.lookup(encoding).name == "iso8859-1"
     except LookupError:
-        raise ValueError(f"unknown text encoding {encoding!r}; the Movie Genre CSV is 'latin-1'") from None
+        raise ValueError(
+            f"unknown text encoding {encoding!r}; the Movie Genre CSV is 'latin-1'"
+        ) from None
     if latin1 and max(raw, default=0) >= 0x80:
         try:  # Latin-1 text with accents is almost never valid UTF-8; UTF-8 read as Latin-1 gives 'Ã©'
-            return raw.decode("utf-8"), "utf-8", [
-                f"{name} is valid UTF-8 with non-ASCII characters, so it was read as UTF-8 "
-                f"(as {encoding} 'é' would have become 'Ã©')"]
+            return (
+                raw.decode("utf-8"),
+                "utf-8",
+                [
+                    f"{name} is valid UTF-8 with non-ASCII characters, so it was read as UTF-8 "
+                    f"(as {encoding} 'é' would have become 'Ã©')"
+                ],
+            )
         except UnicodeDecodeError:
             pass
-        if re.search(rb"[\x80-\x9f]", raw):  # C1 controls in Latin-1 are Windows-1252 punctuation (’ “ ” …)
+        if re.search(
+            rb"[\x80-\x9f]", raw
+        ):  # C1 controls in Latin-1 are Windows-1252 punctuation (’ “ ” …)
             try:
-                return raw.decode("cp1252"), "cp1252", [
-                    f"{name} has bytes 0x80-0x9F (Windows-1252 quotes and dashes), so it was read as cp1252"]
+                return (
+                    raw.decode("cp1252"),
+                    "cp1252",
+                    [
+                        f"{name} has bytes 0x80-0x9F (Windows-1252 quotes and dashes), so it was read as cp1252"
+                    ],
+                )
             except UnicodeDecodeError:
                 pass
     try:
         return raw.decode(encoding), encoding, []
     except UnicodeDecodeError as e:
-        raise ValueError(f"cannot read {name} as {encoding}: byte 0x{raw[e.start]:02x} at offset {e.start} "
-                         f"is invalid. The Movie Genre CSV is Latin-1: use encoding='latin-1'") from None
+        raise ValueError(
+            f"cannot read {name} as {encoding}: byte 0x{raw[e.start]:02x} at offset {e.start} "
+            f"is invalid. The Movie Genre CSV is Latin-1: use encoding='latin-1'"
+        ) from None
 
 
-def _scan_csv(path: PathLike, encoding: str = "latin-1"):
+def scan_csv(path: PathLike, encoding: str = "latin-1"):
     """Parse every row: (records as (row, PosterRecord), rejects as (row, raw id, url, reason), report)."""
     path = Path(path)
     text, used, notes = _decode_text(path.read_bytes(), encoding, path.name)
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if not header:
-        raise ValueError(f"{path} is empty: expected a header row with columns {', '.join(COLUMNS)}")
+        raise ValueError(
+            f"{path} is empty: expected a header row with columns {', '.join(COLUMNS)}"
+        )
     found = [h.strip() for h in header]
     where: dict[str, int] = {}
     for col in COLUMNS:  # exact name first, then case-insensitive
-        hits = [i for i, h in enumerate(found) if h == col] or [i for i, h in enumerate(found) if _key(h) == _key(col)]
+        hits = [i for i, h in enumerate(found) if h == col] or [
+            i for i, h in enumerate(found) if _key(h) == _key(col)
+        ]
         if hits:
             where[col] = hits[0]
     missing = [c for c in COLUMNS if c not in where]
     if missing:
-        raise ValueError(f"{path.name} is missing column(s) {', '.join(map(repr, missing))}; found columns "
-                         f"{', '.join(map(repr, found))}. The 'Movie Genre from its Poster' format has "
-                         f"{', '.join(COLUMNS)}")
+        raise ValueError(
+            f"{path.name} is missing column(s) {', '.join(map(repr, missing))}; found columns "
+            f"{', '.join(map(repr, found))}. The 'Movie Genre from its Poster' format has "
+            f"{', '.join(COLUMNS)}"
+        )
     lookup = {_key(g): g for g in GENRES}
     problems: dict[str, list[int]] = {}
     records: list[tuple[int, PosterRecord]] = []
@@ -210,7 +308,7 @@ def _scan_csv(path: PathLike, encoding: str = "latin-1"):
         if not any(c.strip() for c in cells):
             continue  # blank line: not a data row
         n_rows += 1
-        get = lambda col: cells[where[col]].strip() if where[col] < len(cells) else ""  # noqa: E731
+        get = lambda col: cells[where[col]].strip() if where[col] < len(cells) else ""
         if len(cells) != len(found):
             problems.setdefault("wrong number of fields", []).append(row_no)
         raw_id, url = get("imdbId"), get("Poster") or None
@@ -248,13 +346,20 @@ def _scan_csv(path: PathLike, encoding: str = "latin-1"):
             except ValueError:
                 score = None
                 problems.setdefault("bad score", []).append(row_no)
-        records.append((row_no, PosterRecord(imdb_id, get("Imdb Link"), get("Title"), score, tuple(genres), url)))
+        records.append(
+            (
+                row_no,
+                PosterRecord(imdb_id, get("Imdb Link"), get("Title"), score, tuple(genres), url),
+            )
+        )
     for rows in problems.values():
         rows[:] = sorted(set(rows))  # a row with two unknown genres is listed once
     return records, rejects, CsvReport(n_rows, len(records), problems, used, notes)
 
 
-def read_poster_csv(path: PathLike, *, encoding: str = "latin-1") -> tuple[list[PosterRecord], CsvReport]:
+def read_poster_csv(
+    path: PathLike, *, encoding: str = "latin-1"
+) -> tuple[list[PosterRecord], CsvReport]:
     """Read MovieGenre.csv -> (records, report).
 
     Kept: every row with a valid imdbId (a positive integer) seen for the first time; its genres are the
@@ -264,11 +369,12 @@ def read_poster_csv(path: PathLike, *, encoding: str = "latin-1") -> tuple[list[
     found. Latin-1 decodes anything, so files that are evidently UTF-8 / UTF-16 / cp1252 are read as such
     and the report says so.
     """
-    records, _, report = _scan_csv(path, encoding)
+    records, _, report = scan_csv(path, encoding)
     return [r for _, r in records], report
 
 
 # ------------------------------------------------------------------------------------------- loading
+
 
 @dataclass
 class PosterData:
@@ -280,7 +386,9 @@ class PosterData:
     ids: list[int]
     summary: str  # what was loaded, skipped and why; whether it is the toy set (no machine paths)
     is_toy: bool = False
-    skipped: dict[str, int] = field(default_factory=dict)  # reason -> rows; loaded + sum(skipped) = CSV rows
+    skipped: dict[str, int] = field(
+        default_factory=dict
+    )  # reason -> rows; loaded + sum(skipped) = CSV rows
     from_cache: bool = False
 
     def __len__(self) -> int:
@@ -290,7 +398,7 @@ class PosterData:
 _CACHE_VERSION = 1
 
 
-def _poster_file(root: Path, imdb_id: int) -> Path | None:
+def poster_file(root: Path, imdb_id: int) -> Path | None:
     for p in (root / f"{imdb_id}.jpg", root / "images" / f"{imdb_id}.jpg"):
         if p.is_file():
             return p
@@ -299,10 +407,11 @@ def _poster_file(root: Path, imdb_id: int) -> Path | None:
 
 def _decode_all(root: Path, records: list[PosterRecord], size: tuple[int, int], progress: bool):
     """Decode every record with genres and a poster: (images (N, 3, H, W) uint8, ids, genre lists, skipped)."""
+
     def one(rec: PosterRecord) -> torch.Tensor | str:
         if not rec.genres:
             return "no genre"
-        path = _poster_file(root, rec.imdb_id)
+        path = poster_file(root, rec.imdb_id)
         if path is None:
             return "no poster file"
         try:
@@ -310,13 +419,18 @@ def _decode_all(root: Path, records: list[PosterRecord], size: tuple[int, int], 
         except BadImage as e:
             return f"bad image ({e.reason})"
 
-    out = torch.empty(len(records), 3, *size, dtype=torch.uint8)  # filled in place: no second copy via stack
+    out = torch.empty(
+        len(records), 3, *size, dtype=torch.uint8
+    )  # filled in place: no second copy via stack
     ids, genres, skipped = [], [], {}
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # Pillow decodes without the GIL
+    with ThreadPoolExecutor(
+        max_workers=min(8, os.cpu_count() or 1)
+    ) as pool:  # Pillow decodes without the GIL
         done = pool.map(one, records)
         if progress:
             try:
                 from tqdm.auto import tqdm
+
                 done = tqdm(done, total=len(records), desc="decoding posters", unit="img")
             except ImportError:
                 pass
@@ -330,9 +444,16 @@ def _decode_all(root: Path, records: list[PosterRecord], size: tuple[int, int], 
     return out[: len(ids)], ids, genres, skipped
 
 
-def load_posters(root: PathLike, image_size: tuple[int, int] = (64, 64), *, top_k: int | None = None,
-                 encoding: str = "multi-hot", cache_dir: PathLike | None = None, cache: bool = True,
-                 progress: bool = True) -> PosterData:
+def load_posters(
+    root: PathLike,
+    image_size: tuple[int, int] = (64, 64),
+    *,
+    top_k: int | None = None,
+    encoding: str = "multi-hot",
+    cache_dir: PathLike | None = None,
+    cache: bool = True,
+    progress: bool = True,
+) -> PosterData:
     """Load a poster folder (MovieGenre.csv + {imdbId}.jpg, or the posters in an images/ subfolder).
 
     image_size is (H, W). decode_image scales a poster to cover it and centre-crops, so (64, 64) keeps
@@ -349,21 +470,24 @@ def load_posters(root: PathLike, image_size: tuple[int, int] = (64, 64), *, top_
     root = Path(root)
     csv_path = root / CSV_NAME
     if not csv_path.is_file():
-        raise FileNotFoundError(f"no {CSV_NAME} in {root}: a poster folder holds {CSV_NAME} and the "
-                                "{imdbId}.jpg posters. Get them with `gankit posters download CSV --out DIR` "
-                                "or make a toy set with `gankit posters make-toy DIR`")
+        raise FileNotFoundError(
+            f"no {CSV_NAME} in {root}: a poster folder holds {CSV_NAME} and the "
+            "{imdbId}.jpg posters. Get them with `gankit posters download CSV --out DIR` "
+            "or make a toy set with `gankit posters make-toy DIR`"
+        )
     size = (int(image_size[0]), int(image_size[1]))
-    scanned, rejects, report = _scan_csv(csv_path)
+    scanned, rejects, report = scan_csv(csv_path)
     records = [rec for _, rec in scanned]
     is_toy = (root / TOY_MARKER).is_file()
 
     h = hashlib.sha256(f"v{_CACHE_VERSION} {size}".encode())
     h.update(csv_path.read_bytes())
     for rec in records:
-        p = _poster_file(root, rec.imdb_id)
+        p = poster_file(root, rec.imdb_id)
         st = p.stat() if p else None
-        h.update(f"{rec.imdb_id}:{p.relative_to(root) if p else '-'}:{st and st.st_size}:{st and st.st_mtime_ns};"
-                 .encode())
+        h.update(
+            f"{rec.imdb_id}:{p.relative_to(root) if p else '-'}:{st and st.st_size}:{st and st.st_mtime_ns};".encode()
+        )
     # one cache file per folder and size: the name's middle part tells folders sharing a cache_dir apart
     prefix = f"posters-{size[0]}x{size[1]}-{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]}"
     cache_path = Path(cache_dir or root / ".gankit-cache") / f"{prefix}-{h.hexdigest()[:20]}.pt"
@@ -376,8 +500,13 @@ def load_posters(root: PathLike, image_size: tuple[int, int] = (64, 64), *, top_
             warnings.warn(f"ignoring unreadable poster cache {cache_path} ({e}); decoding again")
     if not from_cache:
         images, ids, genre_lists, skipped = _decode_all(root, records, size, progress)
-        blob = {"version": _CACHE_VERSION, "images": images, "ids": torch.tensor(ids, dtype=torch.int64),
-                "genres": encode_genres(genre_lists).to(torch.uint8), "skipped": skipped}
+        blob = {
+            "version": _CACHE_VERSION,
+            "images": images,
+            "ids": torch.tensor(ids, dtype=torch.int64),
+            "genres": encode_genres(genre_lists).to(torch.uint8),
+            "skipped": skipped,
+        }
         if cache:
             try:
                 cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -386,8 +515,10 @@ def load_posters(root: PathLike, image_size: tuple[int, int] = (64, 64), *, top_
                 atomic_write(cache_path, lambda f: torch.save(blob, f))
             except OSError as e:  # the data is in memory; the cache only saves time next run
                 why = "the disk is full" if is_disk_full(e) else str(e)
-                warnings.warn(f"could not write the poster cache {cache_path} ({why}); no partial file was "
-                              "left, and the posters will be decoded again next time")
+                warnings.warn(
+                    f"could not write the poster cache {cache_path} ({why}); no partial file was "
+                    "left, and the posters will be decoded again next time"
+                )
 
     images, hot, ids = blob["images"], blob["genres"].float(), blob["ids"].tolist()
     skipped = dict(blob["skipped"])
@@ -406,34 +537,18 @@ def load_posters(root: PathLike, image_size: tuple[int, int] = (64, 64), *, top_
             skipped[f"no genre in top-{top_k}"] = int((~has).sum())
             images, hot = images[has], hot[has]
             ids = [i for i, ok in zip(ids, has.tolist()) if ok]
-    genres = encode_genres([[names[j] for j in row.nonzero().flatten().tolist()] for row in hot], names, encoding)
+    genres = encode_genres(
+        [[names[j] for j in row.nonzero().flatten().tolist()] for row in hot], names, encoding
+    )
 
     what = "toy set (synthetic posters made by make_toy)" if is_toy else "poster set"
-    skip_text = ", ".join(f"{v} {k}" for k, v in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])))
-    summary = (f"{what}: {len(ids)} of {report.rows} CSV rows loaded as {size[0]}x{size[1]} (H x W) RGB, "
-               f"{len(names)} genres ({encoding}); skipped {sum(skipped.values())}"
-               + (f": {skip_text}" if skip_text else "")
-               + "".join(f"\nnote: {n}" for n in report.notes))
+    skip_text = ", ".join(
+        f"{v} {k}" for k, v in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    summary = (
+        f"{what}: {len(ids)} of {report.rows} CSV rows loaded as {size[0]}x{size[1]} (H x W) RGB, "
+        f"{len(names)} genres ({encoding}); skipped {sum(skipped.values())}"
+        + (f": {skip_text}" if skip_text else "")
+        + "".join(f"\nnote: {n}" for n in report.notes)
+    )
     return PosterData(images, genres, names, ids, summary, is_toy, skipped, from_cache)
-
-
-def poster_root(data_root: PathLike, *, seed: int = 0, n_toy: int = 2000,
-                toy_dir: PathLike | None = None) -> tuple[Path, bool]:
-    """(folder, is_toy): data_root/posters when it holds MovieGenre.csv and posters, else the toy set at
-    toy_dir (default data_root/posters-toy), generated with make_toy(seed, n_toy) on first use (or when
-    seed/n changed)."""
-    data_root = Path(data_root)
-    real = data_root / "posters"
-    if (real / CSV_NAME).is_file() and (any(real.glob("*.jpg")) or any(real.glob("images/*.jpg"))):
-        return real, False
-    toy = Path(toy_dir) if toy_dir is not None else data_root / "posters-toy"
-    try:
-        info = json.loads((toy / TOY_MARKER).read_text())
-        current = (toy / CSV_NAME).is_file() and (info.get("seed"), info.get("n")) == (seed, n_toy)
-    except (OSError, ValueError):
-        current = False
-    if not current:
-        from .toy_posters import make_toy  # here, not at the top: toy_posters imports this module
-
-        make_toy(toy, n_toy, seed)
-    return toy, True

@@ -1,4 +1,5 @@
 """Download the posters a MovieGenre.csv points to: concurrent, retried, checked, atomic, disk-full aware."""
+
 from __future__ import annotations
 
 import csv
@@ -9,14 +10,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-from .files import atomic_write, is_disk_full
+from ..files import atomic_write, is_disk_full
 from .images import BadImage, decode_image
-from .posters import CSV_NAME, PathLike, PosterRecord, _scan_csv
+from .posters import CSV_NAME, PathLike, PosterRecord, scan_csv
 
 
 @dataclass
@@ -46,17 +47,22 @@ _MAX_BYTES = 20 * 2**20  # a poster is ~20 KB; anything this big is not one
 _USER_AGENT = "gankit-poster-downloader/1.0 (+https://github.com/; course data set)"
 
 
-
 def _check_image(data: bytes) -> str:
-    """'ok' or why these bytes are not a usable poster (decoded with gankit.images.decode_image)."""
+    """'ok' or why these bytes are not a usable poster (decoded with gankit.datasets.images.decode_image)."""
     try:
         decode_image(data, (16, 16))
-    except BadImage as e:  # 'unsupported' means Pillow does not see an image at all (an HTML error page)
-        return {"empty": "empty", "unsupported": "not an image"}.get(e.reason, f"bad image: {e.reason}")
+    except (
+        BadImage
+    ) as e:  # 'unsupported' means Pillow does not see an image at all (an HTML error page)
+        return {"empty": "empty", "unsupported": "not an image"}.get(
+            e.reason, f"bad image: {e.reason}"
+        )
     return "ok"
 
 
-def _fetch(opener, url: str, timeout: float, retries: int, backoff: float) -> tuple[bytes | None, str]:
+def _fetch(
+    opener, url: str, timeout: float, retries: int, backoff: float
+) -> tuple[bytes | None, str]:
     """GET with retries and exponential backoff on 5xx/408/429, timeouts, truncation, connection errors."""
     status = "error: not attempted"
     for attempt in range(retries + 1):
@@ -66,7 +72,11 @@ def _fetch(opener, url: str, timeout: float, retries: int, backoff: float) -> tu
             req = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
             with opener.open(req, timeout=timeout) as resp:
                 expected = resp.headers.get("Content-Length")
-                deadline, chunks, size = time.monotonic() + 4 * timeout, [], 0  # cap a trickling server
+                deadline, chunks, size = (
+                    time.monotonic() + 4 * timeout,
+                    [],
+                    0,
+                )  # cap a trickling server
                 while chunk := resp.read(65536):
                     chunks.append(chunk)
                     size += len(chunk)
@@ -106,10 +116,18 @@ def _write_manifest(out_dir: Path, results: list[DownloadResult]) -> None:
         w.writerow(["row", "imdbId", "status", "url", "file"])
         for r in results:
             ok = r.status in ("ok", "exists")
-            w.writerow([r.row, "" if r.imdb_id is None else r.imdb_id, r.status, r.url or "",
-                        f"{r.imdb_id}.jpg" if ok else ""])
+            w.writerow(
+                [
+                    r.row,
+                    "" if r.imdb_id is None else r.imdb_id,
+                    r.status,
+                    r.url or "",
+                    f"{r.imdb_id}.jpg" if ok else "",
+                ]
+            )
         text.flush()
         text.detach()
+
     atomic_write(out_dir / "manifest.csv", write)
 
 
@@ -118,12 +136,22 @@ def download_summary(results: Sequence[DownloadResult]) -> str:
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
-    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    parts = ", ".join(
+        f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
     return f"{len(results)} rows: {parts or 'none'}"
 
 
-def download_posters(csv_path: PathLike, out_dir: PathLike, *, workers: int = 16, timeout: float = 10.0,
-                     retries: int = 3, backoff: float = 0.5, progress: bool = True) -> list[DownloadResult]:
+def download_posters(
+    csv_path: PathLike,
+    out_dir: PathLike,
+    *,
+    workers: int = 16,
+    timeout: float = 10.0,
+    retries: int = 3,
+    backoff: float = 0.5,
+    progress: bool = True,
+) -> list[DownloadResult]:
     """Fetch every poster of a MovieGenre.csv into out_dir/{imdbId}.jpg; one DownloadResult per CSV row.
 
     Concurrent (`workers` threads), resumable (a file already there that decodes is 'exists'; a broken one is
@@ -136,15 +164,19 @@ def download_posters(csv_path: PathLike, out_dir: PathLike, *, workers: int = 16
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    records, rejects, _ = _scan_csv(csv_path)
-    results: dict[int, DownloadResult] = {row: DownloadResult(int(raw) if reason == "duplicate id" else None,
-                                                              url, reason, row) for row, raw, url, reason in rejects}
+    records, rejects, _ = scan_csv(csv_path)
+    results: dict[int, DownloadResult] = {
+        row: DownloadResult(int(raw) if reason == "duplicate id" else None, url, reason, row)
+        for row, raw, url, reason in rejects
+    }
     todo: list[tuple[int, PosterRecord]] = []
     for row, rec in records:
         if rec.poster_url is None:
             results[row] = DownloadResult(rec.imdb_id, None, "missing url", row)
         elif not rec.poster_url.lower().startswith(("http://", "https://")):
-            results[row] = DownloadResult(rec.imdb_id, rec.poster_url, "bad url", row)  # no file:// reads
+            results[row] = DownloadResult(
+                rec.imdb_id, rec.poster_url, "bad url", row
+            )  # no file:// reads
         else:
             todo.append((row, rec))
 
@@ -175,6 +207,7 @@ def download_posters(csv_path: PathLike, out_dir: PathLike, *, workers: int = 16
     if progress:
         try:
             from tqdm.auto import tqdm
+
             bar = tqdm(total=len(todo), desc="posters", unit="file")
         except ImportError:
             pass
@@ -204,7 +237,9 @@ def download_posters(csv_path: PathLike, out_dir: PathLike, *, workers: int = 16
     try:
         _write_manifest(out_dir, ordered)
         src, dst = Path(csv_path), out_dir / CSV_NAME
-        if src.resolve() != dst.resolve() and (not dst.exists() or dst.read_bytes() != src.read_bytes()):
+        if src.resolve() != dst.resolve() and (
+            not dst.exists() or dst.read_bytes() != src.read_bytes()
+        ):
             atomic_write(dst, src.read_bytes())
         manifest_note = f"see {out_dir / 'manifest.csv'}"
     except OSError as e:
@@ -214,7 +249,10 @@ def download_posters(csv_path: PathLike, out_dir: PathLike, *, workers: int = 16
     if disk_full:
         saved = sum(r.status == "ok" for r in ordered)
         left = sum(r.status in ("disk full", "not attempted (disk full)") for r in ordered)
-        raise DiskFullError(f"disk full while saving posters to {out_dir}: {saved} saved this run, {left} not "
-                            f"saved, no partial files left ({manifest_note}). Free some space and run the "
-                            "same command again: files already there are kept.", ordered)
+        raise DiskFullError(
+            f"disk full while saving posters to {out_dir}: {saved} saved this run, {left} not "
+            f"saved, no partial files left ({manifest_note}). Free some space and run the "
+            "same command again: files already there are kept.",
+            ordered,
+        )
     return ordered

@@ -1,0 +1,5 @@
+"""The instructor's progress report: run folders read back, rendered, exported to HTML/Markdown/PDF."""
+
+from .build import build_report, export_notebooks
+
+__all__ = ["build_report", "export_notebooks"]
