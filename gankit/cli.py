@@ -13,9 +13,9 @@ from .config import PRECISIONS, PRESETS, ConfigError
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import make_config, resolve_device
+    from .lesson import setup
     from .runs import latest_run, new_run_dir
     from .speed import check_bf16
-    from .train import setup
 
     # Every option is checked before a run folder is made: a typo must not leave an empty run behind.
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
@@ -148,7 +148,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     elif c.cond_dim:
         from .datasets.posters import encode_genres, parse_genres
 
-        names = c.extra.get("label_names") or []
+        names = list(c.label_names)
         if args.labels:
             raise ConfigError(
                 f"{args.checkpoint} is conditioned on genres ({c.preset}), not class ids: use --genres, "
@@ -161,7 +161,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             )
         chosen = parse_genres(args.genres, vocab=tuple(names))
         labels = encode_genres(
-            [chosen] * args.n, vocab=tuple(names), mode=c.extra.get("encoding", "multi-hot")
+            [chosen] * args.n, vocab=tuple(names), mode=c.genre_encoding
         )
         extra = {"genres": (labels > 0).numpy().astype(np.uint8), "genre_names": np.array(names)}
     elif args.labels or args.genres:

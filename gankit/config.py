@@ -7,7 +7,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -116,6 +116,16 @@ def seed_everything(seed: int) -> None:
 class GANConfig:
     """Everything that defines one training run; saved in every checkpoint and run folder."""
 
+    # Fields that shape the networks: a checkpoint loads only into a config that agrees on all of them.
+    ARCHITECTURE: ClassVar[tuple[str, ...]] = (
+        "model", "image_size", "channels", "latent_dim", "hidden_dim", "g_width", "d_width",
+        "d_norm", "num_classes", "cond_dim", "cond_mode", "minibatch_disc",
+    )  # fmt: skip
+    # Keys that older gankit versions kept in `extra` and that are typed fields now.
+    _FROM_EXTRA: ClassVar[dict[str, str]] = {
+        "top_k": "top_k", "encoding": "genre_encoding", "label_names": "label_names",
+    }  # fmt: skip
+
     preset: str = "custom"
     # data
     dataset: str = "mnist"  # mnist | fashion-mnist | cifar10 | folder | posters
@@ -123,6 +133,9 @@ class GANConfig:
     image_size: int = 28
     channels: int = 1
     subset: int | None = None  # use only the first N training images (smoke profile)
+    top_k: int | None = None  # posters: keep only the K most frequent genres (None: all 28)
+    genre_encoding: str = "multi-hot"  # posters: multi-hot | normalised (each row sums to 1)
+    label_names: tuple[str, ...] = ()  # the condition's names, taken from the data by setup()
     augment: bool = False  # random flip (+ jitter for RGB) on each batch, on the device
     # model
     model: str = "mlp"  # mlp | dcgan
@@ -172,6 +185,7 @@ class GANConfig:
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON round trips give lists
+        self.label_names = tuple(self.label_names)
         checks = {
             "dataset": (self.dataset, ("mnist", "fashion-mnist", "cifar10", "folder", "posters")),
             "model": (self.model, ("mlp", "dcgan")),
@@ -184,6 +198,7 @@ class GANConfig:
             "profile": (self.profile, PROFILES),
             "on_diverge": (self.on_diverge, ("stop", "rollback")),
             "precision": (self.precision, PRECISIONS),
+            "genre_encoding": (self.genre_encoding, ("multi-hot", "normalised")),
         }
         for name, (value, allowed) in checks.items():
             if value not in allowed:
@@ -210,6 +225,23 @@ class GANConfig:
                 f"config has fields this gankit version does not know: {sorted(unknown)}"
             )
         return cls(**d)
+
+    @classmethod
+    def upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """A saved config dict with the settings older versions kept in `extra` moved to their fields."""
+        extra = dict(d.get("extra") or {})
+        moved = {new: extra.pop(old) for old, new in cls._FROM_EXTRA.items() if old in extra}
+        if not moved:
+            return d
+        return {**d, **{k: v for k, v in moved.items() if k not in d}, "extra": extra}
+
+    def architecture_diff(self, other: GANConfig) -> str:
+        """'field: saved A vs now B, ...' for the ARCHITECTURE fields where self and other differ."""
+        return ", ".join(
+            f"{k}: saved {getattr(self, k)!r} vs now {getattr(other, k)!r}"
+            for k in self.ARCHITECTURE
+            if getattr(self, k) != getattr(other, k)
+        )
 
     def replace(self, **changes: Any) -> GANConfig:
         return dataclasses.replace(self, **changes)

@@ -1,4 +1,5 @@
-"""GAN losses as pure functions of discriminator outputs, plus the WGAN gradient penalty and clipping.
+"""GAN losses as pure functions of discriminator outputs, the WGAN penalty and clipping, and the
+`Objective` that bundles what one run minimises.
 
 Conventions: `d_real`, `d_fake` are raw logits (BCE losses) or critic scores (Wasserstein
 losses) of shape (B,). Every loss is a scalar to be *minimised*.
@@ -6,15 +7,21 @@ losses) of shape (B,). Every loss is a scalar to be *minimised*.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import GANConfig
+from .config import ConfigError, GANConfig
+from .tricks import FeatureMatching
 
 LossFn = Callable[..., torch.Tensor]
+# penalty(D, x_real, x_fake, y) and g_extra(D, x_real, x_fake, y): scalars added to loss_d / loss_g
+PenaltyFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
 
 def d_loss_bce(d_real: torch.Tensor, d_fake: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
@@ -86,14 +93,98 @@ def clip_weights(module: nn.Module, bound: float) -> None:
         p.clamp_(-bound, bound)
 
 
-def losses_for(config: GANConfig) -> tuple[LossFn, LossFn]:
-    """(d_loss(d_real, d_fake), g_loss(d_fake)) for a config."""
+def _identity(scores: torch.Tensor) -> torch.Tensor:
+    return scores
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What D and G minimise in one run, built once (`objective_for(config)`) and handed to the Trainer.
+
+    loss_d = d_loss(d_real, d_fake) + penalty_weight * penalty(D, x_real, x_fake, y)
+    loss_g = g_loss(d_fake) + g_extra(D, x_real, x_fake, y)
+    and after each D update every D weight is clipped into [-clip_value, clip_value] when clip_value > 0.
+    `as_probability` reads a D output as "probability real" for the progress numbers (sigmoid of a
+    logit for BCE; a critic's score is shown as it is). The Trainer's loop never changes between
+    objectives: WGAN-GP is this object with other functions, and `n_critic` from the config.
+    """
+
+    d_loss: LossFn
+    g_loss: LossFn
+    penalty: PenaltyFn | None = None
+    penalty_weight: float = 0.0
+    clip_value: float = 0.0
+    g_extra: PenaltyFn | None = None
+    as_probability: Callable[[torch.Tensor], torch.Tensor] = _identity
+
+    def __post_init__(self) -> None:
+        if self.penalty is not None and not self.penalty_weight > 0:
+            raise ConfigError(
+                f"a penalty needs a weight > 0, got penalty_weight={self.penalty_weight}: pass "
+                "penalty_weight= (or set gp_weight in the config; Gulrajani et al. use 10)"
+            )
+        if self.clip_value < 0:
+            raise ConfigError(f"clip_value must be >= 0, got {self.clip_value}")
+
+    def describe(self) -> dict[str, Any]:
+        """The objective by name (functions as module.qualname): saved in checkpoints, compared on resume."""
+        return {
+            "d_loss": _name(self.d_loss),
+            "g_loss": _name(self.g_loss),
+            "penalty": _name(self.penalty),
+            "penalty_weight": float(self.penalty_weight) if self.penalty is not None else 0.0,
+            "clip_value": float(self.clip_value),
+            "g_extra": _name(self.g_extra),
+        }
+
+
+def _name(fn: Any) -> str | None:
+    """A stable name for a loss piece: module.qualname, with a partial's keywords or an object's repr."""
+    if fn is None:
+        return None
+    if isinstance(fn, functools.partial):
+        args = ", ".join(f"{k}={v!r}" for k, v in sorted(fn.keywords.items()))
+        return f"{_name(fn.func)}({args})"
+    if hasattr(fn, "__qualname__"):
+        return f"{fn.__module__}.{fn.__qualname__}"
+    return repr(fn)  # a callable object, e.g. FeatureMatching(weight=0.5)
+
+
+def objective_for(
+    config: GANConfig,
+    *,
+    d_loss: LossFn | None = None,
+    g_loss: LossFn | None = None,
+    penalty: PenaltyFn | None = None,
+    penalty_weight: float | None = None,
+) -> Objective:
+    """The objective a config describes; a learner's own `d_loss`, `g_loss` or `penalty` replaces that piece.
+
+    loss="bce": d_loss_bce (with config.real_label) and the minimax or non-saturating G loss, read as
+    probabilities through a sigmoid. loss="wgan": the Wasserstein losses, with the gradient penalty
+    when config.gp_weight > 0 and weight clipping when config.clip_value > 0. A penalty passed here is
+    weighted by `penalty_weight`, else config.gp_weight. config.feature_matching > 0 adds feature
+    matching to the G loss (tricks.FeatureMatching).
+    """
     if config.loss == "wgan":
-        return d_loss_wasserstein, g_loss_wasserstein
-    real = config.real_label
-
-    def d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-        return d_loss_bce(d_real, d_fake, real)
-
-    g_loss = g_loss_minimax if config.g_loss == "minimax" else g_loss_non_saturating
-    return d_loss, g_loss
+        default_d, default_g, prob = d_loss_wasserstein, g_loss_wasserstein, _identity
+    else:
+        default_d = (
+            functools.partial(d_loss_bce, real_label=config.real_label)
+            if config.real_label != 1.0
+            else d_loss_bce
+        )
+        default_g = g_loss_minimax if config.g_loss == "minimax" else g_loss_non_saturating
+        prob = torch.sigmoid
+    if penalty is None and config.gp_weight > 0:
+        penalty = gradient_penalty
+    weight = config.gp_weight if penalty_weight is None else penalty_weight
+    return Objective(
+        d_loss=d_loss or default_d,
+        g_loss=g_loss or default_g,
+        penalty=penalty,
+        penalty_weight=weight if penalty is not None else 0.0,
+        clip_value=config.clip_value,
+        g_extra=FeatureMatching(config.feature_matching) if config.feature_matching > 0 else None,
+        as_probability=prob,
+    )

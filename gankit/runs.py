@@ -1,6 +1,8 @@
-"""Run folders and checkpoint files: where runs go, finding one to resume or reuse, reading and writing
-checkpoints safely, one writer per run folder (lock_run), and reading a run folder back (RunSummary, for
-reports)."""
+"""Run folders: where runs go, finding one to reuse or resume, reading checkpoints safely, one writer
+per folder (lock_run), and the RunFolder callback that writes a run's files while it trains.
+
+Reading run folders back for reports is gankit.report.runs.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import __version__
 from .config import GANConfig, project_dir
+from .files import atomic_save, atomic_write
+from .models import build_models
+from .speed import load_optimizer_state
+from .viz import save_grid
 
 CHECKPOINT_FORMAT = 1
 TIMESTAMP = "%Y%m%d-%H%M%S"  # run folder names: runs/<preset>/20261122-143005/
+PROGRESS = ("step", "epoch", "batch_in_epoch", "records", "evaluations", "events")  # in checkpoints
 RUN_FILES = ("config.json", "metrics.json", "history.csv", "samples", "checkpoints")
 
 
@@ -106,7 +114,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """A saved config dict, with today's defaults for settings added since it was written (e.g. precision):
-    what the gankit that wrote it did. Fields this version lacks are kept, not refused."""
+    what the gankit that wrote it did; settings older versions kept in `extra` move to their fields.
+    Fields this version lacks are kept, not refused."""
+    config = GANConfig.upgrade(config)
     return {**{k: v for k, v in GANConfig().to_dict().items() if k not in config}, **config}
 
 
@@ -114,7 +124,7 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     """A config dict as JSON sees it, with defaults for fields added since (with_defaults), without what
     setup() derives from the data (genre names)."""
     d = json.loads(json.dumps(with_defaults(config)))
-    d.get("extra", {}).pop("label_names", None)
+    d.pop("label_names", None)
     return d
 
 
@@ -138,6 +148,120 @@ def find_run(
         if not finished or status == "finished":
             return run
     return None
+
+
+def newest_checkpoint(
+    run_dir: str | os.PathLike | None, device: str | torch.device = "cpu"
+) -> tuple[str, dict[str, Any]] | None:
+    """(path, checkpoint) of a run folder's newest readable checkpoint (last.pt, else the highest
+    step_*.pt), or None. Skipping an unreadable one is said out loud (the steps since are lost)."""
+    candidates = run_checkpoints(run_dir) if run_dir else []
+    for i, path in enumerate(candidates):
+        try:
+            return str(path), load_checkpoint(path, device)
+        except CheckpointError as e:
+            if i == len(candidates) - 1:
+                raise
+            print(f"warning: {e} Trying {candidates[i + 1].name} instead.")
+    return None
+
+
+def check_compatible(ckpt: dict[str, Any], config: GANConfig, objective: Any, source: str) -> None:
+    """CheckpointError unless `ckpt` continues a run of this preset, architecture and objective.
+
+    The objective is compared by name (`Objective.describe`): a learner's own loss or penalty must be
+    passed again to continue a run trained with it. Checkpoints older than this check are trusted.
+    """
+    saved = GANConfig.from_dict(ckpt["config"])
+    if saved.preset != config.preset:
+        raise CheckpointError(f"{source} is from preset {saved.preset!r}, not {config.preset!r}")
+    diff = saved.architecture_diff(config)
+    if diff:
+        raise CheckpointError(
+            f"{source} has another architecture ({diff}); saved with gankit {ckpt['version']}"
+        )
+    was, now = ckpt.get("objective"), objective.describe()
+    diff = [f"{k}: saved {was[k]!r}, now {now[k]!r}" for k in now if was and was.get(k) != now[k]]
+    if diff:
+        raise CheckpointError(
+            f"{source} was trained with another objective ({'; '.join(diff)}). Pass the same "
+            "pieces again (e.g. train_or_load(..., penalty=my_penalty)) to continue it"
+        )
+
+
+# ------------------------------------------------------------------------- the Trainer's checkpoints
+class Checkpointing:
+    """The Trainer's checkpoint state: what an exact resume needs, saved, checked and loaded.
+
+    A mixin of gankit.train.Trainer (kept here, beside the files it reads and writes, so that the
+    Trainer's own module is the training loop); it uses the Trainer's attributes.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs: nanoGPT's checkpoint dict plus history and RNG states."""
+        nets = {k: getattr(self, k).state_dict() for k in ("G", "D", "opt_g", "opt_d")}
+        progress = {k: getattr(self, k) for k in PROGRESS}
+        extra = {
+            "fixed_noise": self.fixed_noise.cpu(),
+            "accum": self._sums.cpu(),
+            "accum_n": self._n,
+        }
+        labels = None if self.fixed_labels is None else self.fixed_labels.cpu()
+        return {
+            "format": CHECKPOINT_FORMAT, "version": __version__, "config": self.config.to_dict(),
+            "objective": self.objective.describe(), **nets, **progress, **extra,
+            "elapsed": self._clock(), "fixed_labels": labels, "rng": rng_state(),
+        }  # fmt: skip
+
+    def load_state_dict(self, ckpt: dict[str, Any], *, source: str = "checkpoint") -> None:
+        """Continue from `ckpt`: refused (CheckpointError) for another preset, architecture or objective."""
+        check_compatible(ckpt, self.config, self.objective, source)
+        self.G.load_state_dict(ckpt["G"])
+        self.D.load_state_dict(ckpt["D"])
+        load_optimizer_state(self.opt_g, ckpt["opt_g"])
+        load_optimizer_state(self.opt_d, ckpt["opt_d"])
+        for k in PROGRESS:
+            setattr(
+                self, k, list(ckpt.get(k, [])) if isinstance(getattr(self, k), list) else ckpt[k]
+            )
+        self.elapsed, self._n = ckpt["elapsed"], ckpt["accum_n"]
+        self._sums, self.fixed_noise = (
+            ckpt["accum"].to(self.device),
+            ckpt["fixed_noise"].to(self.device),
+        )
+        labels = ckpt["fixed_labels"]
+        self.fixed_labels = None if labels is None else labels.to(self.device)
+        set_rng_state(ckpt["rng"])
+
+    def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the state to `path`, or to the run folder's checkpoints/last.pt; never a NaN state."""
+        if path is None and self.run_folder is None:
+            raise ValueError("no run folder: pass a path to save_checkpoint")
+        if path is None:
+            return self.run_folder.checkpoint(self)
+        atomic_save(self.checked_state(), Path(path))
+        return Path(path)
+
+    def resume(self, path: str | os.PathLike | None = None) -> bool:
+        """Continue from `path`, or the run folder's newest readable checkpoint; False if none."""
+        found = newest_checkpoint(self.run_dir, self.device) if path is None else None
+        if path is not None:
+            found = (str(path), load_checkpoint(path, self.device))
+        if found:
+            self.load_state_dict(found[1], source=found[0])
+        return found is not None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, data: Any = None, **kwargs: Any) -> Any:
+        """A Trainer rebuilt from a checkpoint; it writes nothing until it trains (then into the
+        checkpoint's run folder, unless run_dir= says otherwise)."""
+        path, ckpt = Path(path), load_checkpoint(path)
+        config = GANConfig.from_dict(ckpt["config"])
+        in_run = path.parent.name == "checkpoints"
+        kwargs.setdefault("run_dir", path.parent.parent if in_run else None)
+        trainer = cls(config, *build_models(config), data, **kwargs)
+        trainer.load_state_dict(ckpt, source=str(path))
+        return trainer
 
 
 # ------------------------------------------------------------------------- one writer per run folder
@@ -197,3 +321,100 @@ def lock_run(run_dir: Path) -> Path:
     with os.fdopen(fd, "w") as f:
         f.write(f"{os.getpid()} {host}")
     return lock
+
+
+# ------------------------------------------------------------------------- the run folder callback
+class RunFolder:
+    """Trainer callback that keeps runs/<preset>/<timestamp>/ while a run trains.
+
+    on_fit_start: take the folder's lock (RunLocked if another live process trains it), clean the
+    temp files of a killed save, write config.json and metrics.json ("running"); nothing is written
+    before the lock is held. Every `checkpoint_every` steps: checkpoints/step_XXXXXXXX.pt (the last
+    `keep_checkpoints` are kept). Each epoch end: samples/epoch_XXXX.png from the fixed noise,
+    history.csv and checkpoints/last.pt. Each evaluation: metrics.json. on_fit_end: metrics.json
+    with how fit ended (finished, interrupted, diverged), then the lock is released.
+    """
+
+    order = 100  # after other callbacks: an epoch's checkpoint holds that epoch's evaluation
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)  # an empty folder: files come with training
+        self.lock: Path | None = None
+
+    def on_fit_start(self, trainer: Any) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock = lock_run(self.path)
+        for tmp in (self.path / "checkpoints").glob(".*.tmp"):  # a killed save's; we hold the lock
+            tmp.unlink(missing_ok=True)
+        self.write_config(trainer)
+        self.write_metrics(trainer, "running")
+
+    def on_batch_end(self, trainer: Any) -> None:
+        every = trainer.config.checkpoint_every
+        if every and trainer.step % every == 0:
+            self.checkpoint(trainer, keep=True)
+
+    def on_epoch_end(self, trainer: Any) -> None:
+        grid = trainer.sample(
+            len(trainer.fixed_noise), trainer.fixed_labels, noise=trainer.fixed_noise
+        )
+        save_grid(grid, self.path / "samples" / f"epoch_{trainer.epoch:04d}.png")
+        if trainer.records:
+            atomic_write(self.path / "history.csv", trainer.history.to_csv(index=False).encode())
+        self.checkpoint(trainer)
+
+    def on_evaluate(self, trainer: Any) -> None:
+        self.write_metrics(trainer, None)
+
+    def on_fit_end(self, trainer: Any) -> None:
+        if self.lock is None:  # the lock was refused: this folder is another process's
+            return
+        try:
+            self.write_metrics(trainer, trainer.status)
+        except OSError:  # e.g. a full disk: an exception already on its way must not be replaced
+            if trainer.status == "finished":
+                raise
+        finally:
+            self.lock.unlink(missing_ok=True)
+            self.lock = None
+
+    def write_config(self, trainer: Any) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(trainer.config.to_dict(), indent=2)
+        atomic_write(self.path / "config.json", text.encode())
+
+    def checkpoint(self, trainer: Any, *, keep: bool = False) -> Path:
+        """checkpoints/last.pt (and step_XXXXXXXX.pt when keep=True, pruned to the last K)."""
+        state = trainer.checked_state()  # TrainingDiverged instead of writing a NaN state
+        if not (self.path / "config.json").exists():
+            self.write_config(trainer)
+        folder = self.path / "checkpoints"
+        # last.pt first: whenever a step_*.pt exists, last.pt is at least as new
+        atomic_save(state, folder / "last.pt")
+        if keep:
+            atomic_save(state, folder / f"step_{trainer.step:08d}.pt")
+            for old in sorted(folder.glob("step_*.pt"))[: -trainer.config.keep_checkpoints or None]:
+                old.unlink(missing_ok=True)
+        return folder / "last.pt"
+
+    def write_metrics(self, trainer: Any, status: str | None) -> None:
+        """metrics.json; status None keeps the file's (an evaluation logged after fit: still finished)."""
+        if status is None:
+            try:
+                status = json.loads((self.path / "metrics.json").read_text()).get(
+                    "status", "running"
+                )
+            except (OSError, ValueError):  # not written yet, or unreadable: a run in progress
+                status = "running"
+        evaluations = trainer.evaluations
+        doc = {
+            "preset": trainer.config.preset,
+            "status": status,
+            "evaluations": evaluations,
+            "final": evaluations[-1] if evaluations else {},
+        }
+        if trainer.events:
+            doc["events"] = trainer.events
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path / "metrics.json", json.dumps(doc, indent=2).encode())

@@ -120,3 +120,21 @@ def make_optimizer(config: GANConfig, module: nn.Module, lr: float) -> torch.opt
         return torch.optim.Adam(module.parameters(), lr=lr, betas=config.betas, fused=True)
     except RuntimeError:  # torch < 2.4 on a CPU, or a device without the fused kernel
         return torch.optim.Adam(module.parameters(), lr=lr, betas=config.betas)
+
+
+# ---------------------------------------------------------------- switches a benchmark flips on a Trainer
+def set_precision(trainer: Any, precision: str) -> None:
+    """Train `trainer` in `precision` from its next step on: "fp32", or "bf16" (forward passes under
+    bf16 autocast; weights, gradients and optimizer state stay fp32). The trainer gets a copy of its
+    config (other trainers may share the old one), so checkpoints say how the run was trained."""
+    if precision == "bf16":
+        check_bf16(trainer.device)
+    if precision != trainer.config.precision:  # the copy validates: an unknown precision is refused
+        trainer.config = trainer.config.replace(precision=precision)
+
+
+def set_memory_format(trainer: Any, fmt: torch.memory_format) -> None:
+    """Keep `trainer`'s G, D and every real batch in `fmt` (its train_step converts the batches)."""
+    trainer.memory_format = fmt
+    trainer.G.to(memory_format=fmt)
+    trainer.D.to(memory_format=fmt)

@@ -1,192 +1,278 @@
-"""One model-agnostic Trainer: step order, n_critic, logging, sample grids, checkpoints, exact resume."""
+"""The Trainer: the GAN algorithm (a D step, a G step every n_critic batches) and the loop around it."""
 
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from contextlib import nullcontext
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pandas as pd
 import torch
 import torch.nn as nn
+from tqdm.auto import tqdm
 
-from . import __version__
-from .config import GANConfig, resolve_device, seed_everything
-from .data import BatchSource, load_dataset
-from .files import atomic_save
-from .losses import LossFn, clip_weights, gradient_penalty, losses_for
-from .models import build_models
+from .config import GANConfig, resolve_device
+from .data import BatchSource
+from .losses import Objective, clip_weights, objective_for
 from .runs import (
-    CHECKPOINT_FORMAT,
-    CheckpointError,
-    find_run,
-    load_checkpoint,
-    lock_run,
-    new_run_dir,
-    rng_state,
-    run_checkpoints,
-    set_rng_state,
+    Checkpointing,
+    RunFolder,
 )
-from .speed import (
-    check_bf16,
-    load_optimizer_state,
-    make_optimizer,
-    memory_format_for,
-    scores_per_sample,
-)
-from .tricks import FeatureMatching
+from .speed import check_bf16, make_optimizer, memory_format_for
+from .speed import scores_per_sample as one_d_call_is_exact
 
 HISTORY_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "seconds"]
+EVENTS = ("on_fit_start", "on_batch_end", "on_log", "on_epoch_end", "on_evaluate", "on_fit_end")
 Callback = Callable[["Trainer"], None]
-EVENTS = ("on_batch_end", "on_log", "on_epoch_end", "on_fit_end")
-MAX_ROLLBACKS = 3  # with on_diverge="rollback": after 3 halvings (lr / 8) the run stops instead
+MAX_ROLLBACKS = 3  # on_diverge="rollback": after 3 halvings (lr / 8) the run stops instead
 
 
 class TrainingDiverged(RuntimeError):
     """Losses or weights became NaN or Inf."""
 
 
-class Trainer:
-    """Trains any (G, D) pair: a D step on every batch, a G step every `n_critic` batches.
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """No parameter gradients for `module` inside (gradients still flow through it to its inputs)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
-    The objective comes in as functions (`d_loss(d_real, d_fake)`, `g_loss(d_fake)`, an optional
-    `penalty(D, x_real, x_fake, y)` weighted by config.gp_weight, and `g_aux(trainer, x_real, x_fake, y)`
-    for extra generator terms such as feature matching); labels are passed to G and D when the
-    config is conditional. `step` counts batches (discriminator steps). Hooks: `add_callback(event, fn)`
-    with events on_batch_end, on_log, on_epoch_end, on_fit_end; fn(trainer).
+
+class Trainer(Checkpointing):
+    """Trains any (G, D) pair on an `Objective`: `d_step` on every batch, `g_step` every `n_critic`.
+
+    `fit` runs epochs of `train_step` and fires events (EVENTS) to callbacks: `fn(trainer)` added
+    with `add_callback(event, fn)`, or an object whose `on_<event>` methods are added with
+    `add_callback(obj)`; callbacks with a higher `order` run later. Sample grids, checkpoints and
+    metrics.json are the `RunFolder` callback's job (`run_dir=` attaches one); the training clock
+    (`elapsed`, history `seconds`) stops while callbacks run. `step` counts batches (D steps).
     """
+
+    _rolling = False  # True inside fit_with_rollback, which calls fit itself
 
     def __init__(
         self,
         config: GANConfig,
         G: nn.Module,
         D: nn.Module,
-        data: BatchSource | None,
+        data: BatchSource | None = None,
         *,
+        objective: Objective | None = None,
         device: torch.device | str | None = None,
-        run_dir: str | os.PathLike | None = "auto",
-        d_loss: LossFn | None = None,
-        g_loss: LossFn | None = None,
-        penalty: Callable[..., torch.Tensor] | None = None,
-        g_aux: Callable[..., torch.Tensor] | None = None,
+        run_dir: str | os.PathLike | None = None,
         progress: bool = True,
     ) -> None:
-        self.config = config
-        self.device = (
-            torch.device(device)
-            if device is not None
-            else (data.device if data else resolve_device())
-        )
-        self.G, self.D, self.data = G.to(self.device), D.to(self.device), data
-        self.use_memory_format(memory_format_for(config, self.device))
-        default_d, default_g = losses_for(config)
-        self.d_loss, self.g_loss = d_loss or default_d, g_loss or default_g
-        self.penalty = penalty or (gradient_penalty if config.gp_weight > 0 else None)
-        # Like the penalty, feature matching follows from the config, so a Trainer rebuilt from a
-        # checkpoint (from_checkpoint, resume) trains with the same objective as the one that wrote it.
-        self.g_aux = g_aux or (
-            FeatureMatching(config.feature_matching) if config.feature_matching > 0 else None
-        )
-        self.progress = progress
-        self.opt_g, self.opt_d = (
-            make_optimizer(config, G, config.lr_g),
-            make_optimizer(config, D, config.lr_d),
-        )
-        self._joint_d = scores_per_sample(D)
-        self.score = (
-            torch.sigmoid if config.loss == "bce" else (lambda t: t)
-        )  # D(x) as a probability for BCE
-        self.run_dir = (
-            new_run_dir(config.preset)
-            if run_dir == "auto"
-            else (Path(run_dir) if run_dir else None)
-        )
+        self.config, self.data, self.progress = config, data, progress
+        self.device = torch.device(device or (data.device if data else resolve_device()))
+        self.memory_format = memory_format_for(config, self.device)  # channels_last on a CPU
+        self.G = G.to(self.device, memory_format=self.memory_format)
+        self.D = D.to(self.device, memory_format=self.memory_format)
+        self.objective = objective or objective_for(config)
+        self.opt_g = make_optimizer(config, self.G, config.lr_g)
+        self.opt_d = make_optimizer(config, self.D, config.lr_d)
+        self.one_d_call = one_d_call_is_exact(self.D)  # score [real; fake] in one call when exact
         self.step = self.epoch = self.batch_in_epoch = 0
-        self.elapsed = 0.0
+        self.elapsed, self.status = 0.0, "new"
         self.records: list[dict[str, float]] = []
         self.evaluations: list[dict[str, float]] = []
-        self.events: list[dict[str, Any]] = []  # rollbacks after divergence (metrics.json "events")
-        self._good: bytes | None = (
-            None  # with on_diverge="rollback": the last checkpoint, serialised in memory
-        )
-        self.callbacks: dict[str, list[Callback]] = defaultdict(list)
-        self._accum = torch.zeros(
-            5, device=self.device
-        )  # sums of loss_d, loss_g, d_real, d_fake; g-step count
-        self._accum_n = 0
-        # The visualisation noise comes from its own generator so it never moves with other randomness.
+        self.events: list[dict[str, Any]] = []  # rollbacks after divergence
+        self.callbacks: dict[str, list[Any]] = defaultdict(list)
+        self._sums = torch.zeros(5, device=self.device)  # loss_d, loss_g, d_real, d_fake, G steps
+        self._n = 0
+        # The visualisation noise has its own generator: it never moves with other randomness.
         g = torch.Generator().manual_seed(config.seed + 12345)
-        self.fixed_noise = self._draw_latent(config.n_fixed, g).to(self.device)
-        self.fixed_labels = self._fixed_labels(g)
-        if self.run_dir:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        self.fixed_noise = self.noise(config.n_fixed, g)
+        labels = fixed_labels(config, data, g)
+        self.fixed_labels = None if labels is None else labels.to(self.device)
+        self.run_folder = RunFolder(run_dir) if run_dir else None
+        self.run_dir = self.run_folder.path if self.run_folder else None
+        if self.run_folder:
+            self.add_callback(self.run_folder)
 
-    # ------------------------------------------------------------------ setup helpers
-    def use_memory_format(self, fmt: torch.memory_format) -> None:
-        """Keep G, D and every real batch in `fmt` (train_step converts the batches)."""
-        self.memory_format = fmt
-        self.G.to(memory_format=fmt)
-        self.D.to(memory_format=fmt)
+    # ------------------------------------------------------------------ the GAN algorithm
+    def d_step(
+        self, x_real: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """One update of D on a real batch and a fresh fake batch, G held fixed.
 
-    def use_precision(self, precision: str) -> None:
-        """Train in `precision` from the next step on: "fp32", or "bf16" (train_step's forward passes under
-        bf16 autocast; weights, gradients and optimizer state stay fp32). Recorded in the config, so
-        checkpoints and config.json say how a run was trained. Sampling and evaluation stay fp32."""
-        if precision == "bf16":
+        Goodfellow et al. 2014, Algorithm 1 (inner loop); with a penalty, Gulrajani et al. 2017,
+        Algorithm 1, lines 4-9. Returns (loss_d, d_real, d_fake), detached.
+        """
+        obj = self.objective
+        with torch.no_grad():  # G is fixed here: the fakes carry no graph back into G
+            x_fake = self.generate(len(x_real), y)
+        d_real, d_fake = self.score_pair(x_real, x_fake, y)
+        loss_d = obj.d_loss(d_real, d_fake)
+        if obj.penalty is not None:  # WGAN-GP: + lambda * E[(||grad D(x_hat)||_2 - 1)^2]
+            loss_d = loss_d + obj.penalty_weight * obj.penalty(self.D, x_real, x_fake, y)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        if obj.clip_value > 0:  # WGAN: keep D in a compact set, so it stays K-Lipschitz
+            clip_weights(self.D, obj.clip_value)
+        return loss_d.detach(), d_real.detach(), d_fake.detach()
+
+    def g_step(self, x_real: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """One update of G on a fresh noise batch, through D with D's weights held fixed.
+
+        Goodfellow et al. 2014, Algorithm 1 (last step), with the loss of the Objective
+        (non-saturating by default); Gulrajani et al. 2017, Algorithm 1, lines 11-12.
+        """
+        obj = self.objective
+        x_fake = self.generate(len(x_real), y)
+        with frozen(self.D):  # D's weight gradients are not needed: only G moves
+            loss_g = obj.g_loss(self.score(x_fake, y))
+            if obj.g_extra is not None:  # e.g. feature matching (Salimans et al. 2016)
+                loss_g = loss_g + obj.g_extra(self.D, x_real, x_fake, y)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        return loss_g.detach()
+
+    def train_step(self, x_real: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        """One batch: a D step, a G step when `step + 1` is a multiple of n_critic; advances `step`."""
+        x_real = x_real.contiguous(memory_format=self.memory_format)  # no-op unless channels_last
+        with self._autocast():
+            loss_d, d_real, d_fake = self.d_step(x_real, y)
+            g_turn = (self.step + 1) % self.config.n_critic == 0
+            loss_g = self.g_step(x_real, y) if g_turn else torch.zeros((), device=self.device)
+        p = self.objective.as_probability
+        self._sums += torch.stack(
+            [loss_d, loss_g, p(d_real).mean(), p(d_fake).mean(), torch.tensor(float(g_turn))]
+        )  # summed on the device: no host sync until the next log
+        self._n += 1
+        self.step += 1
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ N(0, I), (n, latent_dim); U[0, 1) for the lesson-01 pitfall `latent="uniform"`."""
+        draw = torch.rand if self.config.latent == "uniform" else torch.randn
+        z = draw(
+            n, self.config.latent_dim, generator=generator, device="cpu" if generator else None
+        )
+        return z.to(self.device)
+
+    def generate(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """G(z) for n fresh noise vectors (and their conditions y)."""
+        return self.G(self.noise(n)) if y is None else self.G(self.noise(n), y)
+
+    def score(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """D(x) (or D(x, y)): logits for BCE, critic scores for WGAN, shape (B,)."""
+        return self.D(x) if y is None else self.D(x, y)
+
+    def score_pair(self, x_real: torch.Tensor, x_fake: torch.Tensor, y: torch.Tensor | None):
+        """(D(x_real), D(x_fake)), in one call on [real; fake] where D scores samples independently."""
+        if not self.one_d_call:  # batch norm mixes the samples of a batch: two calls
+            return self.score(x_real, y), self.score(x_fake, y)
+        scores = self.score(torch.cat([x_real, x_fake]), None if y is None else torch.cat([y, y]))
+        return scores[: len(x_real)], scores[len(x_real) :]
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, epochs: int | None = None) -> pd.DataFrame:
+        """Train until `epochs` (default config.epochs) are complete; returns the history.
+
+        With config.on_diverge == "rollback" a divergence returns to the last good state instead of
+        stopping (`fit_with_rollback`).
+        """
+        if self.config.on_diverge == "rollback" and not self._rolling:
+            return fit_with_rollback(self, epochs)
+        if self.data is None:
+            raise ValueError("this Trainer has no data: pass a BatchSource to train")
+        if self.config.precision == "bf16":  # here: a bf16 checkpoint still samples on any device
             check_bf16(self.device)
-        if (
-            precision != self.config.precision
-        ):  # a copy (validated: an unknown precision is refused there);
-            self.config = self.config.replace(
-                precision=precision
-            )  # other trainers may share the old one
+        target = epochs or self.config.epochs
+        left = max((target - self.epoch) * len(self.data) - self.batch_in_epoch, 0)
+        self._t0, self.status = time.perf_counter(), "running"
+        bar = tqdm(total=left, desc=self.config.preset, unit="step", disable=not self.progress)
+        try:
+            self._fire("on_fit_start")
+            while self.epoch < target:
+                for x, y in self.data.epoch(self.epoch, self.batch_in_epoch):
+                    self.train_step(x, y)
+                    self.batch_in_epoch += 1
+                    bar.update()
+                    if self.step % self.config.log_every == 0:
+                        self._log()
+                        bar.set_postfix({k: f"{self.records[-1][k]:.3f}" for k in EVENT_KEYS})
+                    self._fire("on_batch_end")
+                self._log()
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                self._fire("on_epoch_end")
+            self.status = "finished"
+        except TrainingDiverged:
+            self.status = "diverged"
+            raise
+        except BaseException:
+            self.status = "interrupted"
+            raise
+        finally:
+            bar.close()
+            self._clock()
+            del self._t0
+            self._fire("on_fit_end")
+        return self.history
 
-    def _autocast(self) -> Any:
-        if self.config.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
+    def _log(self) -> None:
+        """Turn the sums since the last log into one history row: the loop's only host sync."""
+        if self._n == 0:
+            return
+        s, n = self._sums.tolist(), self._n
+        row = {
+            "step": self.step,
+            "epoch": self.epoch + self.batch_in_epoch / max(len(self.data), 1),
+            "loss_d": s[0] / n,
+            "loss_g": s[1] / s[4] if s[4] else math.nan,
+            "d_real": s[2] / n,
+            "d_fake": s[3] / n,
+            "seconds": self._clock(),
+        }
+        self._sums.zero_()
+        self._n = 0
+        bad = [k for k in ("loss_d", "loss_g", "d_real", "d_fake") if not math.isfinite(row[k])]
+        bad = [k for k in bad if k != "loss_g" or s[4]] + nonfinite_weights(self)
+        if bad:
+            raise diverged(self, bad)
+        self.records.append(row)
+        self._fire("on_log")
 
-    def _draw_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        shape = (n, self.config.latent_dim)
-        if self.config.latent == "uniform":  # the lesson-01 pitfall, kept only to be shown
-            return torch.rand(
-                shape, generator=generator, device="cpu" if generator else self.device
-            )
-        return torch.randn(shape, generator=generator, device="cpu" if generator else self.device)
+    def _clock(self) -> float:
+        """Training seconds so far: the clock runs only inside fit, and not while callbacks run."""
+        if hasattr(self, "_t0"):
+            now = time.perf_counter()
+            self.elapsed, self._t0 = self.elapsed + now - self._t0, now
+        return self.elapsed
 
-    def _fixed_labels(self, g: torch.Generator) -> torch.Tensor | None:
-        n, c = self.config.n_fixed, self.config
-        if c.num_classes:
-            return (torch.arange(n) % c.num_classes).to(self.device)
-        if c.cond_dim:
-            if self.data is not None and self.data.labels is not None:
-                idx = torch.randperm(self.data.labels.shape[0], generator=g)[:n]
-                return self.data.labels[idx.to(self.data.labels.device)].to(self.device)
-            return (
-                torch.nn.functional.one_hot(torch.arange(n) % c.cond_dim, c.cond_dim)
-                .float()
-                .to(self.device)
-            )
-        return None
-
-    def add_callback(self, event: str, fn: Callback) -> None:
-        if event not in EVENTS:
+    def add_callback(self, event: str | Any, fn: Callback | None = None) -> None:
+        """add_callback("on_epoch_end", fn), or add_callback(obj) for each of obj's on_<event> methods."""
+        if fn is None:
+            pairs = [(e, getattr(event, e)) for e in EVENTS if hasattr(event, e)]
+            if not pairs:
+                raise ValueError(f"{event!r} has none of the methods {', '.join(EVENTS)}")
+        elif event not in EVENTS:
             raise ValueError(f"unknown event {event!r}; use one of {', '.join(EVENTS)}")
-        self.callbacks[event].append(fn)
+        else:
+            pairs = [(event, fn)]
+        for e, f in pairs:  # stable sort: equal orders run in the order they were added
+            self.callbacks[e] = sorted([*self.callbacks[e], f], key=_order)
 
     def _fire(self, event: str) -> None:
+        self._clock()  # the time callbacks take is not training time
         for fn in self.callbacks[event]:
             fn(self)
+        if hasattr(self, "_t0"):
+            self._t0 = time.perf_counter()
 
-    # ------------------------------------------------------------------ sampling
+    # ------------------------------------------------------------------ sampling and results
     @torch.no_grad()
     def sample(
         self,
@@ -197,207 +283,22 @@ class Trainer:
         seed: int | None = None,
         noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """n images in [-1, 1], (n, C, H, W), from z * temperature (eval mode, batch norm uses running stats)."""
+        """n images in [-1, 1], (n, C, H, W), from z * temperature; G in eval mode (running BN stats)."""
         if noise is None:
-            g = torch.Generator().manual_seed(seed) if seed is not None else None
-            noise = self._draw_latent(n, g).to(self.device)
+            noise = self.noise(n, torch.Generator().manual_seed(seed) if seed is not None else None)
         if self.config.conditional and labels is None:
             raise ValueError("this model is conditional: pass labels (class ids or genre vectors)")
         was_training = self.G.training
         self.G.eval()
         try:
+            ys = labels.to(self.device).split(500) if labels is not None else [None] * n
             out = [
-                self.G(z * temperature, None if labels is None else y.to(self.device))
-                for z, y in zip(
-                    noise.split(500), labels.split(500) if labels is not None else [None] * n
-                )
+                self.G(z * temperature) if y is None else self.G(z * temperature, y)
+                for z, y in zip(noise.split(500), ys)
             ]
         finally:
             self.G.train(was_training)
-        return torch.cat(
-            out
-        ).contiguous()  # channels_last inside training; plain NCHW for everyone else
-
-    # ------------------------------------------------------------------ training
-    def _requires_grad(self, module: nn.Module, flag: bool) -> None:
-        for p in module.parameters():
-            p.requires_grad_(flag)
-
-    def train_step(self, x_real: torch.Tensor, y: torch.Tensor | None) -> None:
-        """One discriminator step, plus a generator step every n_critic batches. No host sync."""
-        with (
-            self._autocast()
-        ):  # backward and the optimizer steps may run inside: autocast leaves them alone
-            self._train_step(x_real, y)
-
-    def _train_step(self, x_real: torch.Tensor, y: torch.Tensor | None) -> None:
-        c, G, D = self.config, self.G, self.D
-        b = x_real.shape[0]
-        x_real = x_real.contiguous(
-            memory_format=self.memory_format
-        )  # a no-op for MLPs and channels_last batches
-        with torch.no_grad():
-            x_fake = G(self._draw_latent(b), y) if y is not None else G(self._draw_latent(b))
-        args = (y,) if y is not None else ()
-        if (
-            self._joint_d
-        ):  # one call on [real; fake]: larger matmuls and one backward, the same scores
-            scores = D(torch.cat([x_real, x_fake]), *(torch.cat([y, y]),) if y is not None else ())
-            d_real, d_fake = scores[:b], scores[b:]
-        else:  # batch norm (or an unknown layer) may mix samples: real and fake batches go separately
-            d_real, d_fake = D(x_real, *args), D(x_fake, *args)
-        loss_d = self.d_loss(d_real, d_fake)
-        if self.penalty is not None:
-            loss_d = loss_d + c.gp_weight * self.penalty(D, x_real, x_fake, y)
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
-        if c.clip_value > 0:
-            clip_weights(D, c.clip_value)
-        acc = torch.stack(
-            [
-                loss_d.detach(),
-                torch.zeros((), device=self.device),
-                self.score(d_real.detach()).mean(),
-                self.score(d_fake.detach()).mean(),
-                torch.zeros((), device=self.device),
-            ]
-        )
-        if (self.step + 1) % c.n_critic == 0:
-            self._requires_grad(D, False)  # D's parameter gradients are not needed for the G step
-            x_fake = G(self._draw_latent(b), *args)
-            loss_g = self.g_loss(D(x_fake, *args))
-            if self.g_aux is not None:
-                loss_g = loss_g + self.g_aux(self, x_real, x_fake, y)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            self.opt_g.step()
-            self._requires_grad(D, True)
-            acc[1], acc[4] = loss_g.detach(), 1.0
-        self._accum += acc
-        self._accum_n += 1
-
-    def _log(self) -> None:
-        """Turn the accumulated sums into one history row: the only host sync of the loop."""
-        if self._accum_n == 0:
-            return
-        s = self._accum.tolist()
-        n, n_g = self._accum_n, max(s[4], 1.0)
-        row = {
-            "step": self.step,
-            "epoch": self.epoch + self.batch_in_epoch / max(len(self.data), 1),
-            "loss_d": s[0] / n,
-            "loss_g": s[1] / n_g if s[4] else float("nan"),
-            "d_real": s[2] / n,
-            "d_fake": s[3] / n,
-            "seconds": self.elapsed + time.perf_counter() - self._t0,
-        }
-        self._accum.zero_()
-        self._accum_n = 0
-        bad = [
-            k
-            for k in ("loss_d", "loss_g", "d_real", "d_fake")
-            if s[4] or k != "loss_g"
-            if not math.isfinite(row[k])
-        ]
-        if bad or self._nonfinite_weights():
-            raise self._diverged(bad + self._nonfinite_weights())
-        self.records.append(row)
-        self._fire("on_log")
-
-    def _nonfinite_weights(self) -> list[str]:
-        """'G weights' / 'D weights' for a network holding NaN or Inf (one host sync per network)."""
-        return [
-            f"{name} weights"
-            for name, net in (("G", self.G), ("D", self.D))
-            if any(True for _ in net.parameters())
-            and not torch.stack([torch.isfinite(p).all() for p in net.parameters()]).all().item()
-        ]
-
-    def _diverged(self, bad: list[str]) -> TrainingDiverged:
-        last = self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
-        where = (
-            f"the last good checkpoint is {last}"
-            if last and last.exists()
-            else "no checkpoint was written yet"
-        )
-        hint = (
-            ""
-            if self.config.on_diverge == "rollback"
-            else (
-                " (on_diverge='rollback' does this by itself: it reloads the last good state and halves both rates)"
-            )
-        )
-        return TrainingDiverged(
-            f"training diverged at step {self.step}: {', '.join(bad)} became NaN/Inf; {where}. "
-            f"Lower the learning rates or check the data range, then resume{hint}."
-        )
-
-    def _checked_state(self) -> dict[str, Any]:
-        """state_dict(), or TrainingDiverged if weights or not-yet-logged losses hold NaN/Inf.
-
-        Checkpoints come from here, so a diverged state never overwrites the last good one on disk.
-        """
-        bad = (
-            [] if torch.isfinite(self._accum).all() else ["losses since the last log"]
-        ) + self._nonfinite_weights()
-        if bad:
-            raise self._diverged(bad)
-        return self.state_dict()
-
-    def _snapshot(self, state: dict[str, Any] | None = None) -> None:
-        """Keep the last good state in memory (on_diverge='rollback' returns to it); a no-op otherwise."""
-        if self.config.on_diverge != "rollback":
-            return
-        if state is None:
-            if self._nonfinite_weights() or not torch.isfinite(self._accum).all():
-                return  # nothing good to keep: a later divergence stops instead of rolling back to this
-            state = self.state_dict()
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        self._good = buf.getvalue()
-
-    def _rollback(self, error: TrainingDiverged) -> int:
-        """Return to the last good checkpoint with both learning rates halved; the number of steps undone.
-
-        Re-raises `error` unless on_diverge='rollback', and stops for good after MAX_ROLLBACKS rollbacks.
-        """
-        done = sum(e["event"] == "rollback" for e in self.events)
-        if self.config.on_diverge != "rollback" or self._good is None:
-            raise error
-        if done >= MAX_ROLLBACKS:
-            raise TrainingDiverged(
-                f"{error} Already rolled back {done} times (learning rates now "
-                f"{0.5**done:g} x the configured ones); stopping."
-            ) from None
-        at, events = self.step, self.events
-        now = time.perf_counter()
-        elapsed = self.elapsed + now - self._t0  # the time spent on the lost steps still counts
-        self.load_state_dict(
-            torch.load(io.BytesIO(self._good), map_location=self.device, weights_only=True),
-            source="the last good checkpoint",
-        )
-        self.elapsed, self._t0 = elapsed, now
-        scale = 0.5 ** (done + 1)
-        for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr * scale
-        self.events = events + [
-            {
-                "event": "rollback",
-                "step": at,
-                "to_step": self.step,
-                "lr_g": self.config.lr_g * scale,
-                "lr_d": self.config.lr_d * scale,
-                "reason": str(error).split(";")[0],
-            }
-        ]
-        self._write_metrics("running")
-        print(
-            f"{str(error).split(';')[0]}: rolled back to step {self.step} with both learning rates x{scale:g} "
-            f"(rollback {done + 1} of {MAX_ROLLBACKS})"
-        )
-        return at - self.step
+        return torch.cat(out).contiguous()  # plain NCHW for callers, whatever the training layout
 
     @property
     def history(self) -> pd.DataFrame:
@@ -405,387 +306,150 @@ class Trainer:
         return pd.DataFrame(self.records, columns=HISTORY_COLUMNS)
 
     def log_metrics(self, values: dict[str, float]) -> None:
-        """Record an evaluation (e.g. FID) at the current step and write metrics.json."""
-        row = {"step": self.step, "epoch": self.epoch, "seconds": self.elapsed, **values}
-        self.evaluations.append(row)
-        self._write_metrics(None)
+        """Record an evaluation (e.g. FID) at the current step; fires on_evaluate (metrics.json)."""
+        self.evaluations.append(
+            {"step": self.step, "epoch": self.epoch, "seconds": self._clock(), **values}
+        )
+        self._fire("on_evaluate")
 
-    def _write_metrics(self, status: str | None) -> None:
-        """metrics.json; status None keeps the run's status (an evaluation logged after fit: still finished)."""
-        if not self.run_dir:
-            return
-        if status is None:
+    def checked_state(self) -> dict[str, Any]:
+        """state_dict(), or TrainingDiverged when weights or unlogged losses hold NaN/Inf."""
+        bad = [] if torch.isfinite(self._sums).all() else ["losses since the last log"]
+        if bad or nonfinite_weights(self):
+            raise diverged(self, bad + nonfinite_weights(self))
+        return self.state_dict()
+
+    def _autocast(self) -> Any:
+        bf16 = self.config.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+EVENT_KEYS = ("loss_d", "loss_g", "d_real", "d_fake")  # the progress bar's numbers (glossary names)
+
+
+def nonfinite_weights(trainer: Trainer) -> list[str]:
+    """'G weights' / 'D weights' for a network holding NaN or Inf (one host sync per network)."""
+    return [
+        f"{name} weights"
+        for name, net in (("G", trainer.G), ("D", trainer.D))
+        if not torch.stack([torch.isfinite(p).all() for p in net.parameters()]).all().item()
+    ]
+
+
+def diverged(trainer: Trainer, bad: list[str]) -> TrainingDiverged:
+    """The error for a run whose `bad` values became NaN/Inf, naming the last good checkpoint."""
+    last = trainer.run_dir / "checkpoints" / "last.pt" if trainer.run_dir else None
+    where = (
+        f"the last good checkpoint is {last}"
+        if last and last.exists()
+        else ("no checkpoint was written yet")
+    )
+    hint = (
+        ""
+        if trainer.config.on_diverge == "rollback"
+        else (
+            " (on_diverge='rollback' does this by itself: it reloads the last good state and "
+            "halves both rates)"
+        )
+    )
+    return TrainingDiverged(
+        f"training diverged at step {trainer.step}: {', '.join(bad)} became NaN/Inf; {where}. "
+        f"Lower the learning rates or check the data range, then resume{hint}."
+    )
+
+
+def fixed_labels(config: GANConfig, data: BatchSource | None, g: torch.Generator) -> Any:
+    """The conditions of the per-epoch grid: classes 0..K-1 in turn, or genre rows drawn from the data."""
+    n = config.n_fixed
+    if config.num_classes:
+        return torch.arange(n) % config.num_classes
+    if config.cond_dim and data is not None and data.labels is not None:
+        idx = torch.randperm(data.labels.shape[0], generator=g)[:n]
+        return data.labels[idx.to(data.labels.device)].cpu()
+    if config.cond_dim:
+        return nn.functional.one_hot(torch.arange(n) % config.cond_dim, config.cond_dim).float()
+    return None
+
+
+def _order(callback: Any) -> int:
+    return getattr(getattr(callback, "__self__", callback), "order", 0)
+
+
+# ---------------------------------------------------------------------- divergence: roll back
+class Rollback:
+    """Keeps the last good state in memory (at fit start, every checkpoint_every steps, each epoch end)."""
+
+    order = 100  # after evaluations, like the run folder's checkpoints
+
+    def __init__(self) -> None:
+        self.good: bytes | None = None
+
+    def keep(self, trainer: Trainer) -> None:
+        if nonfinite_weights(trainer) or not torch.isfinite(trainer._sums).all():
+            return  # nothing good to keep: a later divergence stops instead
+        buf = io.BytesIO()
+        torch.save(trainer.state_dict(), buf)
+        self.good = buf.getvalue()
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if self.good is None:
+            self.keep(trainer)
+
+    def on_batch_end(self, trainer: Trainer) -> None:
+        every = trainer.config.checkpoint_every
+        if every and trainer.step % every == 0:
+            self.keep(trainer)
+
+    on_epoch_end = keep
+
+
+def fit_with_rollback(trainer: Trainer, epochs: int | None = None) -> pd.DataFrame:
+    """fit, but a divergence reloads the last good state with both learning rates halved (at most
+    MAX_ROLLBACKS times; then it stops with TrainingDiverged)."""
+    keeper = Rollback()
+    trainer.add_callback(keeper)
+    trainer._rolling = True
+    try:
+        while True:
             try:
-                status = json.loads((self.run_dir / "metrics.json").read_text()).get(
-                    "status", "running"
-                )
-            except (OSError, ValueError):  # not written yet, or unreadable: this run is in progress
-                status = "running"
-        final = self.evaluations[-1] if self.evaluations else {}
-        doc = {
-            "preset": self.config.preset,
-            "status": status,
-            "evaluations": self.evaluations,
-            "final": final,
-        }
-        if self.events:
-            doc["events"] = self.events
-        (self.run_dir / "metrics.json").write_text(json.dumps(doc, indent=2))
-
-    def fit(self, epochs: int | None = None, *, resume: bool = False) -> pd.DataFrame:
-        """Train until `epochs` (default config.epochs) epochs are complete; returns the history."""
-        if self.data is None:
-            raise ValueError("this Trainer has no data: pass a BatchSource to train")
-        if (
-            self.config.precision == "bf16"
-        ):  # here, not in __init__: a bf16 checkpoint samples (fp32) anywhere
-            check_bf16(self.device)
-        if resume:
-            self.resume()
-        target = epochs or self.config.epochs
-        steps_left = (target - self.epoch) * len(self.data) - self.batch_in_epoch
-        lock = lock_run(self.run_dir) if self.run_dir else None
-        outcome = "interrupted"  # what metrics.json says if we leave by an exception or Ctrl-C
-        try:
-            if (
-                self.run_dir
-            ):  # temp files of a killed save; we hold the lock, so nobody else is writing them
-                for tmp in (self.run_dir / "checkpoints").glob(".*.tmp"):
-                    tmp.unlink(missing_ok=True)
-            self._snapshot()  # the state to return to if training diverges before the first checkpoint
-            self._write_metrics(
-                "running"
-            )  # what a run killed outright (SIGKILL, power cut) is left saying
-            with _progress(self.progress, max(steps_left, 0), f"{self.config.preset}") as bar:
-                self._t0 = time.perf_counter()
-                while self.epoch < target:
-                    try:
-                        self._fit_epoch(bar)
-                    except TrainingDiverged as e:
-                        undone = self._rollback(e)
-                        if getattr(bar, "total", None) is not None:
-                            bar.total += undone
-                self._tick()
-            self._write_metrics("finished")
-            outcome = "finished"
-            self._fire("on_fit_end")
-        except TrainingDiverged:
-            outcome = "diverged"
-            raise
-        finally:
-            self.__dict__.pop("_t0", None)
-            if outcome != "finished":
-                try:
-                    self._write_metrics(outcome)
-                except OSError:  # e.g. a full disk: keep the original error
-                    pass
-            if lock:
-                lock.unlink(missing_ok=True)
-        return self.history
-
-    def _fit_epoch(self, bar: Any) -> None:
-        """The rest of the current epoch: its batches, then the grid, on_epoch_end and the epoch checkpoint."""
-        for x, y in self.data.epoch(self.epoch, self.batch_in_epoch):
-            self.train_step(x, y)
-            self.step += 1
-            self.batch_in_epoch += 1
-            bar.update(1)
-            if self.step % self.config.log_every == 0:
-                self._log()
-                r = self.records[-1]
-                bar.set_postfix(
-                    loss_d=f"{r['loss_d']:.3f}",
-                    loss_g=f"{r['loss_g']:.3f}",
-                    D_x=f"{r['d_real']:.2f}",
-                    D_G_z=f"{r['d_fake']:.2f}",
-                    refresh=False,
-                )
-            if (
-                self.run_dir
-                and self.config.checkpoint_every
-                and self.step % self.config.checkpoint_every == 0
-            ):
-                self.save_checkpoint(keep=True)
-            if self.callbacks["on_batch_end"]:
-                self._fire("on_batch_end")
-        self._log()
-        self.epoch += 1
-        self.batch_in_epoch = 0
-        self._tick()
-        self.save_samples()
-        self._fire("on_epoch_end")
-        if self.run_dir:
-            self.save_checkpoint()
-        elif self.config.on_diverge == "rollback":
-            self._snapshot(
-                self._checked_state()
-            )  # no folder to write to: keep the epoch's end in memory
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.elapsed += now - self._t0
-        self._t0 = now
-
-    # ------------------------------------------------------------------ outputs
-    def save_samples(self) -> Path | None:
-        """The fixed-noise grid of this epoch: samples/epoch_XXXX.png."""
-        if not self.run_dir:
-            return None
-        from .viz import save_grid
-
-        path = self.run_dir / "samples" / f"epoch_{self.epoch:04d}.png"
-        save_grid(
-            self.sample(len(self.fixed_noise), self.fixed_labels, noise=self.fixed_noise), path
-        )
-        if not self.records:
-            return path
-        self.history.to_csv(self.run_dir / "history.csv", index=False)
-        return path
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": __version__,
-            "config": self.config.to_dict(),
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "step": self.step,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "elapsed": self.elapsed,
-            "fixed_noise": self.fixed_noise.cpu(),
-            "fixed_labels": None if self.fixed_labels is None else self.fixed_labels.cpu(),
-            "accum": self._accum.cpu(),
-            "accum_n": self._accum_n,
-            "records": self.records,
-            "evaluations": self.evaluations,
-            "events": self.events,
-            "rng": rng_state(),
-        }
-
-    def save_checkpoint(self, path: str | os.PathLike | None = None, *, keep: bool = False) -> Path:
-        """Write checkpoints/last.pt (and step_XXXXXXXX.pt when keep=True, pruned to the last K)."""
-        if path is None and not self.run_dir:
-            raise ValueError("no run folder: pass a path to save_checkpoint")
-        if hasattr(self, "_t0"):
-            self._tick()
-        state = self._checked_state()
-        if path is not None:
-            atomic_save(state, Path(path))
-            self._snapshot(state)
-            return Path(path)
-        folder = self.run_dir / "checkpoints"
-        # last.pt first: whenever a step_*.pt exists, last.pt is at least as new (a kill in between loses nothing).
-        atomic_save(state, folder / "last.pt")
-        if keep:
-            atomic_save(state, folder / f"step_{self.step:08d}.pt")
-            for old in sorted(folder.glob("step_*.pt"))[: -self.config.keep_checkpoints or None]:
-                old.unlink(missing_ok=True)
-        self._snapshot(state)
-        return folder / "last.pt"
-
-    def load_state_dict(self, ckpt: dict[str, Any], *, source: str = "checkpoint") -> None:
-        saved = GANConfig.from_dict(ckpt["config"])
-        if saved.preset != self.config.preset:
-            raise CheckpointError(
-                f"{source} is from preset {saved.preset!r}, not {self.config.preset!r}"
-            )
-        arch = (
-            "model",
-            "image_size",
-            "channels",
-            "latent_dim",
-            "hidden_dim",
-            "g_width",
-            "d_width",
-            "d_norm",
-            "num_classes",
-            "cond_dim",
-            "cond_mode",
-            "minibatch_disc",
-        )
-        diff = {
-            k: (getattr(saved, k), getattr(self.config, k))
-            for k in arch
-            if getattr(saved, k) != getattr(self.config, k)
-        }
-        if diff:
-            text = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in diff.items())
-            raise CheckpointError(
-                f"{source} has another architecture ({text}); saved with gankit {ckpt['version']}"
-            )
-        self.G.load_state_dict(ckpt["G"])
-        self.D.load_state_dict(ckpt["D"])
-        load_optimizer_state(self.opt_g, ckpt["opt_g"])
-        load_optimizer_state(self.opt_d, ckpt["opt_d"])
-        self.step, self.epoch, self.batch_in_epoch = (
-            ckpt["step"],
-            ckpt["epoch"],
-            ckpt["batch_in_epoch"],
-        )
-        self.elapsed = ckpt["elapsed"]
-        self.fixed_noise = ckpt["fixed_noise"].to(self.device)
-        self.fixed_labels = (
-            None if ckpt["fixed_labels"] is None else ckpt["fixed_labels"].to(self.device)
-        )
-        self._accum, self._accum_n = ckpt["accum"].to(self.device), ckpt["accum_n"]
-        self.records, self.evaluations = list(ckpt["records"]), list(ckpt["evaluations"])
-        self.events = list(
-            ckpt.get("events", [])
-        )  # absent in checkpoints written before rollbacks existed
-        set_rng_state(ckpt["rng"])
-
-    def resume(self, path: str | os.PathLike | None = None) -> bool:
-        """Continue from a checkpoint; False if there is none yet.
-
-        Default: the run folder's newest readable checkpoint, checkpoints/last.pt, else the newest
-        step_*.pt; skipping an unreadable one is said out loud (the loss is the steps between them).
-        """
-        if path is not None:
-            self.load_state_dict(load_checkpoint(path, self.device), source=str(path))
-            return True
-        candidates = run_checkpoints(self.run_dir) if self.run_dir else []
-        for i, path in enumerate(candidates):
-            try:
-                ckpt = load_checkpoint(path, self.device)
-            except CheckpointError as e:
-                if i == len(candidates) - 1:
+                return trainer.fit(epochs)
+            except TrainingDiverged as error:
+                done = sum(e["event"] == "rollback" for e in trainer.events)
+                if keeper.good is None:
                     raise
-                print(f"warning: {e} Trying {candidates[i + 1].name} instead.")
-                continue
-            self.load_state_dict(ckpt, source=str(path))
-            return True
-        return False
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        path: str | os.PathLike,
-        data: BatchSource | None = None,
-        *,
-        device: torch.device | str | None = None,
-        **kwargs: Any,
-    ) -> Trainer:
-        """Rebuild a Trainer (models, optimizers, history) from a checkpoint; its run folder is the checkpoint's."""
-        path = Path(path)
-        ckpt = load_checkpoint(path)
-        config = GANConfig.from_dict(ckpt["config"])
-        G, D = build_models(config)
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
-        trainer = cls(
-            config, G, D, data, device=device, run_dir=kwargs.pop("run_dir", run_dir), **kwargs
-        )
-        trainer.load_state_dict(ckpt, source=str(path))
-        return trainer
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-    def set_postfix(self, **kw: Any) -> None: ...
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *exc: Any) -> None: ...
-
-
-def _progress(enabled: bool, total: int, desc: str) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", mininterval=0.5)
-
-
-def resolve_config(
-    preset_or_config: str | GANConfig,
-    *,
-    profile: str | None = None,
-    data_path: str | None = None,
-    **overrides: Any,
-) -> GANConfig:
-    """A preset name under a profile, or a given config, with overrides applied (None values ignored)."""
-    from .config import make_config
-
-    if isinstance(preset_or_config, GANConfig):
-        changes = {k: v for k, v in dict(overrides, data_path=data_path).items() if v is not None}
-        return preset_or_config.replace(**changes)
-    return make_config(preset_or_config, profile, data_path=data_path, **overrides)
-
-
-def setup(
-    preset_or_config: str | GANConfig,
-    *,
-    profile: str | None = None,
-    data_path: str | None = None,
-    device: str | None = None,
-    run_dir: str | os.PathLike | None = "auto",
-    progress: bool = True,
-    **overrides: Any,
-) -> Trainer:
-    """Config -> seed -> data -> models -> Trainer: everything a lesson or `gankit train` needs."""
-    config = resolve_config(preset_or_config, profile=profile, data_path=data_path, **overrides)
-    dev = resolve_device(device)
-    seed_everything(config.seed)
-    ds = load_dataset(config)
-    source = BatchSource(
-        ds.images,
-        ds.labels if config.conditional else None,
-        config.batch_size,
-        device=dev,
-        seed=config.seed,
-        drop_last=config.drop_last,
-        augment=config.augment,
-        steps_per_epoch=config.steps_per_epoch,
-    )
-    if (
-        config.cond_dim and ds.label_names
-    ):  # genre names travel with the checkpoint, for `gankit sample --genres`
-        config.extra["label_names"] = list(ds.label_names)
-    G, D = build_models(config)
-    trainer = Trainer(config, G, D, source, device=dev, run_dir=run_dir, progress=progress)
-    trainer.dataset = ds
-    return trainer
-
-
-def train_or_load(
-    preset_or_config: str | GANConfig,
-    *,
-    load: bool = False,
-    resume: bool = False,
-    callbacks: dict[str, list[Callback]] | None = None,
-    runs: str | os.PathLike | None = None,
-    **setup_kwargs: Any,
-) -> Trainer:
-    """What every lesson's training cell calls; returns the Trainer with its history and evaluations.
-
-    load=True: reuse the newest *finished* run trained with exactly this config (no training; trains
-    when there is none). resume=True: continue the newest run with this config from its checkpoint
-    (e.g. after a Colab session was cut off). Otherwise: a new run. Callbacks are attached either way.
-    """
-    keys = ("profile", "data_path")
-    config = resolve_config(
-        preset_or_config,
-        **{k: setup_kwargs.pop(k) for k in keys if k in setup_kwargs},
-        **{
-            k: setup_kwargs.pop(k)
-            for k in list(setup_kwargs)
-            if k not in ("device", "progress", "run_dir")
-        },
-    )
-    previous = find_run(config, runs, finished=not resume) if (load or resume) else None
-    run_dir = previous or (setup_kwargs.pop("run_dir", None) or new_run_dir(config.preset, runs))
-    setup_kwargs.pop("run_dir", None)
-    trainer = setup(config, run_dir=run_dir, **setup_kwargs)
-    for event, fns in (callbacks or {}).items():
-        for fn in fns:
-            trainer.add_callback(event, fn)
-    if previous is not None and trainer.resume():
-        print(
-            f"{'loaded' if load else 'resumed'} run {previous.name}: epoch {trainer.epoch}, step {trainer.step}"
-        )
-        if load and not resume:
-            return trainer
-    trainer.fit()
-    return trainer
+                if done >= MAX_ROLLBACKS:
+                    raise TrainingDiverged(
+                        f"{error} Already rolled back {done} times (learning rates now "
+                        f"{0.5**done:g} x the configured ones); stopping."
+                    ) from None
+                at, events, elapsed = trainer.step, trainer.events, trainer.elapsed
+                state = torch.load(io.BytesIO(keeper.good), map_location=trainer.device)
+                trainer.load_state_dict(state, source="the last good state")
+                trainer.elapsed = elapsed  # the time spent on the lost steps still counts
+                scale, reason = 0.5 ** (done + 1), str(error).split(";")[0]
+                for opt, lr in (
+                    (trainer.opt_g, trainer.config.lr_g),
+                    (trainer.opt_d, trainer.config.lr_d),
+                ):
+                    for group in opt.param_groups:
+                        group["lr"] = lr * scale
+                trainer.events = events + [
+                    {
+                        "event": "rollback",
+                        "step": at,
+                        "to_step": trainer.step,
+                        "lr_g": trainer.config.lr_g * scale,
+                        "lr_d": trainer.config.lr_d * scale,
+                        "reason": reason,
+                    }
+                ]
+                print(
+                    f"{reason}: rolled back to step {trainer.step} with both learning rates "
+                    f"x{scale:g} (rollback {done + 1} of {MAX_ROLLBACKS})"
+                )
+    finally:
+        trainer._rolling = False
+        for event in EVENTS:
+            trainer.callbacks[event] = [
+                f for f in trainer.callbacks[event] if getattr(f, "__self__", None) is not keeper
+            ]

@@ -11,8 +11,6 @@ trick is a switch in GANConfig, measured on and off in lesson 04:
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn as nn
 
@@ -108,7 +106,7 @@ def feature_matching_loss(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.T
 
 
 class FeatureMatching:
-    """A Trainer `g_aux` term: weight * feature_matching_loss on the discriminator's features.
+    """An `Objective.g_extra` term: weight * feature_matching_loss on the discriminator's features.
 
     Added to the usual generator loss rather than replacing it (the paper replaces it; the sum
     keeps the adversarial signal and lets `weight` dial the trick in). Real features carry no gradient.
@@ -120,11 +118,11 @@ class FeatureMatching:
         self.weight = weight
 
     def __call__(
-        self, trainer: Any, x_real: torch.Tensor, x_fake: torch.Tensor, y: torch.Tensor | None
+        self, D: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor, y: torch.Tensor | None
     ) -> torch.Tensor:
         with torch.no_grad():
-            f_real = discriminator_features(trainer.D, x_real, y)
-        f_fake = discriminator_features(trainer.D, x_fake, y)
+            f_real = discriminator_features(D, x_real, y)
+        f_fake = discriminator_features(D, x_fake, y)
         return self.weight * feature_matching_loss(f_real, f_fake)
 
     def __repr__(self) -> str:

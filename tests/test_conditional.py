@@ -14,7 +14,8 @@ from gankit.datasets.toy_posters import make_toy
 from gankit.genre_metrics import conditioning_report, genre_scores, split_indices
 from gankit.models import DCGANDiscriminator, MLPDiscriminator, build_models
 from gankit.runs import CheckpointError, load_checkpoint
-from gankit.train import Trainer, setup
+from gankit.lesson import setup
+from gankit.train import Trainer
 from gankit.tricks import (
     FeatureMatching,
     MinibatchDiscrimination,
@@ -122,9 +123,9 @@ def test_feature_matching_term_on_a_discriminator(mode):
     feats = discriminator_features(trainer.D, x, y)
     assert feats.shape == (8, cfg.hidden_dim)
     term = FeatureMatching(2.0)
-    assert term(trainer, x, x.clone(), y).item() == 0.0
+    assert term(trainer.D, x, x.clone(), y).item() == 0.0
     x_fake = (x * 0.5).requires_grad_(True)
-    loss = term(trainer, x, x_fake, y)
+    loss = term(trainer.D, x, x_fake, y)
     assert loss.item() > 0
     loss.backward()
     assert x_fake.grad.abs().sum() > 0  # the gradient reaches the generator's output
@@ -143,7 +144,7 @@ def test_setup_turns_the_options_into_tricks(toy_root):
         subset=None,
     )
     trainer = setup("poster-cgan", feature_matching=0.5, **common)
-    assert isinstance(trainer.g_aux, FeatureMatching) and trainer.g_aux.weight == 0.5
+    assert isinstance(trainer.objective.g_extra, FeatureMatching) and trainer.objective.g_extra.weight == 0.5
     trainer.fit()  # the term runs inside a WGAN-GP generator step
     trainer = setup(
         "poster-cgan",
@@ -154,7 +155,7 @@ def test_setup_turns_the_options_into_tricks(toy_root):
         d_norm="batch",
         **common,
     )
-    assert trainer.g_aux is None and isinstance(trainer.D.head[1], MinibatchDiscrimination)
+    assert trainer.objective.g_extra is None and isinstance(trainer.D.head[1], MinibatchDiscrimination)
     trainer.fit()  # and minibatch discrimination in a DCGAN discriminator
     assert len(trainer.history) == 1
     with pytest.raises(ValueError, match="> 0"):
@@ -166,7 +167,7 @@ def test_feature_matching_survives_a_checkpoint(tmp_path):
     images, labels = synthetic(64, classes=10)
     cfg = tiny_config(preset="cgan-mnist", num_classes=10, feature_matching=0.5, epochs=1)
     straight = tiny_trainer(cfg.replace(epochs=2), images=images, labels=labels)
-    assert isinstance(straight.g_aux, FeatureMatching)
+    assert isinstance(straight.objective.g_extra, FeatureMatching)
     straight.fit()
     first = tiny_trainer(cfg, run_dir=tmp_path / "r", images=images, labels=labels)
     first.fit()
@@ -174,7 +175,7 @@ def test_feature_matching_survives_a_checkpoint(tmp_path):
     again = Trainer.from_checkpoint(
         tmp_path / "r" / "checkpoints" / "last.pt", source, device="cpu", progress=False
     )
-    assert isinstance(again.g_aux, FeatureMatching) and again.g_aux.weight == 0.5
+    assert isinstance(again.objective.g_extra, FeatureMatching) and again.objective.g_extra.weight == 0.5
     again.fit(2)
     for a, b in zip(straight.G.parameters(), again.G.parameters()):
         assert torch.equal(a, b)  # without the term after reloading, the G weights would differ
@@ -275,7 +276,7 @@ def poster_checkpoint(toy_root, tmp_path_factory):
         subset=None,
     )
     trainer.fit()
-    assert trainer.config.extra["label_names"] == list(GENRES)
+    assert trainer.config.label_names == GENRES
     return run / "checkpoints" / "last.pt"
 
 

@@ -1,5 +1,7 @@
 """Nothing lost, nothing trusted blindly: SIGKILL and resume, stale locks, rollback on divergence, bad CLI input."""
 
+import dataclasses
+
 import errno
 import json
 import os
@@ -20,7 +22,8 @@ import torch
 from helpers import needs_mnist, synthetic, tiny_config, tiny_trainer
 
 import gankit.cli as cli
-import gankit.train as train_mod
+import gankit.lesson as lesson_mod
+import gankit.runs as runs_mod
 from gankit.data import Dataset
 from gankit.runs import CheckpointError, RunLocked, latest_run, load_checkpoint
 from gankit.train import TrainingDiverged
@@ -60,6 +63,7 @@ def throttle(trainer):
     while trainer.step >= GATE:
         time.sleep(0.5)
 
+throttle.order = 200  # after the run folder's callback: STEP n is printed once step n is saved
 cli.attach_default_evaluation = lambda trainer: trainer.add_callback("on_batch_end", throttle)
 sys.exit(cli.main(sys.argv[2:]))
 """
@@ -235,9 +239,9 @@ def test_empty_lock_is_stale_only_once_old(tmp_path):
 
 def test_last_pt_is_written_before_the_step_checkpoint(tmp_path, monkeypatch):
     order = []
-    real = train_mod.atomic_save
+    real = runs_mod.atomic_save
     monkeypatch.setattr(
-        train_mod, "atomic_save", lambda obj, path: (order.append(path.name), real(obj, path))
+        runs_mod, "atomic_save", lambda obj, path: (order.append(path.name), real(obj, path))
     )
     tiny_trainer(tiny_config(epochs=1, checkpoint_every=2), run_dir=tmp_path / "r").fit()
     # step 4 is also the epoch's end, which writes last.pt once more
@@ -274,8 +278,8 @@ def test_corrupted_checkpoint_message_is_one_line():
 
 
 def nan_at(trainer, steps):
-    """Wrap trainer.d_loss so that it returns NaN on the batches that start at `steps`, once each."""
-    inner, left = trainer.d_loss, set(steps)
+    """Wrap the objective's d_loss so that it returns NaN on the batches that start at `steps`, once each."""
+    inner, left = trainer.objective.d_loss, set(steps)
 
     def d_loss(d_real, d_fake):
         loss = inner(d_real, d_fake)
@@ -284,7 +288,7 @@ def nan_at(trainer, steps):
             return loss * float("nan")  # NaN gradients: one optimizer step makes every D weight NaN
         return loss
 
-    trainer.d_loss = d_loss
+    trainer.objective = dataclasses.replace(trainer.objective, d_loss=d_loss)
 
 
 def test_rollback_reloads_the_last_good_checkpoint_with_halved_learning_rates(tmp_path, capsys):
@@ -325,6 +329,7 @@ def test_rollback_reloads_the_last_good_checkpoint_with_halved_learning_rates(tm
     assert metrics["status"] == "finished" and metrics["events"] == t.events
     # the lowered rates and the event travel with the checkpoint, so a resumed run keeps them
     resumed = tiny_trainer(cfg, run_dir=tmp_path / "r")
+    resumed.objective = t.objective  # the test's NaN-injecting loss, as the checkpoint records it
     assert resumed.resume() and resumed.events == t.events
     assert resumed.opt_d.param_groups[0]["lr"] == cfg.lr_d / 2
 
@@ -338,10 +343,9 @@ def test_rollback_without_a_run_folder_returns_to_the_start(capsys):
 
 def test_rollback_gives_up_after_three_halvings(tmp_path, capsys):
     t = tiny_trainer(tiny_config(on_diverge="rollback"), run_dir=tmp_path / "r")
-    inner = (
-        t.d_loss
-    )  # NaN on the batch of step 6 every time it is trained, whatever the learning rate
-    t.d_loss = lambda d_real, d_fake: inner(d_real, d_fake) * (float("nan") if t.step == 5 else 1.0)
+    inner = t.objective.d_loss  # NaN on the batch of step 6 every time it is trained, whatever the learning rate
+    nan_loss = lambda d_real, d_fake: inner(d_real, d_fake) * (float("nan") if t.step == 5 else 1.0)  # noqa: E731
+    t.objective = dataclasses.replace(t.objective, d_loss=nan_loss)
     with pytest.raises(
         TrainingDiverged, match=r"step 6: loss_d.*Already rolled back 3 times.*0\.125"
     ):
@@ -465,7 +469,7 @@ def test_train_with_unloadable_data_leaves_no_empty_run_folder(tmp_path, capsys,
     def missing(config, *a, **k):
         raise FileNotFoundError("MNIST is not under GANKIT_DATA='/nowhere'")
 
-    monkeypatch.setattr(train_mod, "load_dataset", missing)
+    monkeypatch.setattr(lesson_mod, "load_dataset", missing)
     code, _, err = run_cli(
         ["train", "mlp-mnist", "--profile", "smoke", "--out", tmp_path / "runs"], capsys
     )
@@ -484,7 +488,7 @@ def test_full_disk_while_checkpointing_keeps_the_last_good_checkpoint(
 ):
     images, labels = synthetic(256)
     monkeypatch.setattr(
-        train_mod, "load_dataset", lambda config, *a, **k: Dataset(images, labels, name="synthetic")
+        lesson_mod, "load_dataset", lambda config, *a, **k: Dataset(images, labels, name="synthetic")
     )
     monkeypatch.setattr(cli, "attach_default_evaluation", lambda trainer: None)
     real_save = torch.save

@@ -9,6 +9,7 @@ from helpers import synthetic, tiny_config, tiny_trainer, without_bf16_autocast
 
 from gankit.losses import d_loss_bce
 from gankit.runs import CheckpointError, RunLocked, find_run, load_checkpoint
+from gankit.speed import set_memory_format, set_precision
 from gankit.train import Trainer, TrainingDiverged
 
 
@@ -45,7 +46,6 @@ def test_generator_steps_every_n_critic_batches():
         g_before = [p.clone() for p in t.G.parameters()]
         x, _ = next(t.data.epoch(0, i % 4))
         t.train_step(x, None)
-        t.step += 1
         changes.append(not all(torch.equal(a, b) for a, b in zip(g_before, t.G.parameters())))
     assert changes == [False, False, True, False, False, True]
 
@@ -146,14 +146,13 @@ def test_conv_models_train_in_channels_last_with_the_same_result():
     """channels_last (the conv default on a CPU) changes the layout only: same step to float rounding."""
     fast, plain = tiny_trainer(tiny_config(**CONV)), tiny_trainer(tiny_config(**CONV))
     assert fast.memory_format is torch.channels_last
-    plain.use_memory_format(torch.contiguous_format)
+    set_memory_format(plain, torch.contiguous_format)
     assert all(torch.equal(a, b) for a, b in zip(params(fast), params(plain)))
     for t in (fast, plain):
         torch.manual_seed(0)  # the same latents for both
         x, y = next(t.data.epoch(0))
         for _ in range(3):
             t.train_step(x, y)
-            t.step += 1
     assert fast.G.net[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert not plain.G.net[0].weight.is_contiguous(memory_format=torch.channels_last)
     for a, b in zip(params(fast), params(plain)):
@@ -168,7 +167,7 @@ def test_conv_models_train_in_channels_last_with_the_same_result():
 def test_channels_first_checkpoint_resumes_in_channels_last(tmp_path):
     """A checkpoint written before channels_last was the default loads, and Adam's moments follow the layout."""
     old = tiny_trainer(tiny_config(**CONV))
-    old.use_memory_format(torch.contiguous_format)
+    set_memory_format(old, torch.contiguous_format)
     old.fit(1)
     old.save_checkpoint(tmp_path / "old.pt")
     new = tiny_trainer(tiny_config(**CONV))
@@ -235,13 +234,13 @@ def test_unknown_or_unavailable_precision_says_what_to_use(monkeypatch):
         tiny_config(precision="fp16")
     t = tiny_trainer(tiny_config())
     with pytest.raises(ConfigError, match="precision='half' is not one of"):
-        t.use_precision("half")
+        set_precision(t, "half")
 
     without_bf16_autocast(monkeypatch)
     with pytest.raises(
         ConfigError, match=r"precision='bf16' is not available on cpu .*use precision='fp32'"
     ):
-        t.use_precision("bf16")
+        set_precision(t, "bf16")
     assert t.config.precision == "fp32"  # refused, not half-applied
     # a bf16-trained model on such a device: built and sampled (fp32) without complaint, refused only to train
     b = tiny_trainer(tiny_config(precision="bf16"))
@@ -252,12 +251,12 @@ def test_unknown_or_unavailable_precision_says_what_to_use(monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore:.*no native bf16 units")
-def test_use_precision_leaves_a_shared_config_alone():
+def test_set_precision_leaves_a_shared_config_alone():
     """gankit bench builds its default loop and its bf16 variant from one config object: switching the
     variant must not switch the default loop too."""
     cfg = tiny_config()
     default, variant = tiny_trainer(cfg), tiny_trainer(cfg)
-    variant.use_precision("bf16")
+    set_precision(variant, "bf16")
     assert (
         variant.config.precision == "bf16"
         and default.config.precision == "fp32"
@@ -341,18 +340,18 @@ def test_sample_is_seeded_and_scaled_by_temperature():
 
 def test_uniform_latent_pitfall_is_an_option_not_a_default():
     t = tiny_trainer(tiny_config(latent="uniform"))
-    z = t._draw_latent(1000)
+    z = t.noise(1000)
     assert z.min() >= 0 and z.max() <= 1  # torch.rand: U[0, 1], mean 0.5 instead of N(0, I)
     assert tiny_config().latent == "normal"
     assert math.isclose(
-        tiny_trainer(tiny_config())._draw_latent(20000).mean().item(), 0.0, abs_tol=0.02
+        tiny_trainer(tiny_config()).noise(20000).mean().item(), 0.0, abs_tol=0.02
     )
 
 
 def test_train_or_load_reuses_only_a_finished_run_with_the_same_config(tmp_path, monkeypatch):
     from helpers import synthetic
 
-    import gankit.train as train_mod
+    import gankit.lesson as lesson_mod
 
     images, labels = synthetic(64)
 
@@ -365,14 +364,14 @@ def test_train_or_load_reuses_only_a_finished_run_with_the_same_config(tmp_path,
                 "synthetic",
             )
 
-    monkeypatch.setattr(train_mod, "load_dataset", lambda config: FakeDataset())
+    monkeypatch.setattr(lesson_mod, "load_dataset", lambda config: FakeDataset())
     cfg = tiny_config()
-    a = train_mod.train_or_load(cfg, runs=tmp_path, progress=False)
+    a = lesson_mod.train_or_load(cfg, runs=tmp_path, progress=False)
     assert a.epoch == 2 and a.run_dir.parent == tmp_path / "mlp-mnist"
-    b = train_mod.train_or_load(cfg, load=True, runs=tmp_path, progress=False)
+    b = lesson_mod.train_or_load(cfg, load=True, runs=tmp_path, progress=False)
     assert b.run_dir == a.run_dir and b.step == a.step  # loaded, not retrained
     assert b.history["loss_d"].equals(a.history["loss_d"])
-    c = train_mod.train_or_load(cfg.replace(lr_g=1e-3), load=True, runs=tmp_path, progress=False)
+    c = lesson_mod.train_or_load(cfg.replace(lr_g=1e-3), load=True, runs=tmp_path, progress=False)
     assert c.run_dir != a.run_dir  # another config: a new run, trained
     assert len(list((tmp_path / "mlp-mnist").iterdir())) == 2
     # a run written before the config had a precision field was trained in fp32: it is still found

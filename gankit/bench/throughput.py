@@ -28,7 +28,7 @@ import torch.nn as nn
 from ..config import ConfigError, GANConfig, make_config, resolve_device, seed_everything
 from ..data import BatchSource, Dataset, load_dataset
 from ..models import build_models
-from ..speed import cpu_supports_bf16, memory_format_for
+from ..speed import cpu_supports_bf16, memory_format_for, set_memory_format, set_precision
 from ..train import Trainer
 from .kernels import KernelReplay, RateProbe, count_flops
 from .tutorial import TutorialLoop, synchronize, tutorial_dataset
@@ -142,7 +142,6 @@ class GankitLoop:
         x, y = next(self.trainer.data.epoch(0))
         for _ in range(self.config.n_critic):
             self.trainer.train_step(x, y)
-            self.trainer.step += 1
 
 
 # ------------------------------------------------------------------------------ speed variants
@@ -160,10 +159,10 @@ def speed_variants(device: torch.device, config: GANConfig) -> dict[str, Callabl
         return {}
 
     def autocast(t: Trainer) -> None:
-        t.use_precision("bf16")
+        set_precision(t, "bf16")
 
     def layout(fmt: torch.memory_format) -> Callable[[Trainer], None]:
-        return lambda t: t.use_memory_format(fmt)
+        return lambda t: set_memory_format(t, fmt)
 
     def compile_(t: Trainer) -> None:
         t.G, t.D = torch.compile(t.G), torch.compile(t.D)
