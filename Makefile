@@ -40,8 +40,14 @@ reports: venv
 	$(VENV)/bin/gankit report --out reports
 	$(PY) -c "from gankit.report import export_notebooks; import glob; export_notebooks(sorted(glob.glob('notebooks/[0-9][0-9]_*.ipynb')), 'reports')"
 
+## lint: ruff (lint and format) over the package, tests, benchmarks and lesson sources; notebooks
+## stored stripped and in agreement with their jupytext sources
+LINTED := gankit tests benchmarks scripts conftest.py notebooks/[0-9][0-9]_*.py
 lint: venv
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/nbstripout --keep-output --keep-count --verify $(NOTEBOOKS)
+	$(PY) scripts/check_notebooks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .test-runs

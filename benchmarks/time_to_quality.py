@@ -1,16 +1,19 @@
-"""Time to quality: training seconds until MNIST generators reach classifier-FID thresholds and all ten digits.
+"""Time to quality: training seconds until MNIST generators reach classifier-FID thresholds
+and all ten digits.
 
-    GANKIT_DATA=/path/to/data python benchmarks/time_to_quality.py [--budget 180] [--every 15] [--samples 1000]
+    GANKIT_DATA=/path/to/data python benchmarks/time_to_quality.py \\
+        [--budget 180] [--every 15] [--samples 1000]
 
 For mlp-mnist and dcgan-mnist (cpu-profile sizes on a CPU, the preset itself on a GPU) it trains
-  gankit        gankit's Trainer (gankit.bench.GankitLoop: Trainer.fit over device-resident batches);
+  gankit        gankit's Trainer (gankit.bench.GankitLoop: Trainer.fit over device-resident
+                batches);
   tutorial      the same networks, batch and hyperparameters in the tutorial-style loop
-                (gankit.bench.tutorial.TutorialLoop: torchvision transforms through a DataLoader, Sigmoid + BCELoss,
-                default Adam, .item() every step);
+                (gankit.bench.tutorial.TutorialLoop: torchvision transforms through a DataLoader,
+                Sigmoid + BCELoss, default Adam, .item() every step);
   PyTorch-GAN   (mlp-mnist only) the popular MLP GAN as published in eriklindernoren/PyTorch-GAN
                 implementations/gan/gan.py: its own networks (G 100-128-256-512-1024-784 with
-                BatchNorm1d(eps=0.8), D 784-512-256-1 + Sigmoid), G step before D step, D loss halved,
-                latent noise from np.random.normal, the same data pipeline as `tutorial`.
+                BatchNorm1d(eps=0.8), D 784-512-256-1 + Sigmoid), G step before D step, D loss
+                halved, latent noise from np.random.normal, the same data pipeline as `tutorial`.
 Runs take turns of `--every` seconds of training, so all of them see the same machine load, and
 each keeps its own RNG state between turns. After each turn the run's generator draws `--samples`
 images from fixed noise (eval mode) and gankit.metrics.mnist_quality scores them: FID on the
@@ -48,7 +51,8 @@ FID_THRESHOLDS = (
 
 
 class PyTorchGANLoop:
-    """eriklindernoren/PyTorch-GAN implementations/gan/gan.py, rewritten as a loop object (same layers and order)."""
+    """eriklindernoren/PyTorch-GAN implementations/gan/gan.py, rewritten as a loop object (same
+    layers and order)."""
 
     name = "PyTorch-GAN gan.py"
     latent_dim = 100
@@ -188,8 +192,8 @@ RUN_KINDS = ("gankit", "tutorial", "pytorch-gan", "gankit-bf16")
 def build_runs(
     preset: str, device: torch.device, seed: int, kinds: Sequence[str] = RUN_KINDS[:3]
 ) -> list[Run]:
-    """The runs of one preset: gankit, tutorial, PyTorch-GAN gan.py (mlp-mnist only) and, when asked for and
-    offered on this device, gankit under bf16 autocast (gankit.bench.speed_variants)."""
+    """The runs of one preset: gankit, tutorial, PyTorch-GAN gan.py (mlp-mnist only) and, when asked
+    for and offered on this device, gankit under bf16 autocast (gankit.bench.speed_variants)."""
     profile = "cpu" if device.type == "cpu" else "full"
     config = make_config(preset, profile, seed=seed)
     runs = []
@@ -200,7 +204,8 @@ def build_runs(
         wrap = speed_variants(device, config).get("bf16 autocast")
         if wrap is None:
             print(
-                f"  {preset}: bf16 autocast is not offered on this device (no native bf16); run skipped"
+                f"  {preset}: bf16 autocast is not offered on this device (no native bf16); "
+                "run skipped"
             )
         else:
             g = GankitLoop(config, load_dataset(config), device, wrap)
@@ -222,7 +227,8 @@ def first_time(evals: list[dict[str, Any]], ok) -> str:
 
 
 def summary(evals: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: when each FID threshold and full coverage were first reached, and the final numbers."""
+    """One row per run: when each FID threshold and full
+    coverage were first reached, and the final numbers."""
     rows = []
     for (preset, name), group in evals.groupby(["preset", "run"], sort=False):
         e = group.to_dict("records")
@@ -244,7 +250,8 @@ def summary(evals: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    # the first paragraph, one line
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     p.add_argument("--presets", nargs="*", default=["mlp-mnist", "dcgan-mnist"])
     p.add_argument("--budget", type=float, default=180.0, help="training seconds per run")
     p.add_argument("--every", type=float, default=15.0, help="training seconds between evaluations")
@@ -257,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--runs",
         default="gankit,tutorial,pytorch-gan",
-        help=f"comma-separated, from {', '.join(RUN_KINDS)} (gankit-bf16: gankit under bf16 autocast)",
+        help=f"comma-separated, from {', '.join(RUN_KINDS)} "
+        "(gankit-bf16: gankit under bf16 autocast)",
     )
     p.add_argument("--out", default=None, help="write the Markdown summary here")
     p.add_argument("--csv", default=None, help="write every evaluation here")
@@ -282,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     noise_g = torch.Generator().manual_seed(1234)  # the evaluation noise, the same for every run
     ref = reference_quality(args.samples)
     print(
-        f"{threads} torch threads on {device}; {args.samples} samples per evaluation; real MNIST train digits "
+        f"{threads} torch threads on {device}; {args.samples} samples per evaluation; "
+        "real MNIST train digits "
         f"at that count: FID {ref['fid']:.2f}, {ref['classes_covered']} classes",
         flush=True,
     )
@@ -300,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                 r.train_for(min(args.every, args.budget - r.seconds))
                 e = r.evaluate(noise[r.name])
                 print(
-                    f"  {preset:12s} {r.name:20s} {e['seconds']:6.1f} s  {e['images']:7d} img  FID {e['fid']:7.2f}  "
+                    f"  {preset:12s} {r.name:20s} {e['seconds']:6.1f} s  {e['images']:7d} img  "
+                    f"FID {e['fid']:7.2f}  "
                     f"classes {e['classes']:2d}  min share {e['min_share']:.1%}",
                     flush=True,
                 )
@@ -311,10 +321,14 @@ def main(argv: list[str] | None = None) -> int:
         print(df.to_string(index=False))
     note = (
         f"{threads} torch threads on {device}, torch {torch.__version__}, OMP_WAIT_POLICY="
-        f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, 1-minute load average {os.getloadavg()[0]:.1f} at the end; budget {args.budget:g} s of training "
-        f"per run, evaluated every ~{args.every:g} s of training on {args.samples} samples (FID on the MNIST "
-        f"classifier's features vs the 10000 test digits; real train digits score {ref['fid']:.2f} at this "
-        f"count); times are the first evaluation that met the condition (resolution ~{args.every:g} s); "
+        f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, 1-minute load average "
+        f"{os.getloadavg()[0]:.1f} at the end; budget {args.budget:g} s of training "
+        f"per run, evaluated every ~{args.every:g} s of training on {args.samples} samples "
+        "(FID on the MNIST "
+        f"classifier's features vs the 10000 test digits; real train digits score "
+        f"{ref['fid']:.2f} at this "
+        f"count); times are the first evaluation that met the condition "
+        f"(resolution ~{args.every:g} s); "
         f"took {time.perf_counter() - t_start:.0f} s in all."
     )
     print(note)

@@ -1,4 +1,4 @@
-"""gankit: the library behind a four-lesson GAN course (MLP GAN, DCGAN, WGAN-GP, conditional posters).
+"""gankit: the library of a four-lesson GAN course (MLP GAN, DCGAN, WGAN-GP, conditional posters).
 
 The course's core, in the order a lesson uses it: config, data, models, losses (and the Objective),
 train (the Trainer: d_step, g_step, fit), runs (run folders), metrics, viz, lesson (setup,

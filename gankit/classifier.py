@@ -1,11 +1,14 @@
-"""The MNIST classifier behind gankit.metrics: a LeNet-style network, its training, its shipped weights.
+"""The MNIST classifier behind gankit.metrics: a LeNet-style network, its training,
+its shipped weights.
 
-Shipped weights (gankit/weights/mnist_classifier.pt, 403 KB, 99k parameters), made on a 2-core CPU with
+Shipped weights (gankit/weights/mnist_classifier.pt, 403 KB, 99k parameters), made on a 2-core
+CPU with
     python -m gankit.classifier train-classifier   (what `gankit metrics train-classifier` runs)
-    seed 0, 3 epochs, batch 128, +-2 px random shifts, AdamW with a one-cycle LR, torch 2.14, 2 threads:
-    MNIST test accuracy 0.9946. Wall time 1138 s, but on a machine shared with other jobs (load average
-    about 10 on 2 cores). The same command with 1 thread (OMP_NUM_THREADS=1) under the same load: test
-    accuracy 0.9937, 58 s of CPU time, 414 s wall; so about a minute on an idle 2-core CPU.
+    seed 0, 3 epochs, batch 128, +-2 px random shifts, AdamW with a one-cycle LR, torch 2.14,
+    2 threads: MNIST test accuracy 0.9946. Wall time 1138 s, but on a machine shared with other
+    jobs (load average about 10 on 2 cores). The same command with 1 thread (OMP_NUM_THREADS=1)
+    under the same load: test accuracy 0.9937, 58 s of CPU time, 414 s wall; so about a minute on
+    an idle 2-core CPU.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from .files import atomic_save
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "mnist_classifier.pt"
 
 
-# --------------------------------------------------------------------------------------------- model
+# -------------------------------------------------------------------------------------------- model
 class MNISTClassifier(nn.Module):
     """A LeNet-style digit classifier: x float (B, 1, 28, 28) in [-1, 1] -> logits (B, 10).
 
@@ -160,7 +163,8 @@ def train_classifier(
             f"test accuracy {accuracy:.4f} after {seconds:.0f} s; weights saved to {path}",
             flush=True,
         )
-    # cpu_seconds (all threads) tells the cost on a machine shared with other jobs, where wall time does not
+    # cpu_seconds (all threads) tells the cost on a machine
+    # shared with other jobs, where wall time does not
     return {
         "test_accuracy": accuracy,
         "seconds": seconds,
@@ -175,12 +179,15 @@ def train_classifier(
 def load_classifier(
     device: str | torch.device | None = None, path: str | os.PathLike | None = None
 ) -> MNISTClassifier:
-    """The trained classifier in eval mode on `device` (None: GANKIT_DEVICE or auto), from the packaged weights."""
+    """The trained classifier in eval mode on `device` (None: GANKIT_DEVICE or auto), from the
+    packaged weights."""
     path = Path(path) if path is not None else WEIGHTS_PATH
     if not path.is_file():
         raise FileNotFoundError(
-            f"the MNIST classifier weights are missing ({path}). Train them once (a few minutes on a CPU) "
-            "with `gankit metrics train-classifier` (or `python -m gankit.classifier train-classifier`)."
+            f"the MNIST classifier weights are missing ({path}). "
+            "Train them once (a few minutes on a CPU) "
+            "with `gankit metrics train-classifier` "
+            "(or `python -m gankit.classifier train-classifier`)."
         )
     device = resolve_device(device) if not isinstance(device, torch.device) else device
     model = MNISTClassifier()
@@ -192,7 +199,8 @@ def _main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m gankit.classifier", description=__doc__.splitlines()[0]
+        prog="python -m gankit.classifier",
+        description=__doc__.split("\n\n")[0].replace("\n", " "),  # the first paragraph
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train-classifier", help="train the MNIST classifier and save its weights")

@@ -1,4 +1,4 @@
-"""The `gankit` command line: train, sample, posters, report, bench, metrics (DESIGN.md's contract)."""
+"""The `gankit` CLI: train, sample, posters, report, bench, metrics (DESIGN.md's contract)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .runs import latest_run, new_run_dir
     from .speed import check_bf16
 
-    # Every option is checked before a run folder is made: a typo must not leave an empty run behind.
+    # Every option is checked before a run folder is made: a typo must not leave an empty run
+    # behind.
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(
             f"--checkpoint-every must be >= 0 (0: only at the end of each epoch), "
@@ -43,7 +44,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = latest_run(args.preset, args.out)
         if run_dir is None:
             print(
-                f"no earlier {args.preset} run with a checkpoint under {args.out or 'runs'}; starting a new one"
+                f"no earlier {args.preset} run with a checkpoint under {args.out or 'runs'}; "
+                "starting a new one"
             )
     if run_dir is None:
         run_dir, created = new_run_dir(args.preset, args.out), True
@@ -79,7 +81,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def attach_default_evaluation(trainer) -> None:
-    """MNIST presets get the classifier-based evaluation after every epoch, when its weights are shipped."""
+    """MNIST presets get the classifier evaluation each epoch, when its weights are shipped."""
     if trainer.config.dataset != "mnist":
         return
     try:
@@ -89,7 +91,8 @@ def attach_default_evaluation(trainer) -> None:
         return
     if not WEIGHTS_PATH.is_file():  # a checkout without them: train anyway, say what is skipped
         print(
-            f"no MNIST classifier weights ({WEIGHTS_PATH.name}): training without the per-epoch evaluation "
+            f"no MNIST classifier weights ({WEIGHTS_PATH.name}): training without the "
+            "per-epoch evaluation "
             "(`gankit metrics train-classifier` makes them)"
         )
         return
@@ -137,7 +140,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if c.num_classes:
         if args.genres:
             raise ConfigError(
-                f"{args.checkpoint} is conditioned on class ids 0..{c.num_classes - 1} ({c.preset}), "
+                f"{args.checkpoint} is conditioned on class ids 0..{c.num_classes - 1} "
+                f"({c.preset}), "
                 f"not genres: use --labels, e.g. --labels 3,7"
             )
         ids = (
@@ -151,7 +155,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         names = list(c.label_names)
         if args.labels:
             raise ConfigError(
-                f"{args.checkpoint} is conditioned on genres ({c.preset}), not class ids: use --genres, "
+                f"{args.checkpoint} is conditioned on genres ({c.preset}), not class ids: "
+                "use --genres, "
                 f'e.g. --genres "Horror,Sci-Fi" (valid: {", ".join(names)})'
             )
         if not args.genres:
@@ -160,9 +165,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 f"(valid: {', '.join(names)})"
             )
         chosen = parse_genres(args.genres, vocab=tuple(names))
-        labels = encode_genres(
-            [chosen] * args.n, vocab=tuple(names), mode=c.genre_encoding
-        )
+        labels = encode_genres([chosen] * args.n, vocab=tuple(names), mode=c.genre_encoding)
         extra = {"genres": (labels > 0).numpy().astype(np.uint8), "genre_names": np.array(names)}
     elif args.labels or args.genres:
         raise ConfigError(
@@ -231,7 +234,8 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
     result = train_classifier(args.out, epochs=args.epochs, seed=args.seed, device=args.device)
     print(
-        f"test accuracy {result['test_accuracy']:.4f} in {result['seconds']:.0f} s -> {result['path']}"
+        f"test accuracy {result['test_accuracy']:.4f} in {result['seconds']:.0f} s "
+        f"-> {result['path']}"
     )
     return 0
 
@@ -256,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every",
         type=int,
         metavar="N",
-        help="also checkpoint every N steps (checkpoints/step_*.pt, the last 3 kept); 0: epoch ends only",
+        help="also checkpoint every N steps (checkpoints/step_*.pt, the last 3 kept); "
+        "0: epoch ends only",
     )
     t.add_argument(
         "--on-diverge",
@@ -266,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--precision",
         choices=PRECISIONS,
-        help="bf16: forward passes under bf16 autocast, faster only on bf16 units (recent x86 CPUs with "
-        "AVX512-BF16/AMX, Ampere+ GPUs); default fp32",
+        help="bf16: forward passes under bf16 autocast, faster only on bf16 units "
+        "(recent x86 CPUs with AVX512-BF16/AMX, Ampere+ GPUs); default fp32",
     )
     t.set_defaults(func=_cmd_train)
 
@@ -374,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             else "run it again"
         )
         print(
-            f"gankit {args.cmd}: error: the disk is full ({e.strerror}); free some space, then {again}",
+            f"gankit {args.cmd}: error: the disk is full ({e.strerror}); "
+            f"free some space, then {again}",
             file=sys.stderr,
         )
         return 2

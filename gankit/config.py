@@ -39,7 +39,8 @@ def resolve_device(name: str | None = None) -> torch.device:
         return torch.device("cpu")
     if base == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
-            f"device {raw!r} was asked for but CUDA is not available here; unset GANKIT_DEVICE or use cpu"
+            f"device {raw!r} was asked for but CUDA is not available here; "
+            "unset GANKIT_DEVICE or use cpu"
         )
     if base == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
@@ -51,7 +52,7 @@ def resolve_device(name: str | None = None) -> torch.device:
 
 
 def resolve_profile(name: str | None = None, device: torch.device | None = None) -> str:
-    """The budget profile: `name`, else $GANKIT_PROFILE, else `full` on a GPU and `cpu` otherwise."""
+    """The budget profile: `name`, else $GANKIT_PROFILE, else `full` on a GPU, `cpu` otherwise."""
     raw = name if name is not None else os.environ.get("GANKIT_PROFILE", "")
     choice = raw.strip().lower()
     if not choice or choice == "auto":
@@ -66,7 +67,7 @@ def resolve_profile(name: str | None = None, device: torch.device | None = None)
 
 
 def project_dir() -> Path:
-    """The checkout's root when working inside one (e.g. from notebooks/), else the current folder."""
+    """The checkout's root when inside one (e.g. from notebooks/), else the current folder."""
     here = Path.cwd()
     for d in (here, *here.parents):
         if (d / "pyproject.toml").exists() and (d / "gankit").is_dir():
@@ -75,12 +76,16 @@ def project_dir() -> Path:
 
 
 def data_root(path: str | os.PathLike | None = None) -> Path:
-    """Where data sets live: `path`, else $GANKIT_DATA, else <project>/data (created on demand by downloads)."""
+    """Where data sets live: `path`, else $GANKIT_DATA, else <project>/data.
+
+    <project>/data is created on demand by downloads.
+    """
     raw = path if path is not None else os.environ.get("GANKIT_DATA") or project_dir() / "data"
     root = Path(raw).expanduser()
     if "GANKIT_DATA" in os.environ and path is None and not root.exists():
-        # A relative GANKIT_DATA is usually meant from the checkout's root (where `make` and `jupyter lab`
-        # start), while the lessons' kernels run in notebooks/: try the checkout's root too.
+        # A relative GANKIT_DATA is usually meant from the checkout's root (where `make` and
+        # `jupyter lab` start), while the lessons' kernels run in notebooks/: try the checkout's
+        # root too.
         tried = [root.absolute()]
         if not root.is_absolute():
             from_project = project_dir() / root
@@ -96,8 +101,9 @@ def data_root(path: str | os.PathLike | None = None) -> Path:
 
 
 def cache_root() -> Path:
-    """Where gankit writes what it generates (the toy poster set): $GANKIT_CACHE, else the data root when
-    GANKIT_DATA is unset (./data), else <project>/data/cache so a shared data folder is never written to."""
+    """Where gankit writes what it generates (the toy poster set): $GANKIT_CACHE, else the data
+    root when GANKIT_DATA is unset (./data), else <project>/data/cache so a shared data folder is
+    never written to."""
     if os.environ.get("GANKIT_CACHE"):
         return Path(os.environ["GANKIT_CACHE"]).expanduser()
     if not os.environ.get("GANKIT_DATA"):
@@ -116,7 +122,8 @@ def seed_everything(seed: int) -> None:
 class GANConfig:
     """Everything that defines one training run; saved in every checkpoint and run folder."""
 
-    # Fields that shape the networks: a checkpoint loads only into a config that agrees on all of them.
+    # Fields that shape the networks: a checkpoint loads only into a config that agrees on all of
+    # them.
     ARCHITECTURE: ClassVar[tuple[str, ...]] = (
         "model", "image_size", "channels", "latent_dim", "hidden_dim", "g_width", "d_width",
         "d_norm", "num_classes", "cond_dim", "cond_mode", "minibatch_disc",
@@ -168,8 +175,8 @@ class GANConfig:
     epochs: int = 10
     steps_per_epoch: int | None = None  # cap on batches per epoch (smoke profile)
     drop_last: bool = True  # a 1-sample last batch breaks batch norm and skews D; drop it
-    # bf16: forward passes under bf16 autocast (weights, gradients and Adam stay fp32). Opt-in: it pays off
-    # only on bf16 units (recent x86 CPUs, Ampere+ GPUs); measured in benchmarks/README.md
+    # bf16: forward passes under bf16 autocast (weights, gradients and Adam stay fp32). Opt-in: it
+    # pays off only on bf16 units (recent x86 CPUs, Ampere+ GPUs; benchmarks/README.md)
     precision: str = "fp32"
     # bookkeeping
     seed: int = 0
@@ -218,6 +225,7 @@ class GANConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GANConfig:
+        d = cls.upgrade(d)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -228,7 +236,7 @@ class GANConfig:
 
     @classmethod
     def upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
-        """A saved config dict with the settings older versions kept in `extra` moved to their fields."""
+        """A saved config dict with settings old versions kept in `extra` moved to their fields."""
         extra = dict(d.get("extra") or {})
         moved = {new: extra.pop(old) for old, new in cls._FROM_EXTRA.items() if old in extra}
         if not moved:
@@ -236,7 +244,7 @@ class GANConfig:
         return {**d, **{k: v for k, v in moved.items() if k not in d}, "extra": extra}
 
     def architecture_diff(self, other: GANConfig) -> str:
-        """'field: saved A vs now B, ...' for the ARCHITECTURE fields where self and other differ."""
+        """'field: saved A vs now B, ...' for ARCHITECTURE fields where self and other differ."""
         return ", ".join(
             f"{k}: saved {getattr(self, k)!r} vs now {getattr(other, k)!r}"
             for k in self.ARCHITECTURE
@@ -247,77 +255,24 @@ class GANConfig:
         return dataclasses.replace(self, **changes)
 
 
-# Lesson presets: the base config (the `full` profile), then per-profile overrides.
+# Lesson presets: the base config (the `full` profile), then per-profile overrides. Why each value
+# is what it is, with the measurements behind it: benchmarks/README.md, "Preset choices".
+# fmt: off
 PRESETS: dict[str, dict[str, Any]] = {
-    # lr 4e-4 (not DCGAN's 2e-4), measured on the cpu profile: all ten digits from epoch 5 instead of
-    # epoch 10, FID 82 instead of 136 after 11 epochs (seed 0, 2000 samples). 30 epochs, not 60: on an
-    # H100 three seeds had their lowest FID at epochs 29-31 (61-68); by epoch 60 FID had risen to 79-97
-    # and KL to uniform from 0.12-0.15 to 0.21-0.27, seed 0 down to 8 classes (benchmarks/README.md).
-    "mlp-mnist": dict(
-        model="mlp",
-        latent_dim=64,
-        hidden_dim=256,
-        batch_size=64,
-        epochs=30,
-        lr_g=4e-4,
-        lr_d=4e-4,
-        betas=(0.5, 0.999),
-    ),
-    "dcgan-mnist": dict(
-        model="dcgan",
-        image_size=32,
-        latent_dim=100,
-        g_width=64,
-        d_width=64,
-        batch_size=128,
-        epochs=20,
-    ),
-    "wgan-gp-mnist": dict(
-        model="dcgan",
-        image_size=32,
-        latent_dim=128,
-        g_width=64,
-        d_width=64,
-        d_norm="layer",
-        loss="wgan",
-        gp_weight=10.0,
-        n_critic=5,
-        batch_size=64,
-        lr_g=1e-4,
-        lr_d=1e-4,
-        betas=(0.0, 0.9),
-        epochs=30,
-    ),
-    "cgan-mnist": dict(
-        model="mlp",
-        num_classes=10,
-        latent_dim=64,
-        hidden_dim=512,
-        batch_size=64,
-        epochs=40,
-        cond_mode="projection",
-    ),
-    "poster-cgan": dict(
-        dataset="posters",
-        model="dcgan",
-        image_size=64,
-        channels=3,
-        cond_dim=28,
-        latent_dim=128,
-        g_width=64,
-        d_width=64,
-        d_norm="layer",
-        loss="wgan",
-        gp_weight=10.0,
-        n_critic=5,
-        batch_size=64,
-        lr_g=1e-4,
-        lr_d=1e-4,
-        betas=(0.0, 0.9),
-        epochs=100,
-        augment=True,
-        cond_mode="projection",
-    ),
+    # lr 4e-4: all ten digits twice as soon as DCGAN's 2e-4; 30 epochs: FID rises again after ~30
+    "mlp-mnist": dict(model="mlp", latent_dim=64, hidden_dim=256, batch_size=64, epochs=30,
+                      lr_g=4e-4, lr_d=4e-4, betas=(0.5, 0.999)),
+    "dcgan-mnist": dict(model="dcgan", image_size=32, latent_dim=100, g_width=64, d_width=64,
+                        batch_size=128, epochs=20),  # Radford et al.'s widths and batch
+    "wgan-gp-mnist": dict(model="dcgan", image_size=32, latent_dim=128, g_width=64, d_width=64,
+                          d_norm="layer", loss="wgan", gp_weight=10.0, n_critic=5, batch_size=64,
+                          lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), epochs=30),  # Gulrajani et al.
+    "cgan-mnist": dict(model="mlp", num_classes=10, latent_dim=64, hidden_dim=512, batch_size=64,
+                       epochs=40, cond_mode="projection"),
+    "poster-cgan": dict(dataset="posters", model="dcgan", image_size=64, channels=3, cond_dim=28,
+                        latent_dim=128, g_width=64, d_width=64, d_norm="layer", loss="wgan",
+                        gp_weight=10.0, n_critic=5, batch_size=64, lr_g=1e-4, lr_d=1e-4,
+                        betas=(0.0, 0.9), epochs=100, augment=True, cond_mode="projection"),
 }
 
 # How each profile shrinks a preset: smoke runs every code path in seconds; cpu gives
@@ -332,38 +287,23 @@ PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {
         "*": dict(),
         "mlp-mnist": dict(epochs=15, batch_size=64),
-        # widths 16: ~0.1 s/step on 2 CPU threads; 1200 steps give all ten digits (width 32 is 2-4x slower)
+        # widths 16: ~0.1 s per step on 2 CPU threads, all ten digits within 1200 steps
         "dcgan-mnist": dict(epochs=6, steps_per_epoch=200, g_width=16, d_width=16, batch_size=64),
-        # measured here: a layer-norm critic at lr 1e-4 shows no digits after 1500 steps; no norm (as in
-        # Gulrajani et al.'s MNIST critic) at lr 2e-3 gives all ten in 1200 steps (~1 min of 2 cores)
-        "wgan-gp-mnist": dict(
-            epochs=6,
-            steps_per_epoch=200,
-            g_width=16,
-            d_width=16,
-            d_norm="none",
-            batch_size=32,
-            lr_g=2e-3,
-            lr_d=2e-3,
-            log_every=10,
-        ),
-        "cgan-mnist": dict(
-            epochs=8
-        ),  # measured: conditional accuracy 0.95 after 6 epochs, 0.96 after 8
-        # The preset's 64x64 posters at width 16. Measured here (lesson 04): the canonical n_critic=5 at lr 1e-4
-        # leaves washed-out posters after 300 G steps; one critic step per G step at lr 1e-3 gives the most
-        # G updates per CPU second. 60 epochs (1740 steps, ~7 min on 2 cores): genre ROC-AUC 0.78 and
-        # classifier-FID 42, against 0.67-0.76 and 65-118 after 30 epochs (1 seed each).
-        "poster-cgan": dict(
-            g_width=16, d_width=16, n_critic=1, lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.9), epochs=60
-        ),
+        # no critic norm (Gulrajani et al.'s MNIST critic) at lr 2e-3: digits within 1200 steps
+        "wgan-gp-mnist": dict(epochs=6, steps_per_epoch=200, g_width=16, d_width=16, d_norm="none",
+                              batch_size=32, lr_g=2e-3, lr_d=2e-3, log_every=10),
+        "cgan-mnist": dict(epochs=8),  # conditional accuracy 0.96 after 8 epochs
+        # one critic step per G step at lr 1e-3: the most G updates per CPU second at width 16
+        "poster-cgan": dict(g_width=16, d_width=16, n_critic=1, lr_g=1e-3, lr_d=1e-3,
+                            betas=(0.5, 0.9), epochs=60),
     },
     "full": {"*": dict()},
 }
+# fmt: on
 
 
 def make_config(preset: str, profile: str | None = None, **overrides: Any) -> GANConfig:
-    """The config of a lesson preset under a profile (None: $GANKIT_PROFILE or auto), with overrides."""
+    """A lesson preset's config under a profile (None: $GANKIT_PROFILE or auto), with overrides."""
     if preset not in PRESETS:
         import difflib
 

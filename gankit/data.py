@@ -1,4 +1,4 @@
-"""Data sets as in-memory uint8 tensors, and a device-resident batch source that replaces a DataLoader."""
+"""In-memory uint8 data sets, and a device-resident batch source that replaces a DataLoader."""
 
 from __future__ import annotations
 
@@ -24,8 +24,12 @@ MNIST_FILES = (
 
 
 def to_model(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images in [0, 255] -> float in [-1, 1], the range of the generator's Tanh."""
-    return x.float().div_(127.5).sub_(1.0)
+    """uint8 images in [0, 255] -> float32 in [-1, 1], the range of the generator's Tanh.
+
+    Always a new tensor: a float input is copied, never rescaled in place (`x.float()` is `x`
+    itself for float32, so the in-place ops below would otherwise change the caller's tensor).
+    """
+    return x.to(torch.float32, copy=True).div_(127.5).sub_(1.0)
 
 
 def to_display(x: torch.Tensor) -> torch.Tensor:
@@ -34,7 +38,8 @@ def to_display(x: torch.Tensor) -> torch.Tensor:
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Model-space images in [-1, 1] -> uint8 in [0, 255] (what `gankit sample --out x.npz` stores)."""
+    """Model-space images in [-1, 1] -> uint8 in [0,
+    255] (what `gankit sample --out x.npz` stores)."""
     return to_display(x).mul(255.0).round().to(torch.uint8)
 
 
@@ -59,7 +64,8 @@ def mnist_missing_error(root: Path, name: str, cause: Exception | None) -> FileN
     return FileNotFoundError(
         f"{name} is not under GANKIT_DATA={str(root)!r} and could not be downloaded{why}.\n"
         f"Expected these four files (the originals, .gz or unpacked):\n  {files}\n"
-        "Set GANKIT_DATA to the folder that contains MNIST/raw, or go online once so torchvision can download it."
+        "Set GANKIT_DATA to the folder that contains MNIST/raw, "
+        "or go online once so torchvision can download it."
     )
 
 
@@ -107,7 +113,8 @@ def load_cifar10(
         ds = datasets.CIFAR10(str(root), train=train, download=download)
     except Exception as e:
         raise FileNotFoundError(
-            f"CIFAR-10 is not under GANKIT_DATA={str(root)!r} (expected cifar-10-batches-py/) and could not "
+            f"CIFAR-10 is not under GANKIT_DATA={str(root)!r} (expected cifar-10-batches-py/) "
+            "and could not "
             f"be downloaded ({e}). Put the extracted folder there or go online once."
         ) from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
@@ -153,14 +160,12 @@ def load_dataset(
         if config.data_path:
             path, is_toy = Path(config.data_path), False
         else:  # the real set under GANKIT_DATA/posters, else the toy set where gankit may write
-            path, is_toy = poster_root(
-                data_root(root), toy_dir=cache_root() / "posters-toy"
-            )
+            path, is_toy = poster_root(data_root(root), toy_dir=cache_root() / "posters-toy")
         pd_ = load_posters(
             path,
             (config.image_size, config.image_size),
-            top_k=config.extra.get("top_k"),
-            encoding=config.extra.get("encoding", "multi-hot"),
+            top_k=config.top_k,
+            encoding=config.genre_encoding,
         )
         ds = Dataset(
             pd_.images, pd_.genres, pd_.names, "posters-toy" if is_toy else "posters", pd_.summary
@@ -217,7 +222,8 @@ class BatchSource:
             raise ValueError("the data set is empty: nothing to train on")
         if batch_size > n and drop_last:
             raise ValueError(
-                f"batch_size={batch_size} is larger than the data set ({n} images): with drop_last there "
+                f"batch_size={batch_size} is larger than the data set ({n} images): "
+                "with drop_last there "
                 f"would be no batch at all. Use batch_size <= {n} or more data."
             )
         self.device = torch.device(device)
@@ -238,7 +244,8 @@ class BatchSource:
     def epoch(
         self, epoch: int, start: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Yield (x in [-1, 1] float (B, C, H, W), labels or None) for batches start.. of `epoch`."""
+        """Yield (x in [-1, 1] float (B, C, H, W), labels
+        or None) for batches start.. of `epoch`."""
         perm = self.permutation(epoch)
         for i in range(start, self.batches_per_epoch):
             idx = perm[i * self.batch_size : (i + 1) * self.batch_size]

@@ -1,4 +1,4 @@
-"""Crash-safe file writes: a file is either whole or absent, and a full disk is recognised as such."""
+"""Crash-safe file writes: a file is whole or absent, and a full disk is recognised as such."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import torch
 
 
 def atomic_write(path: Path, data: bytes | Callable[[io.BufferedWriter], None]) -> None:
-    """Write `data` (bytes, or a function that writes to the open file) to a temp file in the same folder,
-    fsync, then os.replace: `path` is whole or absent, whatever kills the process meanwhile."""
+    """Write `data` (bytes, or a function that writes to the open file) to a temp file in the same
+    folder, fsync, then os.replace: `path` is whole or absent, whatever kills the process
+    meanwhile."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
@@ -30,7 +31,8 @@ def atomic_write(path: Path, data: bytes | Callable[[io.BufferedWriter], None]) 
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save through atomic_write, creating the folder: checkpoints, weights and caches are never half-written."""
+    """torch.save through atomic_write, creating the folder: checkpoints, weights and caches are
+    never half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: torch.save(obj, f))

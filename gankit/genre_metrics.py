@@ -1,4 +1,4 @@
-"""Does genre conditioning work? A poster genre classifier, its per-genre ROC-AUC / AP, and FID/KID in its features.
+"""Does genre conditioning work? A poster genre classifier, per-genre ROC-AUC / AP, FID/KID on it.
 
 The MNIST lessons measure samples with a fixed digit classifier (metrics.py). Posters have no
 such standard network, so lesson 04 trains one here, on the training split of the poster set,
@@ -29,13 +29,14 @@ from .metrics import ClassifierFeatures, distance_metrics
 def split_indices(
     n: int, test_fraction: float = 0.2, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, test) index tensors: a random split of range(n) from its own generator (never the global RNG)."""
+    """(train, test) index tensors: a random split of range(n)
+    from its own generator (never the global RNG)."""
     if not 0 < test_fraction < 1 or n < 2:
         raise ValueError(
             f"need n >= 2 and 0 < test_fraction < 1, got n={n}, test_fraction={test_fraction}"
         )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    k = max(1, int(round(n * test_fraction)))
+    k = max(1, round(n * test_fraction))
     return perm[k:].sort().values, perm[:k].sort().values
 
 
@@ -102,11 +103,12 @@ def train_genre_classifier(
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> GenreClassifier:
-    """Train a GenreClassifier on posters (N, 3, H, W) uint8 with genres (N, G) (multi-hot or normalised).
+    """Train a GenreClassifier on posters (N, 3, H, W)
+    uint8 with genres (N, G) (multi-hot or normalised).
 
-    Targets are the multi-hot version of `genres` (a genre is present or not, whatever the encoding);
-    binary cross-entropy per genre, AdamW with a cosine learning rate, random horizontal flips.
-    Returns the classifier in eval mode. Deterministic for a seed on one device.
+    Targets are the multi-hot version of `genres` (a genre is present or not, whatever the
+    encoding); binary cross-entropy per genre, AdamW with a cosine learning rate, random horizontal
+    flips. Returns the classifier in eval mode. Deterministic for a seed on one device.
     """
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # the initial weights
@@ -135,7 +137,8 @@ def train_genre_classifier(
             total += loss.detach()
         if progress:
             print(
-                f"genre classifier epoch {epoch + 1}/{epochs}: loss {total.item() / max(1, n // batch_size):.4f} "
+                f"genre classifier epoch {epoch + 1}/{epochs}: "
+                f"loss {total.item() / max(1, n // batch_size):.4f} "
                 f"({time.perf_counter() - start:.0f} s)"
             )
     return model.eval()
@@ -162,7 +165,8 @@ def predict(
 def genre_scores(
     probs: torch.Tensor, genres: torch.Tensor, names: Sequence[str], *, min_positives: int = 10
 ) -> pd.DataFrame:
-    """Per-genre ROC-AUC and average precision of predictions `probs` (N, G) against targets `genres` (N, G).
+    """Per-genre ROC-AUC and average precision of predictions
+    `probs` (N, G) against targets `genres` (N, G).
 
     Only genres with at least `min_positives` positives and one negative among the N targets are
     scored (AUC and AP of a genre seen twice are noise); the rest are left out. Columns: genre,
@@ -203,11 +207,13 @@ def feature_distances(
     kid_subset: int = 1000,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Frechet distance and KID between real and generated posters in the classifier's feature space.
+    """Frechet distance and KID between real and
+    generated posters in the classifier's feature space.
 
-    torchmetrics' FrechetInceptionDistance / KernelInceptionDistance with `feature=` the classifier's
-    penultimate layer; KID subsets of min(kid_subset, N_real, N_fake) drawn with `seed`. Both are
-    biased by sample count: compare runs at the same counts (returned as n_real, n_fake).
+    torchmetrics' FrechetInceptionDistance / KernelInceptionDistance with `feature=` the
+    classifier's penultimate layer; KID subsets of min(kid_subset, N_real, N_fake) drawn with
+    `seed`. Both are biased by sample count: compare runs at the same counts (returned as n_real,
+    n_fake).
     """
     device = next(classifier.parameters()).device
     was_training = classifier.training
@@ -255,12 +261,12 @@ def conditioning_report(
 ) -> dict[str, Any]:
     """Real held-out vs generated vs shuffled: per-genre table and summary of ROC-AUC and AP.
 
-    real_images (N, 3, H, W) are held-out posters with genres real_genres (N, G); fake_images (N, ...)
-    were generated *for those same genre rows*, fake_images[i] asked for real_genres[i]. 'shuffled'
-    scores the same generated posters against a random permutation of the rows (drawn with `seed`):
-    identical images, the link to the request broken, so it sits at chance. The same genres (those
-    with >= min_positives among the N rows) are scored in all three.
-    Returns {'per_genre': DataFrame (genre, positives, prevalence, auc_real, ap_real, auc_generated,
+    real_images (N, 3, H, W) are held-out posters with genres real_genres (N, G); fake_images (N,
+    ...) were generated *for those same genre rows*, fake_images[i] asked for real_genres[i].
+    'shuffled' scores the same generated posters against a random permutation of the rows (drawn
+    with `seed`): identical images, the link to the request broken, so it sits at chance. The same
+    genres (those with >= min_positives among the N rows) are scored in all three. Returns
+    {'per_genre': DataFrame (genre, positives, prevalence, auc_real, ap_real, auc_generated,
     ap_generated, auc_shuffled, ap_shuffled), 'summary': DataFrame (rows real held-out, generated,
     shuffled; columns mean ROC-AUC, mAP, genres scored, posters)}.
     """
@@ -305,12 +311,14 @@ def genre_response(
     n: int = 32,
     mode: str = "multi-hot",
 ) -> pd.DataFrame:
-    """How the classifier reads posters painted for one genre at a time: a (genre asked, genre seen) table.
+    """How the classifier reads posters painted for one
+    genre at a time: a (genre asked, genre seen) table.
 
-    For each name in `genres`, `sample(y)` paints n posters for y = that genre alone (a (n, G) condition
-    encoded with `mode`); the row holds the classifier's mean probability of each of `genres`. A
-    working conditional model has a bright diagonal; rows that all look alike mean the generator
-    paints one look whatever it is asked for (collapse onto the condition-independent average).
+    For each name in `genres`, `sample(y)` paints n posters for y = that genre alone (a (n, G)
+    condition encoded with `mode`); the row holds the classifier's mean probability of each of
+    `genres`. A working conditional model has a bright diagonal; rows that all look alike mean the
+    generator paints one look whatever it is asked for (collapse onto the condition-independent
+    average).
     """
     from .datasets.posters import encode_genres
 

@@ -1,4 +1,4 @@
-"""What a lesson's cells call: `setup` (config -> seed -> data -> models -> Trainer) and `train_or_load`."""
+"""Lesson cells call `setup` (config -> seed -> data -> models -> Trainer) and `train_or_load`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from .config import ConfigError, GANConfig, make_config, resolve_device, seed_everything
 from .data import BatchSource, load_dataset
-from .losses import LossFn, PenaltyFn, objective_for
+from .losses import Objective, PenaltyFn, objective_for
 from .models import build_models
 from .runs import find_run, new_run_dir
 from .train import Callback, Trainer
@@ -30,7 +30,8 @@ def resolve_config(
     if isinstance(preset_or_config, GANConfig):
         if profile is not None and profile != preset_or_config.profile:
             raise ConfigError(
-                f"profile={profile!r}, but this config was made for the {preset_or_config.profile!r} "
+                f"profile={profile!r}, but this config was made for the "
+                f"{preset_or_config.profile!r} "
                 f"profile; use make_config({preset_or_config.preset!r}, {profile!r}, ...) instead"
             )
         changes = {k: v for k, v in dict(overrides, data_path=data_path).items() if v is not None}
@@ -47,8 +48,7 @@ def setup(
     run_dir: str | os.PathLike | None = AUTO,
     runs: str | os.PathLike | None = None,
     progress: bool = True,
-    d_loss: LossFn | None = None,
-    g_loss: LossFn | None = None,
+    objective: Objective | None = None,
     penalty: PenaltyFn | None = None,
     penalty_weight: float | None = None,
     **overrides: Any,
@@ -56,8 +56,10 @@ def setup(
     """Config -> seed -> data -> models -> Trainer: everything a lesson or `gankit train` needs.
 
     run_dir: "auto" makes a new run folder under `runs` (default: the runs root), None writes
-    nothing, a path trains into that folder. d_loss / g_loss / penalty replace those pieces of the
-    config's objective (`losses.objective_for`); they are not saved, so pass them again to resume.
+    nothing, a path trains into that folder. `objective` replaces the config's (a learner's own
+    losses: `Objective(d_loss=..., g_loss=...)`); `penalty` (weighted by `penalty_weight`, else the
+    config's gp_weight) replaces the config's penalty. Functions are not saved in checkpoints: pass
+    them again to resume (a checkpoint says by name which ones it was trained with).
     """
     config = resolve_config(preset_or_config, profile=profile, data_path=data_path, **overrides)
     dev = resolve_device(device)
@@ -78,9 +80,10 @@ def setup(
         steps_per_epoch=config.steps_per_epoch,
     )
     G, D = build_models(config)
-    objective = objective_for(
-        config, d_loss=d_loss, g_loss=g_loss, penalty=penalty, penalty_weight=penalty_weight
-    )
+    if objective is None:
+        objective = objective_for(config, penalty=penalty, penalty_weight=penalty_weight)
+    elif penalty is not None:
+        raise ConfigError("pass a penalty inside your Objective or as penalty=, not both")
     folder = new_run_dir(config.preset, runs) if run_dir == AUTO else run_dir
     trainer = Trainer(
         config, G, D, source, objective=objective, device=dev, run_dir=folder, progress=progress
@@ -99,7 +102,7 @@ def train_or_load(
     run_dir: str | os.PathLike | None = AUTO,
     **setup_kwargs: Any,
 ) -> Trainer:
-    """What every lesson's training cell calls; returns the Trainer with its history and evaluations.
+    """What each lesson's training cell calls; returns the Trainer with its history and evaluations.
 
     load=True: reuse the newest *finished* run trained with exactly this config (no training;
     trains when there is none). resume=True: continue the newest run with this config from its
@@ -108,7 +111,7 @@ def train_or_load(
     """
     keys = ("profile", "data_path")
     picked = {k: setup_kwargs.pop(k) for k in keys if k in setup_kwargs}
-    setup_only = ("device", "progress", "d_loss", "g_loss", "penalty", "penalty_weight")
+    setup_only = ("device", "progress", "objective", "penalty", "penalty_weight")
     overrides = {k: setup_kwargs.pop(k) for k in list(setup_kwargs) if k not in setup_only}
     config = resolve_config(preset_or_config, **picked, **overrides)
     previous = find_run(config, runs, finished=not resume) if (load or resume) and run_dir else None

@@ -25,7 +25,7 @@ PenaltyFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, "torch.Tensor | Non
 
 
 def d_loss_bce(d_real: torch.Tensor, d_fake: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
-    """Discriminator BCE: -log D(x) - log(1 - D(G(z))), batch means summed (Goodfellow et al. 2014, eq. 1).
+    """BCE for D: -log D(x) - log(1 - D(G(z))), batch means summed (Goodfellow et al. 2014, eq. 1).
 
     `real_label` < 1 is one-sided label smoothing (Salimans et al. 2016): only real targets move.
     At the equilibrium D = 1/2 everywhere the loss is 2 log 2 ~ 1.386.
@@ -36,7 +36,7 @@ def d_loss_bce(d_real: torch.Tensor, d_fake: torch.Tensor, real_label: float = 1
 
 
 def g_loss_minimax(d_fake: torch.Tensor) -> torch.Tensor:
-    """Saturating generator loss: minimise log(1 - D(G(z))) = -softplus(d_fake), as in the minimax game.
+    """Saturating G loss: minimise log(1 - D(G(z))) = -softplus(d_fake), as in the minimax game.
 
     Its gradient vanishes exactly when D confidently rejects the fakes, early in training.
     """
@@ -44,12 +44,18 @@ def g_loss_minimax(d_fake: torch.Tensor) -> torch.Tensor:
 
 
 def g_loss_non_saturating(d_fake: torch.Tensor) -> torch.Tensor:
-    """Non-saturating generator loss: minimise -log D(G(z)) = softplus(-d_fake) (Goodfellow et al. 2014, sec. 3)."""
+    """Non-saturating generator loss: minimise -log D(G(z)) = softplus(-d_fake).
+
+    Goodfellow et al. 2014, sec. 3.
+    """
     return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
 
 
 def d_loss_wasserstein(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-    """Critic loss E[f(G(z))] - E[f(x)]: its negative estimates the Wasserstein-1 distance (Arjovsky et al. 2017)."""
+    """Critic loss E[f(G(z))] - E[f(x)]: its negative estimates the Wasserstein-1 distance.
+
+    Arjovsky et al. 2017.
+    """
     return d_fake.mean() - d_real.mean()
 
 
@@ -70,10 +76,10 @@ def gradient_penalty(
 ) -> torch.Tensor:
     """WGAN-GP penalty (Gulrajani et al. 2017, eq. 3), unweighted: E[(||grad f(x_hat)||_2 - 1)^2].
 
-    x_hat = alpha x_real + (1 - alpha) x_fake with one alpha ~ U[0, 1] per *sample* (shape (B, 1, ..., 1)),
-    the gradient norm taken over all non-batch dimensions, `eps` inside the square root so the
-    norm's gradient stays finite at a zero gradient. Each sample is scored with its own
-    condition `y`. `reduction='none'` returns the (B,) per-sample penalties.
+    x_hat = alpha x_real + (1 - alpha) x_fake with one alpha ~ U[0, 1] per *sample* (shape
+    (B, 1, ..., 1)), the gradient norm taken over all non-batch dimensions, `eps` inside the
+    square root so the norm's gradient stays finite at a zero gradient. Each sample is scored
+    with its own condition `y`. `reduction='none'` returns the (B,) per-sample penalties.
     """
     b = x_real.shape[0]
     if alpha is None:
@@ -99,14 +105,15 @@ def _identity(scores: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Objective:
-    """What D and G minimise in one run, built once (`objective_for(config)`) and handed to the Trainer.
+    """What D and G minimise in a run, built once (`objective_for(config)`), given to the Trainer.
 
     loss_d = d_loss(d_real, d_fake) + penalty_weight * penalty(D, x_real, x_fake, y)
     loss_g = g_loss(d_fake) + g_extra(D, x_real, x_fake, y)
-    and after each D update every D weight is clipped into [-clip_value, clip_value] when clip_value > 0.
-    `as_probability` reads a D output as "probability real" for the progress numbers (sigmoid of a
-    logit for BCE; a critic's score is shown as it is). The Trainer's loop never changes between
-    objectives: WGAN-GP is this object with other functions, and `n_critic` from the config.
+    and after each D update every D weight is clipped into [-clip_value, clip_value] when
+    clip_value > 0. `as_probability` reads a D output as "probability real" for the progress
+    numbers (sigmoid of a logit for BCE; a critic's score is shown as it is). The Trainer's loop
+    never changes between objectives: WGAN-GP is this object with other functions, and
+    `n_critic` from the config.
     """
 
     d_loss: LossFn
@@ -127,7 +134,10 @@ class Objective:
             raise ConfigError(f"clip_value must be >= 0, got {self.clip_value}")
 
     def describe(self) -> dict[str, Any]:
-        """The objective by name (functions as module.qualname): saved in checkpoints, compared on resume."""
+        """The objective by name, saved in checkpoints and compared on resume.
+
+        Functions are named module.qualname.
+        """
         return {
             "d_loss": _name(self.d_loss),
             "g_loss": _name(self.g_loss),
@@ -139,7 +149,7 @@ class Objective:
 
 
 def _name(fn: Any) -> str | None:
-    """A stable name for a loss piece: module.qualname, with a partial's keywords or an object's repr."""
+    """A stable loss-piece name: module.qualname, with a partial's keywords or an object's repr."""
     if fn is None:
         return None
     if isinstance(fn, functools.partial):
@@ -158,13 +168,13 @@ def objective_for(
     penalty: PenaltyFn | None = None,
     penalty_weight: float | None = None,
 ) -> Objective:
-    """The objective a config describes; a learner's own `d_loss`, `g_loss` or `penalty` replaces that piece.
+    """A config's objective; a learner's own `d_loss`, `g_loss` or `penalty` replaces that piece.
 
-    loss="bce": d_loss_bce (with config.real_label) and the minimax or non-saturating G loss, read as
-    probabilities through a sigmoid. loss="wgan": the Wasserstein losses, with the gradient penalty
-    when config.gp_weight > 0 and weight clipping when config.clip_value > 0. A penalty passed here is
-    weighted by `penalty_weight`, else config.gp_weight. config.feature_matching > 0 adds feature
-    matching to the G loss (tricks.FeatureMatching).
+    loss="bce": d_loss_bce (with config.real_label) and the minimax or non-saturating G loss, read
+    as probabilities through a sigmoid. loss="wgan": the Wasserstein losses, with the gradient
+    penalty when config.gp_weight > 0 and weight clipping when config.clip_value > 0. A penalty
+    passed here is weighted by `penalty_weight`, else config.gp_weight. config.feature_matching > 0
+    adds feature matching to the G loss (tricks.FeatureMatching).
     """
     if config.loss == "wgan":
         default_d, default_g, prob = d_loss_wasserstein, g_loss_wasserstein, _identity

@@ -1,4 +1,4 @@
-"""Sample-quality metrics for MNIST generators, measured with a small MNIST classifier shipped in the package.
+"""Sample quality of MNIST generators, measured by a small MNIST classifier shipped in the package.
 
 Why not Inception FID: Inception-v3 weights are downloaded at first use by every FID package
 (torchmetrics, torch-fidelity, pytorch-fid, clean-fid) and no package ships them, so Inception FID
@@ -12,7 +12,8 @@ unbiased but spreads more): always report `n_samples` beside them, and read them
 
 The classifier, its training and its shipped weights: `gankit.classifier`.
 
-Real digits at n=2000 against the 10k test reference (`reference_quality(2000)`): FID 1.61, KID 0.10 +- 0.45.
+Real digits at n=2000 against the 10k test reference
+(`reference_quality(2000)`): FID 1.61, KID 0.10 +- 0.45.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def prepare(images: torch.Tensor) -> torch.Tensor:
         x = x.float()
         if x.numel() and (x.min() < -1.01 or x.max() > 1.01):
             raise ValueError(
-                f"float images must be in [-1, 1] (the generator's Tanh range), got [{x.min().item():.3g}, "
+                "float images must be in [-1, 1] (the generator's Tanh range), "
+                f"got [{x.min().item():.3g}, "
                 f"{x.max().item():.3g}]; pass uint8 in [0, 255] or map with gankit.data.to_model"
             )
     else:
@@ -122,11 +124,12 @@ def distance_metrics(
     subset_size: int = KID_SUBSET_SIZE,
     keep_real: bool = False,
 ):
-    """torchmetrics' FID and KID metrics computed on `feature`'s outputs (a classifier's penultimate layer).
+    """torchmetrics' FID and KID metrics computed on
+    `feature`'s outputs (a classifier's penultimate layer).
 
-    Used for MNIST digits (the shipped classifier) and posters (lesson 04's genre classifier): Inception
-    features need a download and do not suit either data set. keep_real=True keeps the real features
-    across reset(), so a cached reference is featurised once.
+    Used for MNIST digits (the shipped classifier) and posters (lesson 04's genre classifier):
+    Inception features need a download and do not suit either data set. keep_real=True keeps the
+    real features across reset(), so a cached reference is featurised once.
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
@@ -163,7 +166,8 @@ def _reference_metrics(
     device: torch.device,
     cache: bool,
 ):
-    """FID and KID metrics holding the reference features (MNIST test split unless `reference` is given)."""
+    """FID and KID metrics holding the reference features
+    (MNIST test split unless `reference` is given)."""
     cache = cache and reference is None  # only the default reference is cached
     key = (str(data_root().resolve()), str(device), n_reference)
     if cache and key in _REFERENCE_CACHE:
@@ -213,13 +217,16 @@ def mnist_quality(
 
     Returns a dict; the sample counts come with it because every number below depends on them:
       n_samples, n_reference, kid_subset_size  sample counts used
-      fid          Frechet distance between Gaussians fitted to the features (Heusel et al. 2017, eq. 6),
-                   torchmetrics' FrechetInceptionDistance with the classifier as feature extractor
-      kid_mean, kid_std  Kernel distance (Binkowski et al. 2018): unbiased MMD^2 with a cubic polynomial
-                   kernel, mean and std over 100 random subsets of min(1000, N, n_reference) samples
-                   (torchmetrics needs subsets no larger than either set); subsets drawn with `kid_seed`
+      fid          Frechet distance between Gaussians fitted to the features (Heusel et al. 2017,
+                   eq. 6), torchmetrics' FrechetInceptionDistance with the classifier as feature
+                   extractor
+      kid_mean, kid_std  Kernel distance (Binkowski et al. 2018): unbiased MMD^2 with a cubic
+                   polynomial kernel, mean and std over 100 random subsets of min(1000, N,
+                   n_reference) samples (torchmetrics needs subsets no larger than either set);
+                   subsets drawn with `kid_seed`
       class_hist   list of 10 fractions: how often each digit was predicted
-      kl_uniform   KL(class_hist || uniform) in nats: 0 = all digits equally often, log(10) = 2.303 = one digit
+      kl_uniform   KL(class_hist || uniform) in nats: 0 = all digits equally often, log(10) = 2.303
+                   = one digit
       classes_covered  digits with at least a 2% share of the predictions (10 = no dropped mode)
       mean_confidence  mean of the top softmax probability (real test digits: about 0.99)
       cond_accuracy    only with labels: fraction classified as the requested class
@@ -233,7 +240,8 @@ def mnist_quality(
         raise ValueError(f"labels must be class ids of shape ({n},), got {tuple(labels.shape)}")
     shared = classifier is None
     if shared:
-        # torchmetrics keeps FID statistics in float64, which Apple MPS lacks: measure MPS samples on the CPU
+        # torchmetrics keeps FID statistics in float64, which
+        # Apple MPS lacks: measure MPS samples on the CPU
         device = images.device if images.device.type != "mps" else torch.device("cpu")
         classifier = _shared_classifier(device)
     else:
@@ -261,8 +269,9 @@ def mnist_quality(
                 correct += (pred == labels[i : i + batch_size].to(device)).sum()
         n_ref = int(fid.real_features_num_samples)
         kid.subset_size = min(KID_SUBSET_SIZE, n, n_ref)
-        # KID draws its subsets with the global torch RNG: fork it, so the result is repeatable and a
-        # training run that evaluates every epoch draws the same random numbers as one that does not
+        # KID draws its subsets with the global torch RNG: fork it, so the result is repeatable and
+        # a training run that evaluates every epoch draws the same random numbers as one that does
+        # not
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(kid_seed)
             kid_mean, kid_std = kid.compute()
@@ -300,7 +309,8 @@ def reference_quality(
     batch_size: int = 500,
     device: str | torch.device | None = "cpu",
 ) -> dict[str, Any]:
-    """`mnist_quality` of n real MNIST *train* images (random, drawn with `seed`) with their true labels.
+    """`mnist_quality` of n real MNIST *train* images
+    (random, drawn with `seed`) with their true labels.
 
     This is the floor a perfect generator reaches at the same sample count: FID and KID are
     biased upwards for small n, so compare a generator's numbers with these, not with 0.
@@ -321,7 +331,8 @@ def reference_quality(
 
 # ---------------------------------------------------------------------------------------- callbacks
 class EvaluateCallback:
-    """Trainer callback for 'on_epoch_end': every `every` epochs, measure `mnist_quality` of fresh samples.
+    """Trainer callback for 'on_epoch_end': every `every`
+    epochs, measure `mnist_quality` of fresh samples.
 
     Samples `n_samples` images with `trainer.sample` (conditional MNIST models get labels
     0..9 in turn, so cond_accuracy is measured on balanced requests), always from the same
@@ -346,14 +357,17 @@ class EvaluateCallback:
         config = trainer.config
         if getattr(config, "dataset", "mnist") != "mnist" or getattr(config, "cond_dim", 0):
             raise ValueError(
-                f"EvaluateCallback measures MNIST digits with the MNIST classifier; this run trains on "
-                f"{config.dataset!r}{' with multi-hot conditions' if config.cond_dim else ''}. Remove the callback."
+                "EvaluateCallback measures MNIST digits with the MNIST classifier; "
+                "this run trains on "
+                f"{config.dataset!r}{' with multi-hot conditions' if config.cond_dim else ''}. "
+                "Remove the callback."
             )
         start = time.perf_counter()
         labels = None
         if config.num_classes == 10:
             labels = torch.arange(self.n_samples, device=trainer.device) % 10
-        # Evaluation must not move training's random numbers: a run trains the same with or without it.
+        # Evaluation must not move training's random
+        # numbers: a run trains the same with or without it.
         devices = [trainer.device] if getattr(trainer.device, "type", "cpu") == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             images = trainer.sample(self.n_samples, labels, seed=self.seed)
@@ -366,24 +380,31 @@ class EvaluateCallback:
 
 
 class TensorBoardCallback:
-    """Optional trainer callback for 'on_log': losses and evaluations to TensorBoard (needs `tensorboard`).
+    """Optional trainer callback for 'on_log': losses and evaluations to TensorBoard.
 
-    Writes the last row of `trainer.history` (loss_d, loss_g, d_real, d_fake, seconds at its
-    step) and any evaluation added to `trainer.evaluations` since the last call. `log_dir`
-    defaults to `<trainer.run_dir>/tensorboard` when the trainer has a run folder.
+    Each call writes the newest record, `trainer.records[-1]` (loss_d, loss_g, d_real, d_fake,
+    seconds at its step), and the evaluations added to `trainer.evaluations` since the last
+    call: O(1) in the run's length, never the whole `trainer.history`. `log_dir` defaults to
+    `<trainer.run_dir>/tensorboard` when the trainer has a run folder. `writer_cls` (default:
+    torch's SummaryWriter, which needs `tensorboard`) is any class with SummaryWriter's
+    `add_scalar`, `flush` and `close`.
     """
 
     event = "on_log"
     SCALARS = ("loss_d", "loss_g", "d_real", "d_fake", "seconds")
 
-    def __init__(self, log_dir: str | os.PathLike | None = None) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as e:  # torch's module imports the tensorboard package itself
-            raise ImportError(
-                "TensorBoardCallback needs TensorBoard: pip install tensorboard"
-            ) from e
-        self._writer_cls = SummaryWriter
+    def __init__(
+        self, log_dir: str | os.PathLike | None = None, *, writer_cls: type | None = None
+    ) -> None:
+        if writer_cls is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:  # torch's module imports the tensorboard package itself
+                raise ImportError(
+                    "TensorBoardCallback needs TensorBoard: pip install tensorboard"
+                ) from e
+            writer_cls = SummaryWriter
+        self._writer_cls = writer_cls
         self.log_dir = log_dir
         self.writer = None
         self._evaluations_written = 0
@@ -397,17 +418,18 @@ class TensorBoardCallback:
                     Path(run_dir) / "tensorboard" if run_dir else None
                 )  # None: TensorBoard's ./runs/...
             self.writer = self._writer_cls(log_dir=None if log_dir is None else str(log_dir))
-        history = trainer.history
-        if len(history):
-            row = history.iloc[-1].to_dict() if hasattr(history, "iloc") else dict(history[-1])
+        records = trainer.records
+        if records:
+            row = records[-1]
             step = int(row.get("step", trainer.step))
             for name in self.SCALARS:
-                if row.get(name) is not None and not (
-                    isinstance(row[name], float) and math.isnan(row[name])
-                ):
-                    self.writer.add_scalar(f"train/{name}", float(row[name]), step)
-        evaluations = list(getattr(trainer, "evaluations", []))
-        for ev in evaluations[self._evaluations_written :]:
+                value = row.get(name)
+                if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                    self.writer.add_scalar(f"train/{name}", float(value), step)
+        evaluations = getattr(trainer, "evaluations", [])
+        # A rollback or resume can shorten the list: what follows its new end is new.
+        start = min(self._evaluations_written, len(evaluations))
+        for ev in evaluations[start:]:
             step = int(ev.get("step", trainer.step))
             for name, value in ev.items():
                 if name not in ("step", "epoch") and isinstance(value, (int, float)):

@@ -17,7 +17,8 @@ from .config import ConfigError, GANConfig
 
 
 class ConditionEmbedding(nn.Module):
-    """y -> (B, dim): class ids (B,) through an embedding table, or a multi-hot (B, G) through a linear map."""
+    """y -> (B, dim): class ids (B,) through an embedding
+    table, or a multi-hot (B, G) through a linear map."""
 
     def __init__(self, dim: int, *, num_classes: int = 0, cond_dim: int = 0) -> None:
         super().__init__()
@@ -181,8 +182,11 @@ class DCGANGenerator(nn.Module):
         if self.embed is not None:
             z = torch.cat([z, self.embed(y)], dim=1)
         x = self.net(z[:, :, None, None])
-        if self.image_size == 28:  # (B, C, 32, 32) -> (B, C, 28, 28); stays in [-1, 1]
+        if self.image_size == 28:  # (B, C, 32, 32) -> (B, C, 28, 28)
             x = F.interpolate(x, size=28, mode="bilinear", antialias=True, align_corners=False)
+            # The resize's weights sum to 1 only up to rounding: saturated pixels came out at
+            # -1.0000002. Clamped, the output stays in Tanh's [-1, 1] exactly.
+            x = x.clamp(-1.0, 1.0)
         return x
 
 

@@ -1,5 +1,5 @@
-"""Run folders: where runs go, finding one to reuse or resume, reading checkpoints safely, one writer
-per folder (lock_run), and the RunFolder callback that writes a run's files while it trains.
+"""Run folders: where runs go, finding one to reuse or resume, reading checkpoints safely, one
+writer per folder (lock_run), and the RunFolder callback that writes a run's files while it trains.
 
 Reading run folders back for reports is gankit.report.runs.
 """
@@ -52,7 +52,7 @@ def new_run_dir(preset: str, root: str | os.PathLike | None = None) -> Path:
 
 
 def run_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """A run folder's checkpoints, newest first: checkpoints/last.pt, then step_*.pt from the highest step."""
+    """A run folder's checkpoints, newest first: last.pt, then step_*.pt from the highest step."""
     folder = Path(run_dir) / "checkpoints"
     last = [folder / "last.pt"] if (folder / "last.pt").exists() else []
     return last + sorted(folder.glob("step_*.pt"), reverse=True)
@@ -68,7 +68,7 @@ def latest_run(preset: str, root: str | os.PathLike | None = None) -> Path | Non
 def load_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
-    """Read a checkpoint safely (weights_only: a stranger's file cannot run code) with clear errors."""
+    """Read a checkpoint safely (weights_only: a stranger's file runs no code) with clear errors."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
@@ -81,7 +81,8 @@ def load_checkpoint(
             :200
         ]  # one line: torch's messages run to paragraphs
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is truncated or corrupted and cannot be read ({type(e).__name__}: "
+            f"checkpoint {str(path)!r} is truncated or corrupted and cannot be read "
+            f"({type(e).__name__}: "
             f"{reason}).{hint}"
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -92,7 +93,7 @@ def load_checkpoint(
 
 
 def rng_state() -> dict[str, Any]:
-    """Every generator a run draws from (torch CPU and CUDA, NumPy, Python): saved in each checkpoint."""
+    """Every RNG a run draws from (torch CPU and CUDA, NumPy, Python): saved in each checkpoint."""
     np_state = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
@@ -113,16 +114,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """A saved config dict, with today's defaults for settings added since it was written (e.g. precision):
-    what the gankit that wrote it did; settings older versions kept in `extra` move to their fields.
-    Fields this version lacks are kept, not refused."""
+    """A saved config dict, with today's defaults for settings added since it was written
+    (e.g. precision): what the gankit that wrote it did; settings older versions kept in `extra`
+    move to their fields. Fields this version lacks are kept, not refused."""
     config = GANConfig.upgrade(config)
     return {**{k: v for k, v in GANConfig().to_dict().items() if k not in config}, **config}
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """A config dict as JSON sees it, with defaults for fields added since (with_defaults), without what
-    setup() derives from the data (genre names)."""
+    """A config dict as JSON sees it, with defaults for fields added since (with_defaults), without
+    what setup() derives from the data (genre names)."""
     d = json.loads(json.dumps(with_defaults(config)))
     d.pop("label_names", None)
     return d
@@ -131,7 +132,7 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
 def find_run(
     config: GANConfig, root: str | os.PathLike | None = None, *, finished: bool = True
 ) -> Path | None:
-    """The newest run folder of config.preset trained with exactly this config (and finished, if asked)."""
+    """The newest config.preset run folder trained with exactly this config (finished, if asked)."""
     base = runs_root(root) / config.preset
     want = _comparable(config.to_dict())
     for run in sorted(base.glob("*"), reverse=True) if base.is_dir() else []:
@@ -169,8 +170,9 @@ def newest_checkpoint(
 def check_compatible(ckpt: dict[str, Any], config: GANConfig, objective: Any, source: str) -> None:
     """CheckpointError unless `ckpt` continues a run of this preset, architecture and objective.
 
-    The objective is compared by name (`Objective.describe`): a learner's own loss or penalty must be
-    passed again to continue a run trained with it. Checkpoints older than this check are trusted.
+    The objective is compared by name (`Objective.describe`): a learner's own loss or penalty must
+    be passed again to continue a run trained with it. Checkpoints older than this check are
+    trusted.
     """
     saved = GANConfig.from_dict(ckpt["config"])
     if saved.preset != config.preset:
@@ -189,7 +191,7 @@ def check_compatible(ckpt: dict[str, Any], config: GANConfig, objective: Any, so
         )
 
 
-# ------------------------------------------------------------------------- the Trainer's checkpoints
+# ------------------------------------------------------------------------ the Trainer's checkpoints
 class Checkpointing:
     """The Trainer's checkpoint state: what an exact resume needs, saved, checked and loaded.
 
@@ -198,7 +200,7 @@ class Checkpointing:
     """
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything an exact resume needs: nanoGPT's checkpoint dict plus history and RNG states."""
+        """Everything an exact resume needs: nanoGPT's checkpoint dict, history and RNG states."""
         nets = {k: getattr(self, k).state_dict() for k in ("G", "D", "opt_g", "opt_d")}
         progress = {k: getattr(self, k) for k in PROGRESS}
         extra = {
@@ -214,7 +216,7 @@ class Checkpointing:
         }  # fmt: skip
 
     def load_state_dict(self, ckpt: dict[str, Any], *, source: str = "checkpoint") -> None:
-        """Continue from `ckpt`: refused (CheckpointError) for another preset, architecture or objective."""
+        """Continue from `ckpt`; CheckpointError for another preset, architecture or objective."""
         check_compatible(ckpt, self.config, self.objective, source)
         self.G.load_state_dict(ckpt["G"])
         self.D.load_state_dict(ckpt["D"])
@@ -234,7 +236,7 @@ class Checkpointing:
         set_rng_state(ckpt["rng"])
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the state to `path`, or to the run folder's checkpoints/last.pt; never a NaN state."""
+        """Write the state to `path` or the run folder's checkpoints/last.pt; never a NaN state."""
         if path is None and self.run_folder is None:
             raise ValueError("no run folder: pass a path to save_checkpoint")
         if path is None:
@@ -264,13 +266,13 @@ class Checkpointing:
         return trainer
 
 
-# ------------------------------------------------------------------------- one writer per run folder
+# ------------------------------------------------------------------------ one writer per run folder
 class RunLocked(RuntimeError):
     """Another live process is training into the same run folder."""
 
 
 def _pid_alive(pid: int) -> bool:
-    """Whether a process of this machine is running (a killed child not yet reaped, a zombie, is not)."""
+    """Whether a local process is running (a killed child not yet reaped, a zombie, is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -284,8 +286,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def lock_run(run_dir: Path) -> Path:
-    """Take run_dir/.lock for this process (the Trainer removes it when fit ends). Refuse a run folder that a
-    live process is writing; take over a killed run's lock.
+    """Take run_dir/.lock for this process (the Trainer removes it when fit ends). Refuse a run
+    folder that a live process is writing; take over a killed run's lock.
 
     The lock file holds "pid host". On this machine a lock whose process is gone (SIGKILL, a
     crashed kernel) is stale and taken over. A lock from another machine (runs on a shared
@@ -306,10 +308,12 @@ def lock_run(run_dir: Path) -> Path:
         if owner != host:
             raise RunLocked(
                 f"{run_dir} is locked by pid {pid} on another machine ({owner}). If that run "
-                f"has stopped (e.g. a Colab session that was cut off), delete {lock} and try again; "
+                f"has stopped (e.g. a Colab session that was cut off), delete {lock} "
+                "and try again; "
                 "otherwise train into a new run folder"
             ) from None
-        # pid 0: an empty lock, its writer killed between creating and writing it (unless just created)
+        # pid 0: an empty lock, its writer killed between creating and writing it
+        # (unless just created)
         stale = (pid == os.getpid() or not _pid_alive(pid)) if pid else age > 10
         if stale:
             lock.unlink(missing_ok=True)
@@ -399,7 +403,7 @@ class RunFolder:
         return folder / "last.pt"
 
     def write_metrics(self, trainer: Any, status: str | None) -> None:
-        """metrics.json; status None keeps the file's (an evaluation logged after fit: still finished)."""
+        """metrics.json; status None keeps the file's (an evaluation after fit: still finished)."""
         if status is None:
             try:
                 status = json.loads((self.path / "metrics.json").read_text()).get(

@@ -1,4 +1,4 @@
-"""The Trainer's speed choices per device: one D call on [real; fake], memory layout, bf16, fused Adam.
+"""Trainer speed choices per device: one D call on [real; fake], memory layout, bf16, fused Adam.
 
 Each was measured with `gankit bench` and kept only where it helped (benchmarks/README.md); none
 changes what is computed beyond float rounding.
@@ -14,9 +14,9 @@ import torch.nn as nn
 
 from .config import ConfigError, GANConfig
 
-# Layers that treat each sample on its own (no batch statistics, no randomness). A discriminator built
-# only from these (exact types) gives a concatenated [real; fake] batch the scores of two separate calls
-# (up to float rounding), so the Trainer may score both in one call.
+# Layers that treat each sample on its own (no batch statistics, no randomness). A discriminator
+# built only from these (exact types) gives a concatenated [real; fake] batch the scores of two
+# separate calls (up to float rounding), so the Trainer may score both in one call.
 _PER_SAMPLE_LAYERS = (
     nn.Linear,
     nn.Conv2d,
@@ -35,7 +35,7 @@ _PER_SAMPLE_LAYERS = (
 
 
 def scores_per_sample(D: nn.Module) -> bool:
-    """True when D's score of a sample cannot depend on the rest of its batch (gankit's D without batch norm)."""
+    """True if D scores each sample independently of its batch (gankit's D without batch norm)."""
     from .models import ConditionEmbedding, DCGANDiscriminator, MLPDiscriminator
 
     known = (*_PER_SAMPLE_LAYERS, MLPDiscriminator, DCGANDiscriminator, ConditionEmbedding)
@@ -43,14 +43,10 @@ def scores_per_sample(D: nn.Module) -> bool:
 
 
 def memory_format_for(config: GANConfig, device: torch.device) -> torch.memory_format:
-    """channels_last for convolutional models on a CPU, else the default layout.
+    """channels_last (oneDNN's preferred layout) for convolutional models on CPU, else the default.
 
-    Measured with `gankit bench` (benchmarks/README.md): on a 2-core CPU channels_last (oneDNN's
-    preferred layout) trained the conv presets 16-29% faster at the `cpu` profile's widths and
-    5-14% faster at the presets' own. On an H100 three runs disagreed (dcgan-mnist +22%, -9%, -1%;
-    the others -5% to +7%): these small networks are launch-bound there, so CUDA keeps the default
-    and `gankit bench` keeps timing channels_last as a variant. It changes the memory layout only,
-    so results differ by float rounding alone.
+    Faster on a CPU and no clear gain on a GPU (benchmarks/README.md). It changes the memory layout
+    only, so results differ by float rounding alone.
     """
     if config.model == "dcgan" and device.type == "cpu":
         return torch.channels_last
@@ -58,7 +54,7 @@ def memory_format_for(config: GANConfig, device: torch.device) -> torch.memory_f
 
 
 def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bf16 matmuls (AVX512-BF16 or AMX), where bf16 autocast can pay off."""
+    """Whether this CPU has bf16 matmul units (AVX512-BF16/AMX), where bf16 autocast can pay off."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a torch built without oneDNN
@@ -66,7 +62,7 @@ def cpu_supports_bf16() -> bool:
 
 
 def bf16_is_native(device: torch.device) -> bool:
-    """Whether `device` computes in bf16 natively (not emulated): bf16 autocast is only faster there."""
+    """Whether `device` has native (not emulated) bf16: bf16 autocast is only faster there."""
     if device.type == "cuda":
         try:
             return torch.cuda.is_bf16_supported(including_emulation=False)
@@ -76,7 +72,10 @@ def bf16_is_native(device: torch.device) -> bool:
 
 
 def check_bf16(device: torch.device, *, warn: bool = True) -> None:
-    """Refuse precision="bf16" where autocast cannot do it (ConfigError); warn where bf16 is emulated (slower)."""
+    """Refuse precision="bf16" where autocast cannot do it (ConfigError).
+
+    Warn where bf16 is emulated (slower).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter(
             "error"
@@ -96,9 +95,10 @@ def check_bf16(device: torch.device, *, warn: bool = True) -> None:
 
 
 def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """Load optimizer state but keep this optimizer's kernel choice (fused/foreach): a checkpoint from
-    another machine or torch version carries the update rule, not a kernel this one may lack.
-    Moment buffers take their parameter's memory layout (a checkpoint may come from a channels-first run)."""
+    """Load optimizer state but keep this optimizer's kernel choice (fused/foreach): a checkpoint
+    from another machine or torch version carries the update rule, not a kernel this one may lack.
+    Moment buffers take their parameter's memory layout (a checkpoint may come from a
+    channels-first run)."""
     mine = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in opt.param_groups]
     groups = [{**saved, **flags} for saved, flags in zip(state["param_groups"], mine)]
     opt.load_state_dict({**state, "param_groups": groups})
@@ -109,10 +109,10 @@ def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> N
 
 
 def make_optimizer(config: GANConfig, module: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """The config's optimizer over `module`'s parameters; Adam uses the fused kernel where it exists.
+    """The config's optimizer over `module`'s parameters; Adam uses the fused kernel if it exists.
 
-    fused=True applies the same update rule in one kernel over all tensors: a step over the MLP's
-    1.08 M parameters took 3.0 ms instead of 7.8 ms on one CPU thread (benchmarks/README.md).
+    fused=True applies the same update rule in one kernel over all tensors
+    (faster: benchmarks/README.md).
     """
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(module.parameters(), lr=lr)
@@ -122,7 +122,7 @@ def make_optimizer(config: GANConfig, module: nn.Module, lr: float) -> torch.opt
         return torch.optim.Adam(module.parameters(), lr=lr, betas=config.betas)
 
 
-# ---------------------------------------------------------------- switches a benchmark flips on a Trainer
+# ---------------------------------------------------------- switches a benchmark flips on a Trainer
 def set_precision(trainer: Any, precision: str) -> None:
     """Train `trainer` in `precision` from its next step on: "fp32", or "bf16" (forward passes under
     bf16 autocast; weights, gradients and optimizer state stay fp32). The trainer gets a copy of its

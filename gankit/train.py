@@ -1,4 +1,4 @@
-"""The Trainer: the GAN algorithm (a D step, a G step every n_critic batches) and the loop around it."""
+"""The Trainer: the GAN algorithm (a D step, a G step every n_critic batches) and its loop."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class TrainingDiverged(RuntimeError):
 
 @contextmanager
 def frozen(module: nn.Module) -> Iterator[None]:
-    """No parameter gradients for `module` inside (gradients still flow through it to its inputs)."""
+    """No parameter grads for `module` inside (gradients still flow through it to its inputs)."""
     params = [p for p in module.parameters() if p.requires_grad]
     for p in params:
         p.requires_grad_(False)
@@ -141,7 +141,7 @@ class Trainer(Checkpointing):
         return loss_g.detach()
 
     def train_step(self, x_real: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        """One batch: a D step, a G step when `step + 1` is a multiple of n_critic; advances `step`."""
+        """One batch: a D step, a G step when n_critic divides `step + 1`; advances `step`."""
         x_real = x_real.contiguous(memory_format=self.memory_format)  # no-op unless channels_last
         with self._autocast():
             loss_d, d_real, d_fake = self.d_step(x_real, y)
@@ -171,7 +171,7 @@ class Trainer(Checkpointing):
         return self.D(x) if y is None else self.D(x, y)
 
     def score_pair(self, x_real: torch.Tensor, x_fake: torch.Tensor, y: torch.Tensor | None):
-        """(D(x_real), D(x_fake)), in one call on [real; fake] where D scores samples independently."""
+        """(D(x_real), D(x_fake)), in one call on [real; fake] if D scores samples independently."""
         if not self.one_d_call:  # batch norm mixes the samples of a batch: two calls
             return self.score(x_real, y), self.score(x_fake, y)
         scores = self.score(torch.cat([x_real, x_fake]), None if y is None else torch.cat([y, y]))
@@ -253,7 +253,7 @@ class Trainer(Checkpointing):
         return self.elapsed
 
     def add_callback(self, event: str | Any, fn: Callback | None = None) -> None:
-        """add_callback("on_epoch_end", fn), or add_callback(obj) for each of obj's on_<event> methods."""
+        """add_callback("on_epoch_end", fn), or add_callback(obj) for obj's on_<event> methods."""
         if fn is None:
             pairs = [(e, getattr(event, e)) for e in EVENTS if hasattr(event, e)]
             if not pairs:
@@ -266,11 +266,16 @@ class Trainer(Checkpointing):
             self.callbacks[e] = sorted([*self.callbacks[e], f], key=_order)
 
     def _fire(self, event: str) -> None:
-        self._clock()  # the time callbacks take is not training time
-        for fn in self.callbacks[event]:
-            fn(self)
-        if hasattr(self, "_t0"):
-            self._t0 = time.perf_counter()
+        running = hasattr(self, "_t0")
+        self._clock()
+        if running:  # the clock stops while callbacks run: their time is not training time
+            del self._t0
+        try:
+            for fn in self.callbacks[event]:
+                fn(self)
+        finally:
+            if running:
+                self._t0 = time.perf_counter()
 
     # ------------------------------------------------------------------ sampling and results
     @torch.no_grad()
@@ -283,7 +288,10 @@ class Trainer(Checkpointing):
         seed: int | None = None,
         noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """n images in [-1, 1], (n, C, H, W), from z * temperature; G in eval mode (running BN stats)."""
+        """n images in [-1, 1], (n, C, H, W), from z * temperature.
+
+        G runs in eval mode (running BN stats).
+        """
         if noise is None:
             noise = self.noise(n, torch.Generator().manual_seed(seed) if seed is not None else None)
         if self.config.conditional and labels is None:
@@ -359,7 +367,7 @@ def diverged(trainer: Trainer, bad: list[str]) -> TrainingDiverged:
 
 
 def fixed_labels(config: GANConfig, data: BatchSource | None, g: torch.Generator) -> Any:
-    """The conditions of the per-epoch grid: classes 0..K-1 in turn, or genre rows drawn from the data."""
+    """Per-epoch grid conditions: classes 0..K-1 in turn, or genre rows drawn from the data."""
     n = config.n_fixed
     if config.num_classes:
         return torch.arange(n) % config.num_classes
@@ -377,7 +385,10 @@ def _order(callback: Any) -> int:
 
 # ---------------------------------------------------------------------- divergence: roll back
 class Rollback:
-    """Keeps the last good state in memory (at fit start, every checkpoint_every steps, each epoch end)."""
+    """Keeps the last good state in memory.
+
+    Taken at fit start, every checkpoint_every steps and at each epoch end.
+    """
 
     order = 100  # after evaluations, like the run folder's checkpoints
 

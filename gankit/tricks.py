@@ -5,8 +5,10 @@ discriminator, reaching into its `features` (the last hidden activations) and re
 `head`, so any MLP or DCGAN discriminator gets them without a second copy of its code. Each
 trick is a switch in GANConfig, measured on and off in lesson 04:
   - one-sided label smoothing: `real_label=0.9` (a loss option, see losses.d_loss_bce)
-  - feature matching: `feature_matching=w` adds w * ||mean f(x_real) - mean f(G(z))||^2 to the G loss
-  - minibatch discrimination: `minibatch_disc=True` lets D compare each sample with the rest of its batch
+  - feature matching: `feature_matching=w` adds w * ||mean f(x_real) - mean f(G(z))||^2 to the
+    G loss
+  - minibatch discrimination: `minibatch_disc=True` lets D compare each sample with the rest of
+    its batch
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import torch.nn as nn
 class MinibatchDiscrimination(nn.Module):
     """Batch-similarity features (Salimans et al. 2016, sec. 3.2): f (N, A) -> [f, o(f)] (N, A + B).
 
-    M_i = f_i T reshaped to (B, C); c_b(i, j) = exp(-||M_{i,b} - M_{j,b}||_1); o(f_i)_b = sum_{j != i} c_b(i, j).
+    M_i = f_i T reshaped to (B, C); c_b(i, j) = exp(-||M_{i,b} - M_{j,b}||_1);
+    o(f_i)_b = sum_{j != i} c_b(i, j).
     A generator that collapses makes its samples close to each other, so o grows and D can see the
     collapse, which one sample at a time it cannot. Fully vectorised: all N x N pairs at once
     (torch.cdist per kernel, (B, N, N) distances). The sum skips j = i (as the authors' code
@@ -54,11 +57,11 @@ class MinibatchDiscrimination(nn.Module):
 def add_minibatch_discrimination(
     D: nn.Module, kernels: int = 100, kernel_dim: int = 4
 ) -> nn.Module:
-    """Insert MinibatchDiscrimination before D's head, widening the head's input by `kernels`; returns D.
+    """Insert MinibatchDiscrimination before D's head, widening its input by `kernels`; returns D.
 
-    D must have a `head`: nn.Linear(A, 1) on (N, A) features (MLPDiscriminator) or nn.Conv2d(ch, 1, k)
-    on (N, ch, k, k) features (DCGANDiscriminator). The projection term of a conditional D still uses
-    the unchanged features, so conditioning is untouched.
+    D must have a `head`: nn.Linear(A, 1) on (N, A) features (MLPDiscriminator) or
+    nn.Conv2d(ch, 1, k) on (N, ch, k, k) features (DCGANDiscriminator). The projection term of a
+    conditional D still uses the unchanged features, so conditioning is untouched.
     """
     head = getattr(D, "head", None)
     if isinstance(head, nn.Linear) and head.out_features == 1:
@@ -84,7 +87,7 @@ def add_minibatch_discrimination(
 def discriminator_features(
     D: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """D's intermediate features f(x), flattened to (N, F): the output of `D.features` on D's own path.
+    """D's intermediate features f(x), flattened to (N, F): `D.features`'s output on D's own path.
 
     Captured with a forward hook, so whatever D does before its features (resizing, concatenating a
     label embedding) happens exactly as in training.
@@ -101,15 +104,18 @@ def discriminator_features(
 
 
 def feature_matching_loss(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:
-    """||mean_i f(x_real_i) - mean_i f(G(z)_i)||_2^2 (Salimans et al. 2016, sec. 3.1); f_* are (N, F)."""
+    """||mean_i f(x_real_i) - mean_i f(G(z)_i)||_2^2 (Salimans et al. 2016, sec. 3.1).
+
+    f_real and f_fake are (N, F).
+    """
     return (f_real.mean(0) - f_fake.mean(0)).pow(2).sum()
 
 
 class FeatureMatching:
     """An `Objective.g_extra` term: weight * feature_matching_loss on the discriminator's features.
 
-    Added to the usual generator loss rather than replacing it (the paper replaces it; the sum
-    keeps the adversarial signal and lets `weight` dial the trick in). Real features carry no gradient.
+    Added to the usual generator loss rather than replacing it (the paper replaces it; the sum keeps
+    the adversarial signal and lets `weight` dial the trick in). Real features carry no gradient.
     """
 
     def __init__(self, weight: float = 1.0) -> None:

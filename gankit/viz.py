@@ -1,4 +1,4 @@
-"""Plots: sample grids (torchvision make_grid), loss curves, progress animations, run comparisons."""
+"""Plots: sample grids (torchvision make_grid), loss curves, progress GIFs, run comparisons."""
 
 from __future__ import annotations
 
@@ -24,12 +24,14 @@ import pandas as pd
 import torch
 from torchvision.utils import make_grid, save_image
 
+from .config import GANConfig
 from .data import to_display
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
-    """(N, C, H, W) images in [-1, 1] -> one (C, H', W') grid in [0, 1]; nrow defaults to a square."""
-    nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
+    """(N, C, H, W) images in [-1, 1] -> one (C, H', W')
+    grid in [0, 1]; nrow defaults to a square."""
+    nrow = nrow or max(1, math.ceil(math.sqrt(images.shape[0])))
     return make_grid(to_display(images.float().cpu()), nrow=nrow, padding=padding, pad_value=1.0)
 
 
@@ -42,7 +44,8 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = 
 
 
 def png_grid(images: torch.Tensor, nrow: int | None = None, width: int = 420) -> bytes:
-    """Images in [-1, 1] as PNG bytes of one grid, enlarged by a whole factor (nearest) to about `width` px."""
+    """Images in [-1, 1] as PNG bytes of one grid, enlarged
+    by a whole factor (nearest) to about `width` px."""
     import io
 
     from PIL import Image
@@ -84,8 +87,30 @@ def show_grids(
     return fig
 
 
+LOSS_KINDS = ("bce", "wgan")
+
+
+def loss_kind(config: GANConfig | None = None, loss: str | None = None) -> str:
+    """The run's objective, "bce" or "wgan", from its config or an explicit `loss=`."""
+    from_config = getattr(config, "loss", None) if config is not None else None
+    if from_config is not None and loss is not None and from_config != loss:
+        raise ValueError(f"config.loss={from_config!r} and loss={loss!r} disagree")
+    kind = loss if loss is not None else from_config
+    if kind is None:
+        raise TypeError(
+            "plot_losses needs the run's loss kind: pass config=trainer.config "
+            "or loss='bce' | 'wgan'"
+        )
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"loss={kind!r} is not one of {', '.join(LOSS_KINDS)}")
+    return kind
+
+
 def plot_losses(
     history: pd.DataFrame,
+    config: GANConfig | None = None,
+    *,
+    loss: str | None = None,
     title: str = "",
     smooth: int = 1,
     axes: Sequence[plt.Axes] | None = None,
@@ -93,9 +118,13 @@ def plot_losses(
 ) -> plt.Figure:
     """Two panels against training step: loss_d and loss_g; D(x) and D(G(z)).
 
-    For BCE GANs the dotted lines mark the equilibrium values (loss_d = 2 log 2, D = 0.5).
+    The objective comes from the run's `config.loss` (or `loss="bce" | "wgan"`), never from
+    the scores: a critic's scores can lie in [0, 1] too. For BCE GANs (D's outputs are
+    probabilities) dotted lines mark the equilibrium values (loss_d = 2 log 2, D = 0.5); a
+    WGAN critic's scores are unbounded and have no such reference.
     `smooth` is a rolling-mean window in logging intervals.
     """
+    kind = loss_kind(config, loss)
     h = history.set_index("step")
     if smooth > 1:
         h = h.rolling(smooth, min_periods=1).mean()
@@ -109,12 +138,16 @@ def plot_losses(
     axes[0].set(xlabel="step", ylabel="loss", title=title or "losses")
     axes[1].plot(h.index, h["d_real"], label=f"{prefix}D(x)")
     axes[1].plot(h.index, h["d_fake"], label=f"{prefix}D(G(z))")
-    axes[1].set(
-        xlabel="step", ylabel="discriminator output", title="discriminator on real and fake"
-    )
-    if history["d_real"].min() >= 0.0 and history["d_real"].max() <= 1.0:  # probabilities: BCE GAN
+    if kind == "bce":
+        axes[1].set(
+            xlabel="step",
+            ylabel="discriminator output (probability)",
+            title="discriminator on real and fake",
+        )
         axes[0].axhline(2 * math.log(2), ls=":", c="gray", lw=1)
         axes[1].axhline(0.5, ls=":", c="gray", lw=1)
+    else:
+        axes[1].set(xlabel="step", ylabel="critic score", title="critic on real and fake")
     for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
@@ -130,7 +163,8 @@ def compare_runs(
     ax: plt.Axes | None = None,
     ylabel: str | None = None,
 ) -> plt.Axes:
-    """One column of several runs' histories on one axis (e.g. loss_g of minimax vs non-saturating)."""
+    """One column of several runs' histories on one
+    axis (e.g. loss_g of minimax vs non-saturating)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.6))
     for name, h in histories.items():

@@ -1,4 +1,4 @@
-"""Interactive pickers for conditional generators: choose genres (or a digit), temperature and seed; see a grid.
+"""Pickers for conditional generators: choose genres (or a digit), temperature and seed; see a grid.
 
 Written against the part of the ipywidgets API that versions 7 and 8 share (Colab ships 7.7.1):
 SelectMultiple, IntSlider, FloatSlider, IntText, Button, HTML, Image, HBox/VBox and `observe`;
@@ -29,7 +29,8 @@ def _box(
     show: bool,
     nrow: int | None,
 ):
-    """A VBox of the controls above a title and a live grid; `.images`, `.condition` and `.controls` hold the latest state."""
+    """A VBox of the controls above a title and a live grid; `.images`, `.condition` and `.controls`
+    hold the latest state."""
     import ipywidgets as widgets
 
     from .viz import png_grid
@@ -80,14 +81,16 @@ def genre_picker(
     show: bool = True,
     nrow: int | None = None,
 ):
-    """A genre picker for a poster model: multi-select genres, temperature slider, seed; a grid of n posters.
+    """A genre picker for a poster model: multi-select
+    genres, temperature slider, seed; a grid of n posters.
 
     trainer: a Trainer of a multi-hot conditional model (cond_dim > 0), e.g. poster-cgan. names: the
-    genre vocabulary (default: config.extra['label_names'], saved by setup()). The condition is encoded
-    as in training (config.extra['encoding']: multi-hot or normalised). Every change redraws the grid
-    (n samples from z * temperature drawn with `seed`); "new seed" adds one to the seed. Returns the
+    genre vocabulary (default: config.label_names, saved by setup()). The condition is encoded as in
+    training (config.genre_encoding: multi-hot or normalised). Every change redraws the grid (n
+    samples from z * temperature drawn with `seed`); "new seed" adds one to the seed. Returns the
     VBox; its `.images` (n, C, H, W) in [-1, 1] and `.condition` (n, G) are the last ones drawn, and
-    `.controls` maps 'genres', 'temperature', 'seed' to their widgets. show=False skips the plot (tests).
+    `.controls` maps 'genres', 'temperature', 'seed' to their widgets. show=False skips the plot
+    (tests).
     """
     import ipywidgets as widgets
 
@@ -100,7 +103,7 @@ def genre_picker(
             f"{config.preset} has cond_dim=0"
             + (" (use digit_picker)" if config.num_classes else "")
         )
-    names = list(names or config.extra.get("label_names") or [])
+    names = list(names or config.label_names)
     if len(names) != config.cond_dim:
         raise ValueError(
             f"need {config.cond_dim} genre names for this model, got {len(names)}; pass names="
@@ -108,7 +111,7 @@ def genre_picker(
     unknown = [g for g in genres if g not in names]
     if unknown:
         raise ValueError(f"unknown genre(s) {unknown}; choose from {', '.join(names)}")
-    mode = config.extra.get("encoding", "multi-hot")
+    mode = config.genre_encoding
     controls = {
         "genres": widgets.SelectMultiple(
             options=names, value=tuple(genres), rows=8, description="genres"
@@ -129,7 +132,10 @@ def genre_picker(
         return encode_genres([chosen] * n, vocab=names, mode=mode) if chosen else None
 
     def title(values: dict[str, Any]) -> str:
-        return f"{' + '.join(values['genres'])}  (T={values['temperature']:.1f}, seed {values['seed']})"
+        return (
+            f"{' + '.join(values['genres'])}  "
+            f"(T={values['temperature']:.1f}, seed {values['seed']})"
+        )
 
     return _box(trainer, controls, condition, title, n, show, nrow)
 
@@ -144,7 +150,8 @@ def digit_picker(
     show: bool = True,
     nrow: int | None = None,
 ):
-    """A digit picker for a class-conditional model (num_classes > 0, e.g. cgan-mnist): slider for the class.
+    """A digit picker for a class-conditional model
+    (num_classes > 0, e.g. cgan-mnist): slider for the class.
 
     Same controls and attributes as genre_picker, with 'digit' (an IntSlider) in place of 'genres'.
     """

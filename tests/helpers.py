@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
-from gankit.config import GANConfig
+from gankit.config import ConfigError, GANConfig, data_root
 from gankit.data import BatchSource
 from gankit.models import build_models
 from gankit.train import Trainer
@@ -50,10 +48,14 @@ def tiny_trainer(config: GANConfig, run_dir=None, images=None, labels=None) -> T
 
 
 def have_mnist() -> bool:
-    root = os.environ.get("GANKIT_DATA", "data")
-    return os.path.exists(
-        os.path.join(root, "MNIST", "raw", "t10k-images-idx3-ubyte")
-    ) or os.path.exists(os.path.join(root, "MNIST", "raw", "t10k-images-idx3-ubyte.gz"))
+    """Whether MNIST's test images are where gankit will look (data_root: GANKIT_DATA or ./data)."""
+    try:
+        raw = data_root() / "MNIST" / "raw"
+    except ConfigError:  # GANKIT_DATA points nowhere
+        return False
+    return any(
+        (raw / name).exists() for name in ("t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz")
+    )
 
 
 needs_mnist = pytest.mark.skipif(
@@ -66,6 +68,9 @@ def without_bf16_autocast(monkeypatch) -> None:
     import warnings
 
     def unsupported(device_type, dtype):
-        warnings.warn("In CPU autocast, but the target dtype is not supported. Disabling autocast.")
+        warnings.warn(
+            "In CPU autocast, but the target dtype is not supported. Disabling autocast.",
+            stacklevel=1,
+        )
 
     monkeypatch.setattr(torch, "autocast", unsupported)

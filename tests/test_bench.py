@@ -26,8 +26,8 @@ from gankit.speed import cpu_supports_bf16, load_optimizer_state, scores_per_sam
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    # these tests check what is computed, not how fast: one thread keeps them quick on a shared, busy CPU
-    # (small ops on two oversubscribed threads can be 50x slower)
+    # these tests check what is computed, not how fast: one thread keeps them quick on a shared,
+    # busy CPU (small ops on two oversubscribed threads can be 50x slower)
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -275,7 +275,8 @@ def test_table_states_each_target():
     ]
     assert verdict(rows[0]) == "met: >= 2x tutorial"
     assert verdict(rows[1]) == "met: >= 80% conv rate; MISSED: >= tutorial"
-    # the default loop's row carries what its kernels alone reach: a missed target shows whether it is reachable
+    # the default loop's row carries what its kernels alone
+    # reach: a missed target shows whether it is reachable
     assert (
         verdict({**rows[0], "vs tutorial": 1.5, "ceiling": 2.31})
         == "MISSED: >= 2x tutorial (kernels alone: 2.31x)"

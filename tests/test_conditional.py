@@ -1,4 +1,7 @@
-"""Lesson 04: GAN tricks (minibatch discrimination, feature matching), genre metrics, and `gankit sample` end to end."""
+"""Lesson 04: GAN tricks (minibatch discrimination, feature matching), genre metrics, sampling.
+
+`gankit sample` is tested end to end.
+"""
 
 import numpy as np
 import pytest
@@ -12,9 +15,9 @@ from gankit.config import ConfigError, make_config
 from gankit.datasets.posters import GENRES
 from gankit.datasets.toy_posters import make_toy
 from gankit.genre_metrics import conditioning_report, genre_scores, split_indices
+from gankit.lesson import setup
 from gankit.models import DCGANDiscriminator, MLPDiscriminator, build_models
 from gankit.runs import CheckpointError, load_checkpoint
-from gankit.lesson import setup
 from gankit.train import Trainer
 from gankit.tricks import (
     FeatureMatching,
@@ -29,7 +32,7 @@ from gankit.tricks import (
 def naive_minibatch_features(
     f: torch.Tensor, T: torch.Tensor, kernels: int, kernel_dim: int
 ) -> torch.Tensor:
-    """The paper's definition, one pair at a time: the reference the vectorised module must match."""
+    """The paper's definition, pair by pair: the reference the vectorised module must match."""
     m = (f @ T).view(f.shape[0], kernels, kernel_dim)
     o = torch.zeros(f.shape[0], kernels)
     for i in range(f.shape[0]):
@@ -144,7 +147,10 @@ def test_setup_turns_the_options_into_tricks(toy_root):
         subset=None,
     )
     trainer = setup("poster-cgan", feature_matching=0.5, **common)
-    assert isinstance(trainer.objective.g_extra, FeatureMatching) and trainer.objective.g_extra.weight == 0.5
+    assert (
+        isinstance(trainer.objective.g_extra, FeatureMatching)
+        and trainer.objective.g_extra.weight == 0.5
+    )
     trainer.fit()  # the term runs inside a WGAN-GP generator step
     trainer = setup(
         "poster-cgan",
@@ -155,7 +161,9 @@ def test_setup_turns_the_options_into_tricks(toy_root):
         d_norm="batch",
         **common,
     )
-    assert trainer.objective.g_extra is None and isinstance(trainer.D.head[1], MinibatchDiscrimination)
+    assert trainer.objective.g_extra is None and isinstance(
+        trainer.D.head[1], MinibatchDiscrimination
+    )
     trainer.fit()  # and minibatch discrimination in a DCGAN discriminator
     assert len(trainer.history) == 1
     with pytest.raises(ValueError, match="> 0"):
@@ -163,7 +171,7 @@ def test_setup_turns_the_options_into_tricks(toy_root):
 
 
 def test_feature_matching_survives_a_checkpoint(tmp_path):
-    """A resumed or reloaded run trains with the objective it was started with: the term follows the config."""
+    """A resumed or reloaded run trains with its original objective: the term follows the config."""
     images, labels = synthetic(64, classes=10)
     cfg = tiny_config(preset="cgan-mnist", num_classes=10, feature_matching=0.5, epochs=1)
     straight = tiny_trainer(cfg.replace(epochs=2), images=images, labels=labels)
@@ -175,7 +183,10 @@ def test_feature_matching_survives_a_checkpoint(tmp_path):
     again = Trainer.from_checkpoint(
         tmp_path / "r" / "checkpoints" / "last.pt", source, device="cpu", progress=False
     )
-    assert isinstance(again.objective.g_extra, FeatureMatching) and again.objective.g_extra.weight == 0.5
+    assert (
+        isinstance(again.objective.g_extra, FeatureMatching)
+        and again.objective.g_extra.weight == 0.5
+    )
     again.fit(2)
     for a, b in zip(straight.G.parameters(), again.G.parameters()):
         assert torch.equal(a, b)  # without the term after reloading, the G weights would differ
@@ -261,7 +272,7 @@ def toy_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def poster_checkpoint(toy_root, tmp_path_factory):
-    """A poster-cgan checkpoint smoke-trained for 2 steps on a 70-poster toy set (setup() end to end)."""
+    """A poster-cgan checkpoint smoke-trained 2 steps on 70 toy posters (setup() end to end)."""
     run = tmp_path_factory.mktemp("run")
     trainer = setup(
         "poster-cgan",
@@ -440,7 +451,7 @@ def test_genre_picker_draws_on_change(poster_checkpoint):
 
 
 def test_picker_shows_the_grid_as_a_png_without_output_capture(digit_checkpoint):
-    """The grid is an Image widget's PNG (no Output widget: nbclient can hang on captured output)."""
+    """The grid is a PNG Image widget (no Output widget: nbclient can hang on captured output)."""
     widgets = pytest.importorskip("ipywidgets")
     import io
 

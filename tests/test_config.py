@@ -34,13 +34,13 @@ def test_misspelt_settings_are_named(monkeypatch, var, value, func):
 
 def test_missing_gankit_data_folder_is_named(monkeypatch, tmp_path):
     monkeypatch.setenv("GANKIT_DATA", str(tmp_path / "nope"))
-    with pytest.raises(ConfigError, match="GANKIT_DATA points at .*nope"):
+    with pytest.raises(ConfigError, match=r"GANKIT_DATA points at .*nope"):
         data_root()
 
 
 def test_relative_gankit_data_is_also_read_from_the_checkout_root(monkeypatch, tmp_path):
-    """`GANKIT_DATA=../shared/data make course`: the lessons' kernels run in notebooks/, the path was meant
-    from the checkout's root."""
+    """`GANKIT_DATA=../shared/data make course`: the lessons' kernels run in notebooks/, the path
+    was meant from the checkout's root."""
     checkout, shared = tmp_path / "checkout", tmp_path / "shared" / "data"
     (checkout / "gankit").mkdir(parents=True)
     (checkout / "pyproject.toml").write_text("")
@@ -61,7 +61,7 @@ def test_relative_gankit_data_is_also_read_from_the_checkout_root(monkeypatch, t
 
 def test_unknown_preset_suggests_the_closest():
     with pytest.raises(
-        ConfigError, match="unknown preset 'dcgan-mnst'.*Did you mean 'dcgan-mnist'"
+        ConfigError, match=r"unknown preset 'dcgan-mnst'.*Did you mean 'dcgan-mnist'"
     ):
         make_config("dcgan-mnst", "smoke")
 

@@ -25,12 +25,27 @@ def test_model_and_display_ranges():
     assert to_display(torch.tensor([-3.0, 3.0])).tolist() == [0.0, 1.0]
 
 
+def test_to_model_returns_a_new_tensor_and_leaves_its_argument_alone():
+    x = torch.tensor([0.0, 127.5, 255.0])
+    before = x.clone()
+    m = to_model(x)
+    assert torch.equal(x, before)  # the caller's float tensor is not rescaled in place
+    assert m.data_ptr() != x.data_ptr()
+    assert m.tolist() == [-1.0, 0.0, 1.0]
+    # uint8 and float inputs holding the same pixel values map to the same [-1, 1] values
+    u = torch.tensor([0, 51, 128, 255], dtype=torch.uint8)
+    assert torch.equal(to_model(u), to_model(u.float()))
+    assert to_model(u).tolist() == pytest.approx([-1.0, -0.6, 128 / 127.5 - 1, 1.0], abs=1e-6)
+
+
 def test_batches_are_in_model_range_and_cover_the_epoch():
     images, labels = synthetic(50, classes=10)
     src = BatchSource(images, labels, 8, drop_last=False)
     seen, sizes = [], []
-    for x, y in src.epoch(0):
-        assert x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
+    perm = src.permutation(0)
+    for i, (x, y) in enumerate(src.epoch(0)):
+        idx = perm[8 * i : 8 * (i + 1)]  # each batch is its slice of the epoch's permutation
+        assert x.dtype == torch.float32 and torch.equal(x, images[idx].float() / 127.5 - 1)
         sizes.append(len(x))
         seen.append(y)
     assert sizes == [8] * 6 + [
@@ -56,7 +71,7 @@ def test_epoch_order_is_its_own_and_reproducible():
 
 def test_batch_larger_than_dataset_and_empty_are_clear_errors():
     images, _ = synthetic(5)
-    with pytest.raises(ValueError, match="batch_size=8 is larger than the data set .5 images"):
+    with pytest.raises(ValueError, match=r"batch_size=8 is larger than the data set \(5 images"):
         BatchSource(images, None, 8)
     with pytest.raises(ValueError, match="empty"):
         BatchSource(images[:0], None, 8)
@@ -66,6 +81,13 @@ def test_resize_uint8_keeps_range_and_size():
     images, _ = synthetic(3, size=28)
     out = resize_uint8(images, 32)
     assert out.shape == (3, 1, 32, 32) and out.dtype == torch.uint8
+    assert resize_uint8(images, 28) is images  # same size: a no-op
+    # black left half, white right half: both ends kept exactly, one symmetric edge between them
+    halves = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+    halves[..., 14:] = 255
+    out = resize_uint8(halves, 32)
+    assert out[..., :15].eq(0).all() and out[..., 17:].eq(255).all()
+    assert torch.equal(out.int() + out.flip(-1).int(), torch.full((1, 1, 32, 32), 255))
 
 
 @needs_mnist

@@ -1,4 +1,4 @@
-"""Tests for gankit.datasets.images: decoding odd image files, the folder cache, and batch augmentation."""
+"""gankit.datasets.images: decoding odd image files, the folder cache, and batch augmentation."""
 
 import io
 import os
@@ -37,7 +37,8 @@ def _sixteen_bit(value: int, size=(16, 16)) -> Image.Image:
 
 @pytest.fixture
 def folder(tmp_path):
-    """A folder with 8 decodable images in 6 modes and 4 broken files, plus a non-image to ignore."""
+    """A folder with 8 decodable images in 6 modes and
+    4 broken files, plus a non-image to ignore."""
     root = tmp_path / "pics"
     (root / "sub").mkdir(parents=True)
     Image.new("RGB", (40, 30), RED).save(root / "rgb_a.jpg")
@@ -149,7 +150,7 @@ def test_channels_1_and_non_square(folder):
     assert x.shape == (8, 1, 16, 16) and x.dtype == torch.uint8
     assert x[EXPECTED_ORDER.index("gray.png"), 0, 8, 8] == 100
     assert x[EXPECTED_ORDER.index("rgba.png"), 0, 8, 8] == 255
-    y, summary = load_image_folder(folder, (96, 64), progress=False)
+    y, _ = load_image_folder(folder, (96, 64), progress=False)
     assert y.shape == (8, 3, 96, 64)
 
 
@@ -273,8 +274,8 @@ def test_decode_too_large_and_pillow_bomb_limit(monkeypatch):
         decode_image(big, (8, 8), max_pixels=399)
     assert info.value.reason == "too large" and "400 pixels" in str(info.value)
     assert decode_image(big, (8, 8), max_pixels=400).shape == (3, 8, 8)
-    # Pillow's own limit: a warning above MAX_IMAGE_PIXELS (silenced: we apply max_pixels ourselves),
-    # an error above twice that (reported as too large)
+    # Pillow's own limit: a warning above MAX_IMAGE_PIXELS (silenced: we apply max_pixels
+    # ourselves), an error above twice that (reported as too large)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -296,9 +297,8 @@ def test_summary_str_shortens_long_lists():
     summary = LoadSummary(
         total=10, loaded=3, converted={}, skipped={"corrupt": [f"{i}.jpg" for i in range(7)]}
     )
-    assert (
-        str(summary)
-        == "loaded 3 of 10 images; skipped 7 (corrupt: 0.jpg, 1.jpg, 2.jpg, 3.jpg, 4.jpg and 2 more)"
+    assert str(summary) == (
+        "loaded 3 of 10 images; skipped 7 (corrupt: 0.jpg, 1.jpg, 2.jpg, 3.jpg, 4.jpg and 2 more)"
     )
 
 
@@ -327,12 +327,26 @@ def test_augment_identity_and_validation():
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_augment_jitter_keeps_range_and_is_per_sample(channels):
+def test_augment_jitter_matches_torchvision_and_is_per_sample(channels):
+    import torchvision.transforms.functional as TF
+
     x = _batch(c=channels)
-    y = augment(x, jitter=0.8, generator=torch.Generator().manual_seed(0))
-    assert y.shape == x.shape and y.dtype == x.dtype
-    assert y.min() >= -1 and y.max() <= 1 and not torch.equal(y, x)
-    # mid-grey input: contrast and saturation leave a flat grey alone, brightness scales 0.5 by b in [0.2, 1.8]
+    y = augment(x, flip=False, jitter=0.8, generator=torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.dtype == x.dtype and not torch.equal(y, x)
+    # Parity with torchvision's ColorJitter formulas, one sample at a time, with the factors 1 + j
+    # (2u - 1) replayed from the same generator (B draws each: brightness, contrast, saturation)
+    u = torch.rand(3 * len(x), generator=torch.Generator().manual_seed(0))
+    bright, contrast, saturation = (1 + 0.8 * (2 * u - 1)).split(len(x))
+    expected = []
+    for i, image in enumerate((x + 1) / 2):
+        image = TF.adjust_brightness(image, bright[i].item())
+        image = TF.adjust_contrast(image, contrast[i].item())
+        if channels == 3:
+            image = TF.adjust_saturation(image, saturation[i].item())
+        expected.append(image * 2 - 1)
+    torch.testing.assert_close(y, torch.stack(expected), rtol=0, atol=1e-6)
+    # mid-grey input: contrast and saturation leave a flat
+    # grey alone, brightness scales 0.5 by b in [0.2, 1.8]
     grey = torch.zeros(32, channels, 4, 4)
     out = augment(grey, flip=False, jitter=0.8, generator=torch.Generator().manual_seed(0))
     level = (out + 1) / 2
@@ -345,10 +359,12 @@ def test_augment_jitter_keeps_range_and_is_per_sample(channels):
 
 
 def test_augment_generator_draw_order_golden():
-    # flip=False: the first B draws are brightness factors 1 + j * (2u - 1), applied to a flat 0.5 image
+    # flip=False: the first B draws are brightness factors
+    # 1 + j * (2u - 1), applied to a flat 0.5 image
     grey = torch.zeros(4, 3, 2, 2)
     out = augment(grey, flip=False, jitter=0.5, generator=torch.Generator().manual_seed(3))
     u = torch.rand(4, generator=torch.Generator().manual_seed(3))
     expected = (0.5 * (1 + 0.5 * (2 * u - 1))) * 2 - 1
-    # atol 1e-4: torchvision's luma weights sum to 0.9999, so saturation moves a flat grey very slightly
+    # atol 1e-4: torchvision's luma weights sum to 0.9999,
+    # so saturation moves a flat grey very slightly
     assert torch.allclose(out[:, 0, 0, 0], expected, atol=1e-4)

@@ -1,4 +1,4 @@
-"""gankit.bench.kernels: FLOP counts against closed forms, the rate probes, and the kernel-only replay of a step.
+"""gankit.bench.kernels: FLOP counts vs closed forms, rate probes, the kernel-only replay of a step.
 
 No timing asserts: speed is measured by `gankit bench`, not tested.
 """

@@ -1,4 +1,4 @@
-"""Golden values for every loss on a hand-computed batch, and closed-form checks of the gradient penalty."""
+"""Golden values of every loss on a hand-computed batch; closed forms of the gradient penalty."""
 
 import math
 
@@ -9,8 +9,8 @@ import torch.nn as nn
 from gankit import losses
 from gankit.models import DCGANDiscriminator
 
-# Hand-computed batch: logits d_real = [2, -1], d_fake = [0, 1].
-# softplus(-2) = 0.126928, softplus(1) = 1.313262, softplus(0) = log 2 = 0.693147, softplus(-1) = 0.313262
+# Hand-computed batch: logits d_real = [2, -1], d_fake = [0, 1]. softplus(-2) = 0.126928,
+# softplus(1) = 1.313262, softplus(0) = log 2 = 0.693147, softplus(-1) = 0.313262
 D_REAL = torch.tensor([2.0, -1.0])
 D_FAKE = torch.tensor([0.0, 1.0])
 
@@ -21,7 +21,8 @@ def test_d_loss_bce_golden():
 
 
 def test_d_loss_one_sided_label_smoothing_golden():
-    # BCE(x, t) = softplus(x) - t x: (2.126928 - 1.8 + 0.313262 + 0.9) / 2 = 0.770095; fake part unchanged
+    # BCE(x, t) = softplus(x) - t x: (2.126928 - 1.8 +
+    # 0.313262 + 0.9) / 2 = 0.770095; fake part unchanged
     assert losses.d_loss_bce(D_REAL, D_FAKE, real_label=0.9).item() == pytest.approx(
         1.773299, abs=1e-6
     )
@@ -40,7 +41,8 @@ def test_generator_losses_golden():
 
 
 def test_non_saturating_has_stronger_gradient_when_d_rejects_fakes():
-    # D confidently rejects a fake (logit -6): minimax gradient ~ sigmoid(-6) ~ 0.0025, non-saturating ~ 1.
+    # D confidently rejects a fake (logit -6): minimax gradient ~ sigmoid(-6) ~ 0.0025,
+    # non-saturating ~ 1.
     for fn, lo, hi in [
         (losses.g_loss_minimax, 0.0, 0.01),
         (losses.g_loss_non_saturating, 0.99, 1.0),
@@ -66,7 +68,8 @@ class LinearCritic(nn.Module):
 
 
 def test_gradient_penalty_linear_critic_closed_form():
-    # For f(x) = w.x + b the input gradient is w everywhere, so the penalty is (||w|| - 1)^2 = (3 - 1)^2.
+    # For f(x) = w.x + b the input gradient is w everywhere,
+    # so the penalty is (||w|| - 1)^2 = (3 - 1)^2.
     w = torch.randn(1, 4, 4)
     w = w / w.norm() * 3.0
     critic = LinearCritic(w)
@@ -78,8 +81,8 @@ def test_gradient_penalty_linear_critic_closed_form():
 
 
 def test_gradient_penalty_alpha_is_per_sample():
-    # x_hat must interpolate each sample with ONE alpha: pass an explicit per-sample alpha and check the
-    # default draws that shape by making a critic whose gradient depends on the position.
+    # x_hat must interpolate each sample with ONE alpha: pass an explicit per-sample alpha and check
+    # the default draws that shape by making a critic whose gradient depends on the position.
     critic = DCGANDiscriminator(32, 1, 8, norm="layer")
     x_real, x_fake = torch.randn(4, 1, 32, 32), torch.randn(4, 1, 32, 32)
     torch.manual_seed(0)

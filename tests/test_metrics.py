@@ -17,14 +17,16 @@ from gankit import classifier, metrics
 from gankit.config import GANConfig
 from gankit.data import load_mnist, resize_uint8, to_model
 
-N = 500  # samples per set in these tests (FID/KID are biased at this count; thresholds allow for it)
+# samples per set in these tests (FID/KID are biased at this count; thresholds allow for it)
+N = 500
 
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    # These tests run many small matrix products (KID's 100 kernel subsets). On a 2-core machine shared
-    # with other jobs, torch's second OpenMP thread mostly spin-waits for a core: measured here, one
-    # thread needs 15x less CPU time for KID. Restored afterwards for the rest of the session.
+    # These tests run many small matrix products (KID's 100 kernel subsets). On a 2-core machine
+    # shared with other jobs, torch's second OpenMP thread mostly spin-waits for a core: measured
+    # here, one thread needs 15x less CPU time for KID. Restored afterwards for the rest of the
+    # session.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -105,8 +107,14 @@ def test_prepare_maps_uint8_to_model_range():
 
 def test_prepare_resizes_32x32_and_converts_rgb_to_luma():
     x = torch.rand(5, 1, 32, 32) * 2 - 1
-    y = metrics.prepare(x)
-    assert y.shape == (5, 1, 28, 28) and y.min() >= -1 and y.max() <= 1
+    before = x.clone()
+    assert metrics.prepare(x).shape == (5, 1, 28, 28)
+    # dark left half, bright right half: both ends kept exactly, an antisymmetric edge between
+    halves = torch.full((2, 1, 32, 32), -1.0)
+    halves[..., 16:] = 1.0
+    y = metrics.prepare(halves)
+    assert y[..., :13].eq(-1.0).all() and y[..., 15:].eq(1.0).all()
+    torch.testing.assert_close(y, -y.flip(-1), rtol=0, atol=1e-5)
     flat = torch.full((2, 1, 32, 32), 0.5)
     assert torch.allclose(metrics.prepare(flat), torch.full((2, 1, 28, 28), 0.5))
     red = torch.zeros(2, 3, 64, 64, dtype=torch.uint8)
@@ -114,7 +122,7 @@ def test_prepare_resizes_32x32_and_converts_rgb_to_luma():
     assert torch.allclose(
         metrics.prepare(red), torch.full((2, 1, 28, 28), 0.299 * 2 - 1), atol=1e-6
     )
-    assert x.shape == (5, 1, 32, 32)  # input untouched
+    assert torch.equal(x, before)  # input untouched
 
 
 def test_prepare_rejects_wrong_ranges_and_shapes():
@@ -147,7 +155,7 @@ def test_fid_of_a_set_against_itself_is_zero_and_kid_of_two_real_halves_is_near_
 
 
 def test_real_digits_score_far_better_than_noise_or_one_repeated_digit(mnist):
-    train, test = mnist
+    train, _ = mnist
     real = metrics.reference_quality(N)
     noise = metrics.mnist_quality(
         torch.rand(N, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -171,7 +179,7 @@ def test_kid_is_repeatable_and_leaves_the_global_rng_alone(mnist):
     assert a == b
 
 
-# ----------------------------------------------------------------------------- coverage, conditioning
+# --------------------------------------------------------------------------- coverage, conditioning
 def test_one_repeated_three_covers_one_class_with_kl_log10(mnist):
     _, test = mnist
     model = metrics.load_classifier("cpu")
@@ -204,7 +212,8 @@ def test_cond_accuracy_is_high_for_true_labels_and_chance_for_shuffled(balanced)
 
 
 def test_each_batch_is_classified_once_with_the_same_numbers(balanced, monkeypatch):
-    """FID, KID and the class histogram share one pass of the classifier per batch (it was three)."""
+    """FID, KID and the class histogram share one pass
+    of the classifier per batch (it was three)."""
     images, labels = balanced
     model = metrics.load_classifier("cpu")
     before = metrics.mnist_quality(
@@ -305,7 +314,8 @@ def test_evaluate_callback_logs_one_evaluation_with_all_keys(mnist):
 
 
 def test_evaluate_callback_leaves_trainings_random_numbers_alone(mnist):
-    # A run must train identically with or without evaluation (torchmetrics draws from the global RNG).
+    # A run must train identically with or without
+    # evaluation (torchmetrics draws from the global RNG).
     _, test = mnist
     trainer = FakeTrainer(GANConfig(preset="mlp-mnist"), test.images, test.labels, epoch=1)
     torch.manual_seed(7)
@@ -344,11 +354,77 @@ def test_tensorboard_callback_without_tensorboard_says_what_to_install():
         metrics.TensorBoardCallback()
 
 
-@pytest.mark.skipif(not _has_tensorboard(), reason="tensorboard is not installed (optional)")
-def test_tensorboard_callback_writes_events(tmp_path):
-    trainer = FakeTrainer(GANConfig(), torch.zeros(1, 1, 28, 28, dtype=torch.uint8), torch.zeros(1))
-    trainer.evaluations.append({"step": 100, "epoch": 1, "fid": 3.0})
-    cb = metrics.TensorBoardCallback(tmp_path)
-    cb(trainer)
+class RecordingWriter:
+    """Stands in for torch's SummaryWriter where tensorboard is not installed."""
+
+    def __init__(self, log_dir=None):
+        self.log_dir, self.scalars, self.flushes, self.closed = log_dir, [], 0, False
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, value, step))
+
+    def flush(self):
+        self.flushes += 1
+
+    def close(self):
+        self.closed = True
+
+
+class RecordsOnlyTrainer:
+    """A trainer whose `history` (a DataFrame of every record) must not be read on each log."""
+
+    def __init__(self):
+        self.step, self.run_dir = 0, None
+        self.records: list[dict] = []
+        self.evaluations: list[dict] = []
+
+    @property
+    def history(self):
+        raise AssertionError("TensorBoardCallback rebuilt the whole history on a log")
+
+    def log(self, step):
+        self.step = step
+        self.records.append(
+            dict(
+                step=step,
+                epoch=step / 100,
+                loss_d=1.0 + step,
+                loss_g=0.5,
+                d_real=0.6,
+                d_fake=0.4,
+                seconds=step / 10,
+            )
+        )
+
+
+def written_scalars(cb, log_dir) -> list[tuple[str, float, int]]:
+    """(tag, value, step) as the callback's writer
+    holds them, or as read back from the event file."""
+    if isinstance(cb.writer, RecordingWriter):
+        return cb.writer.scalars
+    cb.writer.flush()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    return [(tag, e.value, e.step) for tag in events.Tags()["scalars"] for e in events.Scalars(tag)]
+
+
+def test_tensorboard_callback_writes_only_the_newest_record_and_new_evaluations(tmp_path):
+    # A real SummaryWriter where tensorboard is installed, else a stand-in (never a silent skip).
+    writer_cls = None if _has_tensorboard() else RecordingWriter
+    cb = metrics.TensorBoardCallback(tmp_path, writer_cls=writer_cls)
+    trainer = RecordsOnlyTrainer()  # its `history` raises: each log may read only records[-1]
+    for step in (10, 20, 30):
+        trainer.log(step)
+        if step == 20:
+            trainer.evaluations.append({"step": 20, "epoch": 0.2, "fid": 3.0, "note": "text"})
+        cb(trainer)
+    scalars = written_scalars(cb, tmp_path)
     cb.close()
-    assert list(tmp_path.glob("events.out.tfevents.*"))
+    loss_d = sorted((step, value) for tag, value, step in scalars if tag == "train/loss_d")
+    assert loss_d == [(10, 11.0), (20, 21.0), (30, 31.0)]  # each record once, at its step
+    assert [s for s in scalars if s[0].startswith("quality/")] == [("quality/fid", 3.0, 20)]
+    assert {tag for tag, _, _ in scalars if tag.startswith("train/")} == {
+        f"train/{name}" for name in metrics.TensorBoardCallback.SCALARS
+    }

@@ -1,4 +1,4 @@
-"""environment.yml and pyproject.toml name the same dependencies; torchvision's compiled ops work."""
+"""environment.yml and pyproject.toml agree on dependencies; torchvision's compiled ops work."""
 
 import re
 from pathlib import Path

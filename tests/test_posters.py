@@ -1,4 +1,4 @@
-"""Tests for gankit.datasets.posters: the MovieGenre.csv reader, genre parsing/encoding, the toy set and the loader."""
+"""gankit.datasets.posters: MovieGenre.csv reader, genre parsing/encoding, toy set, loader."""
 
 import csv
 import errno
@@ -51,7 +51,7 @@ def _write(path: Path, text: str, encoding: str = "latin-1") -> Path:
     return path
 
 
-# --------------------------------------------------------------------------------------------- genres
+# ------------------------------------------------------------------------------------------- genres
 
 
 def test_genre_vocabulary_and_counts():
@@ -122,7 +122,7 @@ def test_encode_genres_golden_and_errors():
         encode_genres([["Drama"]], vocab, "one-hot")
 
 
-# ------------------------------------------------------------------------------------------------ CSV
+# ---------------------------------------------------------------------------------------------- CSV
 
 
 def test_missing_columns_error_names_missing_and_found(tmp_path):
@@ -142,7 +142,8 @@ def test_problem_rows_are_reported_with_row_numbers(tmp_path):
                 "11,l,Blank genre,7.0,,http://x/11.jpg",  # row 2
                 "../etc,l,Traversal,7.0,Drama,http://x/a.jpg",  # row 3
                 "12a,l,Letters,7.0,Drama,http://x/b.jpg",  # row 4
-                "13,l,Unknown,7.0,Drama|Cyberpunk|drama,http://x/13.jpg",  # row 5: keeps Drama, once
+                # row 5: keeps Drama, once
+                "13,l,Unknown,7.0,Drama|Cyberpunk|drama,http://x/13.jpg",
                 "11,l,Duplicate,5.0,Comedy,http://x/11b.jpg",  # row 6
                 "14,l,No url,n/a,Horror,",  # row 7
                 "-5,l,Negative,7.0,Drama,http://x/c.jpg",  # row 8
@@ -231,7 +232,7 @@ def test_toy_csv_roundtrip(toy):
     assert any("," in (r.poster_url or "") for r in records)
 
 
-# ------------------------------------------------------------------------------------------- toy set
+# ------------------------------------------------------------------------------------------ toy set
 
 
 def test_make_toy_writes_the_real_format(toy):
@@ -300,7 +301,7 @@ def test_make_toy_never_overwrites_a_real_set(tmp_path):
     assert b"Real" in (tmp_path / "MovieGenre.csv").read_bytes()
 
 
-# ------------------------------------------------------------------------------------------- loading
+# ------------------------------------------------------------------------------------------ loading
 
 
 def test_load_posters_on_toy(toy):
@@ -429,7 +430,7 @@ def test_poster_root_prefers_real_set_and_makes_toy_once(tmp_path):
     assert poster_root(tmp_path) == (real, False)
 
 
-# ----------------------------------------------------------------------------------------- learnable
+# ---------------------------------------------------------------------------------------- learnable
 
 
 def _auc(score: torch.Tensor, label: torch.Tensor) -> float:
@@ -452,7 +453,7 @@ def test_genre_is_learnable_from_mean_colour(toy):
         w = torch.zeros(4, requires_grad=True)
         opt = torch.optim.LBFGS([w], max_iter=100)
 
-        def closure():
+        def closure(opt=opt, w=w, y=y):
             opt.zero_grad()
             loss = torch.nn.functional.binary_cross_entropy_with_logits(x[:half] @ w, y[:half])
             loss.backward()

@@ -1,5 +1,6 @@
-"""Tests for gankit.datasets.download.download_posters against a fault-injecting HTTP server on 127.0.0.1."""
+"""gankit.datasets.download.download_posters against a fault-injecting HTTP server on 127.0.0.1."""
 
+import contextlib
 import csv
 import errno
 import io
@@ -55,10 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, b"oops", "text/plain")
         elif kind == "slow":
             time.sleep(SLOW_S)
-            try:
+            with contextlib.suppress(OSError):  # the client gave up long ago
                 self._send(200, _jpeg(3))
-            except OSError:  # the client gave up long ago
-                pass
         elif kind == "truncated":
             body = _jpeg(5)
             self._send(200, body[:300], length=len(body))
@@ -161,7 +160,8 @@ def test_download_every_fault_and_resume(tmp_path, server):
         "12 rows: 3 ok, 1 bad id, 1 duplicate id, 1 empty, 1 http 404, "
         "1 http 500, 1 missing url, 1 not an image, 1 timeout, 1 truncated"
     )
-    # retry policy: no retry on 404, one on a single 500, all on a persistent 500 / timeout / truncation
+    # retry policy: no retry on 404, one on a single 500,
+    # all on a persistent 500 / timeout / truncation
     hits = server.hits
     assert hits["/missing/103.jpg"] == 1 and hits["/flaky/104.jpg"] == 2
     assert hits["/broken/105.jpg"] == hits["/truncated/107.jpg"] == 3

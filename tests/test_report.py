@@ -17,7 +17,8 @@ from gankit.report import build as report
 def make_run(
     root: Path, preset: str, stamp: str, lr: float, fids: list[float], color: tuple[int, int, int]
 ) -> Path:
-    """A run folder as the Trainer writes it: config, history, metrics with one evaluation per epoch, sample grids."""
+    """A run folder as the Trainer writes it: config, history, metrics with one evaluation per
+    epoch, sample grids."""
     path = root / preset / stamp
     (path / "samples").mkdir(parents=True)
     config = dict(
@@ -122,7 +123,8 @@ def test_find_runs_dates_sorting_and_filters(runs):
 
 
 def test_a_runs_root_nested_in_another_is_not_read_as_runs(tmp_path):
-    """runs/test/<preset>/<timestamp>/ (e.g. GANKIT_RUNS=runs/test) holds runs, but is not a run of preset "test"."""
+    """runs/test/<preset>/<timestamp>/ (e.g. GANKIT_RUNS=runs/test)
+    holds runs, but is not a run of preset "test"."""
     make_run(tmp_path, "mlp-mnist", "20261110-091500", 2e-4, [40.0], (200, 30, 30))
     make_run(tmp_path / "test", "mlp-mnist", "20261111-091500", 2e-4, [40.0], (200, 30, 30))
     renamed = make_run(tmp_path, "dcgan-mnist", "20261112-091500", 2e-4, [40.0], (30, 30, 200))
@@ -141,8 +143,8 @@ def test_a_runs_root_nested_in_another_is_not_read_as_runs(tmp_path):
 
 
 def test_settings_added_later_read_as_their_defaults(tmp_path):
-    """A config.json written before a setting existed (precision) gets its default, so an old and a new run
-    do not seem to differ in it; a setting the run did record is kept."""
+    """A config.json written before a setting existed (precision) gets its default, so an old and a
+    new run do not seem to differ in it; a setting the run did record is kept."""
     old = make_run(tmp_path, "mlp-mnist", "20261110-091500", 2e-4, [40.0], (200, 30, 30))
     new = make_run(tmp_path, "mlp-mnist", "20261111-091500", 2e-4, [40.0], (200, 30, 30))
     cfg = json.loads((new / "config.json").read_text())
@@ -262,6 +264,19 @@ def test_empty_period_and_missing_root(runs, tmp_path):
         report.build_report(tmp_path / "nothing-here", tmp_path, pdf=False)
 
 
+def test_default_runs_folder_is_the_runs_root(tmp_path, monkeypatch):
+    """No folder given: GANKIT_RUNS (gankit.runs.runs_root), not ./runs of the working directory."""
+    make_run(tmp_path / "root", "mlp-mnist", "20261110-091500", 2e-4, [40.0], (200, 30, 30))
+    make_run(tmp_path / "cwd" / "runs", "dcgan-mnist", "20261111-091500", 2e-4, [40.0], (1, 2, 3))
+    monkeypatch.setenv("GANKIT_RUNS", str(tmp_path / "root"))
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert [(r.preset, r.path.name) for r in report.find_runs()] == [
+        ("mlp-mnist", "20261110-091500")
+    ]
+    md = report.build_report(out=tmp_path / "out", pdf=False)["md"].read_text()
+    assert "mlp-mnist" in md and "dcgan-mnist" not in md
+
+
 def test_export_notebooks_hides_code_keeps_output(tmp_path, built):
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
@@ -291,7 +306,8 @@ def test_export_notebooks_hides_code_keeps_output(tmp_path, built):
 
 
 def test_repeated_runs_with_the_same_final_fid(tmp_path):
-    """Re-running a seeded config gives the very same FID; the report must still rank the runs (it crashed here)."""
+    """Re-running a seeded config gives the very same FID;
+    the report must still rank the runs (it crashed here)."""
     make_run(tmp_path / "runs", "cgan-mnist", "20261122-184341", 2e-4, [40.0, 23.36], (10, 10, 10))
     make_run(tmp_path / "runs", "cgan-mnist", "20261122-191858", 2e-4, [41.0, 23.36], (20, 20, 20))
     result = report.build_report(tmp_path / "runs", tmp_path / "out", pdf=False)
@@ -303,7 +319,8 @@ def test_repeated_runs_with_the_same_final_fid(tmp_path):
 
 
 def test_colour_grids_become_jpeg_and_grey_grids_stay_lossless(tmp_path):
-    """Poster-like grids are embedded as JPEG (small reports); MNIST-like grey grids keep every pixel."""
+    """Poster-like grids are embedded as JPEG (small
+    reports); MNIST-like grey grids keep every pixel."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -312,7 +329,8 @@ def test_colour_grids_become_jpeg_and_grey_grids_stay_lossless(tmp_path):
     grey = make_run(root, "mlp-mnist", "20261115-110000", 1e-4, [30.0, 20.0], (10, 10, 10))
     pixels = {}
     for e in (1, 2):
-        # photo-like: smooth colour fields (bilinear from 16x16) with a little grain, as generated posters are
+        # photo-like: smooth colour fields (bilinear from
+        # 16x16) with a little grain, as generated posters are
         smooth = np.asarray(
             Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).resize((128, 128))
         )
@@ -337,7 +355,8 @@ def test_colour_grids_become_jpeg_and_grey_grids_stay_lossless(tmp_path):
 
 
 def test_genre_metrics_logged_after_training_reach_the_report(tmp_path):
-    """Lesson 04 logs a poster run's genre ROC-AUC / mAP with Trainer.log_metrics; the report shows them."""
+    """Lesson 04 logs a poster run's genre ROC-AUC / mAP
+    with Trainer.log_metrics; the report shows them."""
     run = make_run(
         tmp_path / "runs", "poster-cgan", "20261115-100000", 1e-4, [30.0, 20.0], (10, 10, 10)
     )

@@ -1,7 +1,9 @@
-"""Nothing lost, nothing trusted blindly: SIGKILL and resume, stale locks, rollback on divergence, bad CLI input."""
+"""Nothing lost, nothing trusted blindly.
+
+SIGKILL and resume, stale locks, rollback on divergence, bad CLI input.
+"""
 
 import dataclasses
-
 import errno
 import json
 import os
@@ -45,11 +47,12 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
     return code, out, err
 
 
-# ----------------------------------------------------------------------------- SIGKILL mid-run, then --resume
+# ------------------------------------------------------------------- SIGKILL mid-run, then --resume
 
-# The child is the real `gankit train` (cli.main) with one addition: an on_batch_end callback that prints the
-# step it finished (after that step's checkpoint), slows the run so the kill lands mid-run, and parks the run at
-# step GATE so it can never finish before the kill, however slowly this machine runs the parent.
+# The child is the real `gankit train` (cli.main) with one addition: an on_batch_end callback that
+# prints the step it finished (after that step's checkpoint), slows the run so the kill lands
+# mid-run, and parks the run at step GATE so it can never finish before the kill, however slowly
+# this machine runs the parent.
 CHILD = r"""
 import sys, time
 import torch
@@ -70,9 +73,10 @@ sys.exit(cli.main(sys.argv[2:]))
 
 
 def kill_after_first_checkpoint(child: subprocess.Popen, root: Path, timeout: float = 120) -> None:
-    """SIGKILL `child` at a random moment of the ~5 steps after its first step checkpoint appears under `root`.
+    """SIGKILL `child` at random in the ~5 steps after its first step checkpoint appears in `root`.
 
-    Wherever the kill lands (a step, a log, a checkpoint being written, the sleep) the checks that follow hold.
+    Wherever the kill lands (a step, a log, a checkpoint being written, the sleep) the checks that
+    follow hold.
     """
     deadline = (
         time.monotonic() + timeout
@@ -87,7 +91,8 @@ def kill_after_first_checkpoint(child: subprocess.Popen, root: Path, timeout: fl
 
 @needs_mnist
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, capsys):
-    # smoke profile: 2 epochs x 20 steps, log every 5; checkpoints every 3 steps fall mid-epoch and between logs.
+    # smoke profile: 2 epochs x 20 steps, log every 5; checkpoints every 3 steps fall mid-epoch and
+    # between logs.
     monkeypatch.setattr(
         cli, "attach_default_evaluation", lambda trainer: None
     )  # not under test; keeps it lean
@@ -118,7 +123,8 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, monke
     )
     killer = threading.Thread(target=kill_after_first_checkpoint, args=(child, killed_root))
     try:
-        killer.start()  # the kill comes from this thread while the uninterrupted reference trains here
+        # the kill comes from this thread while the uninterrupted reference trains here
+        killer.start()
         assert cli.main([*args, "--out", str(ref_root)]) == 0
         killer.join()
         out, err = child.communicate(timeout=60)
@@ -148,8 +154,9 @@ def check_resume_after_kill(
         json.loads((run / "metrics.json").read_text())["status"] == "running"
     )  # all a SIGKILL leaves to say
     saved = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
-    # The callback prints STEP n after step n's checkpoints, so a kill between the two leaves last.pt one step
-    # ahead of the last line printed (seen once: saved 6, reached 5); otherwise at most 2 steps are lost.
+    # The callback prints STEP n after step n's checkpoints, so a kill between the two leaves
+    # last.pt one step ahead of the last line printed (seen once: saved 6, reached 5); otherwise at
+    # most 2 steps are lost.
     assert 3 <= saved <= reached + 1 and reached <= 33 and reached - saved < 3
     capsys.readouterr()
 
@@ -181,7 +188,7 @@ def check_resume_after_kill(
     ]  # keep-last-3; the kill's temp file is gone
 
 
-# ----------------------------------------------------------------------------- locks
+# ------------------------------------------------------------------- locks
 
 
 def test_lock_of_a_dead_or_zombie_process_is_taken_over(tmp_path):
@@ -234,7 +241,7 @@ def test_empty_lock_is_stale_only_once_old(tmp_path):
     assert t.step == 4
 
 
-# ----------------------------------------------------------------------------- checkpoints on disk
+# ------------------------------------------------------------------- checkpoints on disk
 
 
 def test_last_pt_is_written_before_the_step_checkpoint(tmp_path, monkeypatch):
@@ -274,11 +281,11 @@ def test_corrupted_checkpoint_message_is_one_line():
     )
 
 
-# ----------------------------------------------------------------------------- divergence: stop or roll back
+# ------------------------------------------------------------------- divergence: stop or roll back
 
 
 def nan_at(trainer, steps):
-    """Wrap the objective's d_loss so that it returns NaN on the batches that start at `steps`, once each."""
+    """Wrap the objective's d_loss to return NaN on the batches that start at `steps`, once each."""
     inner, left = trainer.objective.d_loss, set(steps)
 
     def d_loss(d_real, d_fake):
@@ -299,7 +306,8 @@ def test_rollback_reloads_the_last_good_checkpoint_with_halved_learning_rates(tm
     )  # the batch that makes step 5; detected at the log of step 6, after the checkpoint of step 4
     history = t.fit()
 
-    # Golden run: the same seed trained to step 4, then both learning rates halved, then on to the end.
+    # Golden run: the same seed trained to step 4, then both learning rates halved, then on to
+    # the end.
     ref = tiny_trainer(cfg)
     ref.fit(1)
     for opt in (ref.opt_g, ref.opt_d):
@@ -343,8 +351,10 @@ def test_rollback_without_a_run_folder_returns_to_the_start(capsys):
 
 def test_rollback_gives_up_after_three_halvings(tmp_path, capsys):
     t = tiny_trainer(tiny_config(on_diverge="rollback"), run_dir=tmp_path / "r")
-    inner = t.objective.d_loss  # NaN on the batch of step 6 every time it is trained, whatever the learning rate
-    nan_loss = lambda d_real, d_fake: inner(d_real, d_fake) * (float("nan") if t.step == 5 else 1.0)  # noqa: E731
+    inner = (
+        t.objective.d_loss
+    )  # NaN on the batch of step 6 every time it is trained, whatever the learning rate
+    nan_loss = lambda d_real, d_fake: inner(d_real, d_fake) * (float("nan") if t.step == 5 else 1.0)
     t.objective = dataclasses.replace(t.objective, d_loss=nan_loss)
     with pytest.raises(
         TrainingDiverged, match=r"step 6: loss_d.*Already rolled back 3 times.*0\.125"
@@ -357,7 +367,8 @@ def test_rollback_gives_up_after_three_halvings(tmp_path, capsys):
 
 
 def test_a_diverged_state_never_overwrites_the_last_good_checkpoint(tmp_path):
-    # Checkpoints every step but logs every 4: the NaN of step 6 reaches the checkpoint before any log.
+    # Checkpoints every step but logs every 4: the NaN of step 6 reaches the checkpoint before
+    # any log.
     t = tiny_trainer(tiny_config(checkpoint_every=1, log_every=4), run_dir=tmp_path / "r")
     nan_at(t, [5])
     with pytest.raises(
@@ -385,7 +396,7 @@ def test_stop_message_points_to_the_rollback_option(tmp_path):
         t.fit()
 
 
-# ----------------------------------------------------------------------------- an interrupted run says so
+# ------------------------------------------------------------------- an interrupted run says so
 
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt, OSError])
@@ -403,7 +414,7 @@ def test_fit_left_by_an_exception_marks_the_run_interrupted(tmp_path, error):
     assert not (tmp_path / "r" / ".lock").exists()
 
 
-# ----------------------------------------------------------------------------- bad input on the command line
+# ------------------------------------------------------------------- bad input on the command line
 
 
 @pytest.fixture
@@ -488,7 +499,9 @@ def test_full_disk_while_checkpointing_keeps_the_last_good_checkpoint(
 ):
     images, labels = synthetic(256)
     monkeypatch.setattr(
-        lesson_mod, "load_dataset", lambda config, *a, **k: Dataset(images, labels, name="synthetic")
+        lesson_mod,
+        "load_dataset",
+        lambda config, *a, **k: Dataset(images, labels, name="synthetic"),
     )
     monkeypatch.setattr(cli, "attach_default_evaluation", lambda trainer: None)
     real_save = torch.save

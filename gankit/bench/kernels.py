@@ -1,4 +1,4 @@
-"""What the device can do for a training step: FLOP counts, rate probes, and the step's kernels alone.
+"""What the device can do for a training step: FLOP counts, rate probes, the step's kernels alone.
 
 `gankit bench` divides a loop's FLOP rate by a probe's (a large matmul, a convolution) to say how
 much of the device it uses, and times `KernelReplay`, the step's matmul, convolution and fused
@@ -7,10 +7,11 @@ optimizer kernels replayed back to back, to say how fast any loop doing this ste
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
@@ -22,7 +23,8 @@ from .tutorial import synchronize
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
-    """FLOPs (multiply and add counted separately) of the matmuls and convolutions that fn() runs."""
+    """FLOPs (multiply and add counted separately) of
+    the matmuls and convolutions that fn() runs."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
@@ -35,7 +37,7 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 
 class _NoModuleTracking:
-    parents = {"Global"}
+    parents: ClassVar[set[str]] = {"Global"}
 
     def __enter__(self) -> _NoModuleTracking:
         return self
@@ -85,23 +87,22 @@ class RateProbe:
         return self.flops * self._calls / (time.perf_counter() - t) / 1e9
 
 
-# ------------------------------------------------------------------------------ a step's kernels alone
+# --------------------------------------------------------------------------- a step's kernels alone
 def kernel_ops() -> set[Any]:
     """The aten operators a GAN step cannot do without: matmuls, convolutions (forward and backward)
-    and the fused optimizer updates (one kernel for all tensors; a per-tensor optimizer's element-wise
-    work is not counted)."""
+    and the fused optimizer updates (one kernel for all tensors; a per-tensor optimizer's
+    element-wise work is not counted)."""
     aten = torch.ops.aten
     ops = {aten.mm, aten.addmm, aten.bmm, aten.baddbmm, aten.convolution, aten.convolution_backward}
     for name in ("_fused_adam_", "_fused_adamw_", "_fused_sgd_"):
-        try:
+        with contextlib.suppress(AttributeError, RuntimeError):  # an older torch lacks it
             ops.add(getattr(aten, name))
-        except (AttributeError, RuntimeError):  # an older torch without this fused kernel
-            pass
     return ops
 
 
 def _own_copy(x: Any) -> Any:
-    """x with every tensor in it copied (same shape, strides and dtype), so a replay touches nothing of the run's."""
+    """x with every tensor in it copied (same shape, strides
+    and dtype), so a replay touches nothing of the run's."""
     if isinstance(x, torch.Tensor):
         return (
             x.detach().clone()
@@ -114,7 +115,8 @@ def _own_copy(x: Any) -> Any:
 
 
 class _KernelRecorder(TorchDispatchMode):
-    """Records each kernel_ops() call below autograd, with copies of its arguments, and runs it as usual."""
+    """Records each kernel_ops() call below autograd, with
+    copies of its arguments, and runs it as usual."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -130,15 +132,17 @@ class _KernelRecorder(TorchDispatchMode):
 
 
 class KernelReplay:
-    """The matmul, convolution and fused optimizer kernels of one training cycle, replayed back to back.
+    """The matmul, convolution and fused optimizer
+    kernels of one training cycle, replayed back to back.
 
-    `one_cycle` (a loop's own, e.g. GankitLoop.one_cycle) runs once under a dispatch mode that records
-    every such kernel call with copies of its inputs; `run(cycles)` then calls the same kernels on the
-    copies, with the same shapes, strides and dtypes, and nothing between them: no Python model code,
-    autograd, element-wise layers, losses or data loading, and on warm caches. Its speed is therefore
-    an upper bound for any loop that computes this step (the same networks, batch, precision and
-    update rule) on this device: what is left between a loop and this bound is overhead a loop could
-    in principle remove, the rest is the device. Replaying changes nothing of the recorded run.
+    `one_cycle` (a loop's own, e.g. GankitLoop.one_cycle) runs once under a dispatch mode that
+    records every such kernel call with copies of its inputs; `run(cycles)` then calls the same
+    kernels on the copies, with the same shapes, strides and dtypes, and nothing between them: no
+    Python model code, autograd, element-wise layers, losses or data loading, and on warm caches.
+    Its speed is therefore an upper bound for any loop that computes this step (the same networks,
+    batch, precision and update rule) on this device: what is left between a loop and this bound is
+    overhead a loop could in principle remove, the rest is the device. Replaying changes nothing of
+    the recorded run.
     """
 
     name = "kernels only"
@@ -156,7 +160,8 @@ class KernelReplay:
         self.calls, self.images_per_cycle, self.device = recorder.calls, images_per_cycle, device
 
     def kernels(self) -> Counter:
-        """How many calls of each operator one cycle makes, e.g. Counter({'aten.mm.default': 14, ...})."""
+        """How many calls of each operator one cycle makes,
+        e.g. Counter({'aten.mm.default': 14, ...})."""
         return Counter(str(func) for func, _, _ in self.calls)
 
     @torch.no_grad()
@@ -165,7 +170,8 @@ class KernelReplay:
             func(*args, **kwargs)
 
     def run(self, cycles: int) -> int:
-        """Replay `cycles` cycles; returns the real images those cycles train on in the recorded loop."""
+        """Replay `cycles` cycles; returns the real images
+        those cycles train on in the recorded loop."""
         for _ in range(cycles):
             self.one_cycle()
         synchronize(self.device)

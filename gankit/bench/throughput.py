@@ -1,14 +1,14 @@
-"""`gankit bench`: training throughput of each lesson preset beside a tutorial-style loop (baseline.py), in FLOP terms.
+"""`gankit bench`: each preset's training throughput beside a tutorial loop (tutorial.py), in FLOPs.
 
 For every preset it times the real `Trainer` (device-resident batches, `Trainer.fit`) and
 `TutorialLoop`, the same networks and batch trained the way popular tutorials write it, in
 alternating repeats so that both see the same machine load, together with two rate probes
 (a large fp32 matmul and a convolution) that give the fraction of the device's speed a loop
 achieves, and the Trainer step's own matmul, convolution and optimizer kernels replayed with
-nothing between them (`gankit.bench.kernels.KernelReplay`): the speed no loop doing this step can pass
-here, which tells overhead a loop could still remove from the limits of the device. FLOPs come
-from torch.utils.flop_counter (matmuls and convolutions, backward included; element-wise work
-is not counted).
+nothing between them (`gankit.bench.kernels.KernelReplay`): the speed no loop doing this step can
+pass here, which tells overhead a loop could still remove from the limits of the device. FLOPs come
+from torch.utils.flop_counter (matmuls and convolutions, backward included; element-wise work is not
+counted).
 """
 
 from __future__ import annotations
@@ -34,15 +34,16 @@ from .kernels import KernelReplay, RateProbe, count_flops
 from .tutorial import TutorialLoop, synchronize, tutorial_dataset
 
 PRESET_ORDER = ("mlp-mnist", "dcgan-mnist", "wgan-gp-mnist", "cgan-mnist", "poster-cgan")
-MLP_SPEEDUP_TARGET = 2.0  # issue 6: MLP presets at least 2x the tutorial loop
-CONV_FRACTION_TARGET = 0.8  # issue 6: conv presets at >= 80% of the measured convolution rate
+MLP_SPEEDUP_TARGET = 2.0  # the speed goal: MLP presets at least 2x the tutorial loop
+CONV_FRACTION_TARGET = 0.8  # conv presets at >= 80% of the measured convolution rate
 
 
 @dataclass
 class Settings:
-    """How long to measure each preset: after `warmup_s` per loop, `repeats` rounds in which every loop
-    trains a chunk of about `chunk_s` (at least one D+G cycle); fewer rounds (not below `min_repeats`)
-    when one round would take longer than `budget_s / repeats` (the poster preset on a CPU)."""
+    """How long to measure each preset: after `warmup_s` per loop, `repeats` rounds in which every
+    loop trains a chunk of about `chunk_s` (at least one D+G cycle); fewer rounds (not below
+    `min_repeats`) when one round would take longer than `budget_s / repeats` (the poster preset on
+    a CPU)."""
 
     repeats: int = 9
     chunk_s: float = 0.5
@@ -64,13 +65,14 @@ def default_threads() -> int:
 
 
 def pin_malloc_thresholds() -> bool:
-    """Fix glibc malloc's mmap and trim thresholds for this process; True where that worked (Linux, glibc).
+    """Fix malloc's mmap and trim thresholds for this process; True if that worked (Linux, glibc).
 
-    glibc raises both thresholds whenever a large block is freed, so whether a loop's allocations cost
-    page faults, and so its speed, depended on what had run before it in the process. Measured here:
-    cgan-mnist's tutorial loop took 2276 minor page faults per cycle in a fresh process and 4 after
-    one 28 MB tensor had been freed, and trained 20% faster (gankit's loop: 40 and 0). Pinned high,
-    no loop pays those faults, whatever ran before it (this favours the tutorial loop; benchmarks/README.md).
+    glibc raises both thresholds whenever a large block is freed, so whether a loop's allocations
+    cost page faults, and so its speed, depended on what had run before it in the process. Measured
+    here: cgan-mnist's tutorial loop took 2276 minor page faults per cycle in a fresh process and 4
+    after one 28 MB tensor had been freed, and trained 20% faster (gankit's loop: 40 and 0). Pinned
+    high, no loop pays those faults, whatever ran before it (this favours the tutorial loop;
+    benchmarks/README.md).
     """
     import ctypes
     import sys
@@ -88,7 +90,7 @@ def pin_malloc_thresholds() -> bool:
         return False
 
 
-# ------------------------------------------------------------------------------ gankit's loop (the baseline: baseline.py)
+# ------------------------------------------------------- gankit's loop (the baseline: tutorial.py)
 class GankitLoop:
     """The library's own loop: `Trainer.fit` over a device-resident `BatchSource`, no run folder."""
 
@@ -124,7 +126,10 @@ class GankitLoop:
         return self.trainer.G, self.trainer.D
 
     def run(self, cycles: int) -> int:
-        """Train `cycles` D+G cycles (n_critic batches each) through Trainer.fit; returns the real images used."""
+        """Train `cycles` D+G cycles (n_critic batches each) through Trainer.fit.
+
+        Returns the number of real images used.
+        """
         steps = cycles * self.config.n_critic
         t, left = self.trainer, steps
         while (
@@ -146,14 +151,14 @@ class GankitLoop:
 
 # ------------------------------------------------------------------------------ speed variants
 def speed_variants(device: torch.device, config: GANConfig) -> dict[str, Callable[[Trainer], None]]:
-    """Trainer modifications timed next to the default loop: bf16 autocast, the other memory layout, torch.compile.
+    """Trainer variants timed next to the default loop: bf16 autocast, other layout, torch.compile.
 
-    Issue 6 asks for each to be measured on and off and kept only where it helps. channels_last helped
-    every conv preset on a CPU, so it is the Trainer's default there (`gankit.speed.memory_format_for`)
-    and its variant turns it off; on CUDA it is not the default and its variant turns it on. On CUDA:
-    bf16 autocast and torch.compile as well (compile not with a gradient penalty: compiled graphs lack
-    double backward). On a CPU: bf16 autocast where the CPU has native bf16 units; compile is left out
-    there (minutes of C++ compilation per preset).
+    Each is measured on and off and kept as a default only where it helps. channels_last helped
+    every conv preset on a CPU, so it is the Trainer's default there
+    (`gankit.speed.memory_format_for`) and its variant turns it off; on CUDA it is not the default
+    and its variant turns it on. On CUDA: bf16 autocast and torch.compile as well (compile not with
+    a gradient penalty: compiled graphs lack double backward). On a CPU: bf16 autocast where the CPU
+    has native bf16 units; compile is left out there (minutes of C++ compilation per preset).
     """
     if device.type not in ("cuda", "cpu"):
         return {}
@@ -184,7 +189,7 @@ def speed_variants(device: torch.device, config: GANConfig) -> dict[str, Callabl
 
 # ------------------------------------------------------------------------------ measurement
 def _calibrate(loop: Any, seconds: float, chunk_s: float) -> tuple[int, float]:
-    """Warm a loop up for about `seconds`; return (cycles per chunk of ~chunk_s, seconds per cycle)."""
+    """Warm a loop up for ~`seconds`; return (cycles per chunk of ~chunk_s, seconds per cycle)."""
     cycles, t0 = 1, time.perf_counter()
     while True:
         t = time.perf_counter()
@@ -220,7 +225,9 @@ def measure_preset(
     if variants:
         for name, wrap in speed_variants(device, config).items():
             loops[f"gankit + {name}"] = GankitLoop(config, dataset, device, wrap)
-    if ceiling:  # recorded from one more cycle of the default loop; it trains on copies, the loop keeps its state
+    if ceiling:
+        # recorded from one more cycle of the default loop; it trains on copies, the loop keeps its
+        # state
         try:
             loops[KernelReplay.name] = KernelReplay(
                 loops["gankit"].one_cycle, config.batch_size * config.n_critic, device
@@ -303,8 +310,9 @@ def measure_preset(
 
 
 def verdict(row: dict[str, Any]) -> str:
-    """Whether a gankit row meets issue 6's target for its kind of preset; for the default loop, what
-    its kernels alone reach (`ceiling`), so a missed target shows whether any loop could meet it here."""
+    """Whether a gankit row meets the speed target for its kind of preset; for the default loop,
+    what its kernels alone reach (`ceiling`), so a missed target shows whether any loop could meet
+    it here."""
     if row["loop"] in ("tutorial", KernelReplay.name):
         return ""
     bound = row.get("ceiling")
@@ -359,23 +367,24 @@ def wait_policy_note(load: float, cpus: int, policy: str | None) -> str | None:
     By default OpenMP threads spin a while before they sleep. On a busy machine the spinning steals
     the CPUs from the threads doing the work (2-thread training ran 12-16x slower than 1 thread
     here); on an idle one it saves waking a sleeping thread for each of the many small operations of
-    a training step (on this project's idle 2-core machine, in alternating bench runs, PASSIVE lowered
-    mlp-mnist's gankit loop from 5400-6300 to 4200-4900 img/s). Torch reads the variable once, at start.
+    a training step (on this project's idle 2-core machine, in alternating bench runs, PASSIVE
+    lowered mlp-mnist's gankit loop from 5400-6300 to 4200-4900 img/s). Torch reads the variable
+    once, at start.
     """
     busy = load > cpus
     if busy and policy is None:
         return (
-            f"note: this machine is busy (load average {load:.1f} on {cpus} CPUs). OpenMP threads spin while "
-            "they wait, which on a busy machine can make small operations many times slower; for numbers "
-            "that reflect the code rather than the load, run with OMP_WAIT_POLICY=PASSIVE set before "
-            "Python starts."
+            f"note: this machine is busy (load average {load:.1f} on {cpus} CPUs). "
+            "OpenMP threads spin while they wait, which on a busy machine can make small "
+            "operations many times slower; for numbers that reflect the code rather than the "
+            "load, run with OMP_WAIT_POLICY=PASSIVE set before Python starts."
         )
     if not busy and policy is not None and policy.strip().upper() == "PASSIVE":
         return (
-            f"note: OMP_WAIT_POLICY=PASSIVE on an idle machine (load average {load:.1f} on {cpus} CPUs) "
-            "puts OpenMP threads to sleep after every operation, which slows the small operations of a "
-            "training step; unset it for this machine's best numbers (keep it where other jobs share "
-            "the CPUs)."
+            f"note: OMP_WAIT_POLICY=PASSIVE on an idle machine (load average {load:.1f} on "
+            f"{cpus} CPUs) puts OpenMP threads to sleep after every operation, which slows the "
+            "small operations of a training step; unset it for this machine's best numbers "
+            "(keep it where other jobs share the CPUs)."
         )
     return None
 
@@ -404,7 +413,8 @@ def main(
     dev = resolve_device(device)
     if profile not in (None, "cpu", "full"):
         raise ConfigError(
-            f"bench measures the 'cpu' or 'full' sizes, not {profile!r} (smoke sizes time nothing useful)"
+            f"bench measures the 'cpu' or 'full' sizes, not {profile!r} "
+            "(smoke sizes time nothing useful)"
         )
     command = (
         "gankit bench"
@@ -422,8 +432,9 @@ def main(
     profile = profile or ("cpu" if dev.type == "cpu" else "full")
     where = f"{dev.type}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
     print(
-        f"gankit bench on {where}, {threads} torch threads, torch {torch.__version__}, {profile}-profile widths, "
-        f"up to {settings.repeats} alternating repeats of ~{settings.chunk_s:g} s per loop"
+        f"gankit bench on {where}, {threads} torch threads, torch {torch.__version__}, "
+        f"{profile}-profile widths, up to {settings.repeats} alternating repeats of "
+        f"~{settings.chunk_s:g} s per loop"
     )
     if dev.type == "cpu" and hasattr(os, "getloadavg"):
         note = wait_policy_note(
@@ -441,29 +452,30 @@ def main(
     conv = statistics.median(r["conv GFLOP/s"] for r in rows)
     df = table(rows)
     header = (
-        f"Device: {where}, {threads} torch threads (torch.set_num_threads), torch {torch.__version__}, "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
+        f"Device: {where}, {threads} torch threads (torch.set_num_threads), torch "
+        f"{torch.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
         + (
-            "glibc malloc thresholds pinned (mmap 32 MB, trim 1 GB), so no loop's page faults depend on what "
-            "ran before it in the process; "
+            "glibc malloc thresholds pinned (mmap 32 MB, trim 1 GB), so no loop's page faults "
+            "depend on what ran before it in the process; "
             if pinned
             else "malloc thresholds: the C library's defaults; "
         )
-        + f"measured matmul rate {matmul:.0f} GFLOP/s (fp32, {probes['matmul'].size}), convolution rate {conv:.0f} GFLOP/s "
-        f"({probes['conv'].size}); loops timed in alternating repeats "
-        f"(column 'repeats') of ~{settings.chunk_s:g} s or one D+G cycle if longer, medians; 'vs tutorial' is "
-        f"the median of per-repeat ratios; 'kernels only' replays the default gankit step's matmul, "
-        f"convolution and fused Adam kernels back to back on copies of their inputs, with no Python, autograd, "
-        f"element-wise work or data between them: no loop computing that step runs faster here "
-        f"('kernels alone' in the target column); bench took {time.perf_counter() - t0:.0f} s; "
-        f"1-minute load average {load0} at the start, {_load()} at the end."
+        + f"measured matmul rate {matmul:.0f} GFLOP/s (fp32, {probes['matmul'].size}), convolution "
+        f"rate {conv:.0f} GFLOP/s ({probes['conv'].size}); loops timed in alternating repeats "
+        f"(column 'repeats') of ~{settings.chunk_s:g} s or one D+G cycle if longer, medians; "
+        "'vs tutorial' is the median of per-repeat ratios; 'kernels only' replays the default "
+        "gankit step's matmul, convolution and fused Adam kernels back to back on copies of their "
+        "inputs, with no Python, autograd, element-wise work or data between them: no loop "
+        "computing that step runs faster here ('kernels alone' in the target column); bench took "
+        f"{time.perf_counter() - t0:.0f} s; 1-minute load average {load0} at the start, {_load()} "
+        "at the end."
     )
     if dev.type != "cuda":
         header += (
             " GPU variants: not measured, no CUDA device. CPU variants: "
             + ("bf16 autocast (native bf16 units found) and " if cpu_supports_bf16() else "")
-            + "channels_last off for the conv presets (their default here is channels_last); vs tutorial "
-            "compares each with the same fp32 tutorial loop."
+            + "channels_last off for the conv presets (their default here is channels_last); "
+            "vs tutorial compares each with the same fp32 tutorial loop."
         )
     header = f"Command: `{command}`\n\n{header}"
     with pd.option_context("display.width", 200, "display.max_columns", 20):

@@ -1,4 +1,4 @@
-"""The baseline of `gankit bench`: a GAN loop written the way popular tutorials write it, on gankit's networks."""
+"""The `gankit bench` baseline: a GAN loop as popular tutorials write it, on gankit's networks."""
 
 from __future__ import annotations
 
@@ -184,8 +184,8 @@ def tutorial_dataset(config: GANConfig) -> torch.utils.data.Dataset:
         pd_ = posters.load_posters(
             root,
             (config.image_size, config.image_size),
-            top_k=config.extra.get("top_k"),
-            encoding=config.extra.get("encoding", "multi-hot"),
+            top_k=config.top_k,
+            encoding=config.genre_encoding,
             progress=False,
         )
         paths = [posters.poster_file(root, i) for i in pd_.ids]

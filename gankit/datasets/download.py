@@ -1,4 +1,4 @@
-"""Download the posters a MovieGenre.csv points to: concurrent, retried, checked, atomic, disk-full aware."""
+"""Download a MovieGenre.csv's posters: concurrent, retried, checked, atomic, disk-full aware."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ from .posters import CSV_NAME, PathLike, PosterRecord, scan_csv
 
 @dataclass
 class DownloadResult:
-    """Outcome of one CSV row. status: 'ok', 'exists', 'missing url', 'bad url', 'bad id', 'duplicate id',
-    'http 404' (any code), 'timeout', 'truncated', 'empty', 'not an image', 'bad image: <reason>',
-    'too large', 'disk full', 'not attempted (disk full)', or 'error: ...'."""
+    """Outcome of one CSV row. status: 'ok', 'exists', 'missing url', 'bad url', 'bad id',
+    'duplicate id', 'http 404' (any code), 'timeout', 'truncated', 'empty', 'not an image',
+    'bad image: <reason>', 'too large', 'disk full', 'not attempted (disk full)', or
+    'error: ...'."""
 
     imdb_id: int | None  # None when the row's imdbId is not a valid integer
     url: str | None
@@ -33,7 +34,8 @@ class DownloadResult:
 
 
 class DiskFullError(OSError):
-    """The disk filled up during a download: nothing half-written was left; `.results` holds every row."""
+    """The disk filled up during a download: nothing
+    half-written was left; `.results` holds every row."""
 
     def __init__(self, message: str, results: list[DownloadResult]):
         super().__init__(errno.ENOSPC, message)
@@ -48,7 +50,8 @@ _USER_AGENT = "gankit-poster-downloader/1.0 (+https://github.com/; course data s
 
 
 def _check_image(data: bytes) -> str:
-    """'ok' or why these bytes are not a usable poster (decoded with gankit.datasets.images.decode_image)."""
+    """'ok' or why these bytes are not a usable poster (decoded with
+    gankit.datasets.images.decode_image)."""
     try:
         decode_image(data, (16, 16))
     except (
@@ -63,7 +66,8 @@ def _check_image(data: bytes) -> str:
 def _fetch(
     opener, url: str, timeout: float, retries: int, backoff: float
 ) -> tuple[bytes | None, str]:
-    """GET with retries and exponential backoff on 5xx/408/429, timeouts, truncation, connection errors."""
+    """GET with retries and exponential backoff on
+    5xx/408/429, timeouts, truncation, connection errors."""
     status = "error: not attempted"
     for attempt in range(retries + 1):
         if attempt:
@@ -132,7 +136,8 @@ def _write_manifest(out_dir: Path, results: list[DownloadResult]) -> None:
 
 
 def download_summary(results: Sequence[DownloadResult]) -> str:
-    """One line for the command line: '12 rows: 3 ok, 2 exists, 1 http 404, ...' (most common first)."""
+    """One line for the command line: '12 rows: 3 ok,
+    2 exists, 1 http 404, ...' (most common first)."""
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
@@ -152,15 +157,17 @@ def download_posters(
     backoff: float = 0.5,
     progress: bool = True,
 ) -> list[DownloadResult]:
-    """Fetch every poster of a MovieGenre.csv into out_dir/{imdbId}.jpg; one DownloadResult per CSV row.
+    """Fetch every poster of a MovieGenre.csv into
+    out_dir/{imdbId}.jpg; one DownloadResult per CSV row.
 
-    Concurrent (`workers` threads), resumable (a file already there that decodes is 'exists'; a broken one is
-    fetched again), `timeout` seconds per socket operation, up to `retries` retries after 5xx / timeouts /
-    connection errors with backoff * 2**k sleeps (never after 404). Each file is decoded before it is
-    written; writes are atomic, so a failure never leaves a {imdbId}.jpg or temp file behind. Writes
-    out_dir/manifest.csv (row, imdbId, status, url, file) and copies the CSV to out_dir/MovieGenre.csv so
-    the folder is ready for load_posters. A full disk stops the run: DiskFullError (an OSError) with a
-    message saying what was saved; run again after freeing space to resume.
+    Concurrent (`workers` threads), resumable (a file already there that decodes is 'exists'; a
+    broken one is fetched again), `timeout` seconds per socket operation, up to `retries` retries
+    after 5xx / timeouts / connection errors with backoff * 2**k sleeps (never after 404). Each file
+    is decoded before it is written; writes are atomic, so a failure never leaves a {imdbId}.jpg or
+    temp file behind. Writes out_dir/manifest.csv (row, imdbId, status, url, file) and copies the
+    CSV to out_dir/MovieGenre.csv so the folder is ready for load_posters. A full disk stops the
+    run: DiskFullError (an OSError) with a message saying what was saved; run again after freeing
+    space to resume.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -227,7 +234,8 @@ def download_posters(
                     f.cancel()
             if bar is not None:
                 bar.update()
-    finally:  # also on Ctrl-C: drop the queue, let running downloads finish (their writes are atomic)
+    finally:
+        # also on Ctrl-C: drop the queue, let running downloads finish (their writes are atomic)
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:

@@ -30,12 +30,14 @@ MAX_PIXELS = (
 _CACHE_VERSION = 1  # bump whenever decoding changes, so caches written by older code are re-decoded
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-# Formats whose files we look for; used to tell a damaged image ('corrupt') from a non-image ('unsupported').
+# Formats whose files we look for; used to tell a damaged
+# image ('corrupt') from a non-image ('unsupported').
 _FOLDER_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 
 
 class BadImage(ValueError):
-    """Raised by decode_image; .reason is one of: 'empty', 'corrupt', 'too small', 'too large', 'unsupported'."""
+    """Raised by decode_image; .reason is one of: 'empty',
+    'corrupt', 'too small', 'too large', 'unsupported'."""
 
     reason: str
 
@@ -53,19 +55,18 @@ class BadImage(ValueError):
 
 @dataclass
 class LoadSummary:
-    """What load_image_folder did: counts, mode conversions, and every skipped file with its reason."""
+    """What load_image_folder did: counts, mode
+    conversions, and every skipped file with its reason."""
 
-    total: (
-        int  # files seen that look like images (by extension: jpg jpeg png bmp gif webp tif tiff)
-    )
+    # files seen that look like images (by extension: jpg jpeg png bmp gif webp tif tiff)
+    total: int
     loaded: int
-    converted: dict[str, int] = field(
-        default_factory=dict
-    )  # original PIL mode -> how many were converted
-    skipped: dict[str, list[str]] = field(
-        default_factory=dict
-    )  # reason -> relative file names, all of them
-    root: str = ""  # the folder as the caller spelled it (not made absolute: summaries get printed in notebooks)
+    # original PIL mode -> how many were converted
+    converted: dict[str, int] = field(default_factory=dict)
+    # reason -> relative file names, all of them
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    # the folder as the caller spelled it (not made absolute: summaries get printed in notebooks)
+    root: str = ""
 
     def __str__(self) -> str:
         text = f"loaded {self.loaded} of {self.total} images"
@@ -99,10 +100,10 @@ def decode_image(
     Any PIL mode is converted to RGB (channels=3) or L (channels=1): transparency (RGBA, LA, PA,
     palette or colour-key transparency) is composited on white; CMYK, palette and 1-bit images are
     converted by Pillow; 16-bit (I;16*) images are scaled 0..65535 -> 0..255, 32-bit 'I' images by
-    their likely range (0..255, 0..65535, else min..max), float 'F' images from 0..1 (else min..max).
-    EXIF orientation is applied, then the image is resized (LANCZOS, antialiased) so it covers
-    (H, W) keeping its aspect ratio and centre-cropped to exactly (H, W). Animated files give their
-    first frame.
+    their likely range (0..255, 0..65535, else min..max), float 'F' images from 0..1 (else
+    min..max). EXIF orientation is applied, then the image is resized (LANCZOS, antialiased) so it
+    covers (H, W) keeping its aspect ratio and centre-cropped to exactly (H, W). Animated files give
+    their first frame.
 
     Raises BadImage with .reason 'empty' (zero bytes), 'unsupported' (not an image Pillow can read,
     or a mode it cannot convert), 'corrupt' (truncated or damaged data), 'too small' (a side shorter
@@ -110,9 +111,10 @@ def decode_image(
     limit PIL.Image.MAX_IMAGE_PIXELS * 2 whatever max_pixels says). A missing path raises
     FileNotFoundError.
     """
-    # Pillow warns (DecompressionBombWarning) above its own pixel limit; we apply max_pixels ourselves,
-    # so the warning would only be noise. Note: catch_warnings is process-global state in Python < 3.14;
-    # load_image_folder therefore silences it once around its thread pool instead of per image.
+    # Pillow warns (DecompressionBombWarning) above its own pixel limit; we apply max_pixels
+    # ourselves, so the warning would only be noise. Note: catch_warnings is process-global state in
+    # Python < 3.14; load_image_folder therefore silences it once around its thread pool instead of
+    # per image.
     with _no_bomb_warning():
         image, _ = _decode(source, size, channels, min_side, max_pixels)
     return image
@@ -136,10 +138,10 @@ def load_image_folder(
     skipped and listed by reason in the summary.
 
     The result is cached in cache_dir (default <root>/.gankit_cache) keyed by a hash of the absolute
-    root, every image file's relative path, size and mtime, image_size and channels: a changed folder
-    is re-decoded (and the stale cache file for that folder and size removed), an unchanged one is
-    read back without decoding. Raises FileNotFoundError if root does not exist, ValueError if it
-    holds no decodable image, OSError (naming the cache file) if the cache cannot be written.
+    root, every image file's relative path, size and mtime, image_size and channels: a changed
+    folder is re-decoded (and the stale cache file for that folder and size removed), an unchanged
+    one is read back without decoding. Raises FileNotFoundError if root does not exist, ValueError
+    if it holds no decodable image, OSError (naming the cache file) if the cache cannot be written.
     """
     root_path = Path(root)
     if not root_path.is_dir():
@@ -222,7 +224,8 @@ def load_image_folder(
         )
         raise ValueError(
             f"no decodable images in {root_path}: saw {len(names)} image files and skipped all of "
-            f"them ({reasons}); decode one with gankit.datasets.images.decode_image to see the full error"
+            f"them ({reasons}); "
+            "decode one with gankit.datasets.images.decode_image to see the full error"
         )
     images = images[:loaded].clone() if loaded < len(names) else images
 
@@ -243,7 +246,8 @@ def augment(
     jitter: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Augment a batch x, float (B, C, H, W) in [-1, 1], on x's own device; returns the same shape in [-1, 1].
+    """Augment a batch x, float (B, C, H, W) in [-1, 1],
+    on x's own device; returns the same shape in [-1, 1].
 
     flip: each sample is mirrored left-right with probability 0.5. jitter in [0, 1]: each sample's
     brightness, contrast and (C=3 only) saturation are scaled by its own factor drawn uniformly from
@@ -259,7 +263,8 @@ def augment(
         )
     if not 0.0 <= jitter <= 1.0:
         raise ValueError(
-            f"jitter must be in [0, 1] (factors are drawn from [1 - jitter, 1 + jitter]), got {jitter}"
+            "jitter must be in [0, 1] (factors are drawn from [1 - jitter, 1 + jitter]), "
+            f"got {jitter}"
         )
     if generator is not None and not _same_device(generator.device, x.device):
         raise ValueError(
@@ -280,9 +285,9 @@ def augment(
     if flip:
         x = torch.where(draw() < 0.5, x.flip(-1), x)
     if jitter > 0:
-        # Hand-written: torchvision.transforms.v2.functional.adjust_* take one float factor per call,
-        # so per-sample factors would need a Python loop over the batch; these are the same formulas
-        # with a (B, 1, 1, 1) factor tensor.
+        # Hand-written: torchvision.transforms.v2.functional.adjust_* take one float factor per
+        # call, so per-sample factors would need a Python loop over the batch; these are the same
+        # formulas with a (B, 1, 1, 1) factor tensor.
         y = (x + 1) * 0.5  # [0, 1], where torchvision's formulas are defined
 
         def factor() -> torch.Tensor:
@@ -299,7 +304,7 @@ def augment(
     return x.clamp(-1, 1)
 
 
-# --- internals -------------------------------------------------------------------------------------
+# --- internals ------------------------------------------------------------------------------------
 
 
 def _decode(
@@ -309,7 +314,8 @@ def _decode(
     min_side: int,
     max_pixels: int,
 ) -> tuple[torch.Tensor, str | None]:
-    """decode_image without the warning filter; also returns the original mode if it was converted."""
+    """decode_image without the warning filter; also
+    returns the original mode if it was converted."""
     _check_size_channels(size, channels)
     height, width = int(size[0]), int(size[1])
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -351,16 +357,17 @@ def _decode(
                 "too small", f"{name} is {w}x{h}, a side is shorter than min_side={min_side}"
             )
         try:
-            # For JPEG, Pillow can decode at 1/2, 1/4 or 1/8 scale (DCT scaling); asking for at least
-            # max(H, W) on both sides keeps enough pixels to cover (H, W) in either orientation.
+            # For JPEG, Pillow can decode at 1/2, 1/4 or 1/8 scale (DCT scaling); asking for at
+            # least max(H, W) on both sides keeps enough pixels to cover (H, W) in either
+            # orientation.
             im.draft(None, (max(height, width), max(height, width)))
             im.load()
-        except Exception as e:  # Pillow plugins raise OSError, SyntaxError, ValueError, struct.error, ... on bad data
+        # Pillow plugins raise OSError, SyntaxError, ValueError, struct.error, ... on bad data
+        except Exception as e:
             raise BadImage("corrupt", f"{name} could not be decoded: {e}") from None
-        try:
+        # a damaged EXIF block should not cost an otherwise good image its pixels
+        with contextlib.suppress(Exception):
             ImageOps.exif_transpose(im, in_place=True)
-        except Exception:  # a damaged EXIF block should not cost an otherwise good image its pixels
-            pass
         mode = im.mode
         target = "RGB" if channels == 3 else "L"
         try:
@@ -376,7 +383,8 @@ def _decode(
 
 
 def _to_8bit(im: Image.Image, target: str) -> tuple[Image.Image, bool]:
-    """Convert a loaded image to mode target ('RGB' or 'L'); returns (image, whether anything changed)."""
+    """Convert a loaded image to mode target ('RGB' or
+    'L'); returns (image, whether anything changed)."""
     mode = im.mode
     if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
         # Hand-written: Pillow's convert('L') clips these modes at 255 instead of scaling them
@@ -384,7 +392,8 @@ def _to_8bit(im: Image.Image, target: str) -> tuple[Image.Image, bool]:
         im = Image.fromarray(_scale_to_uint8(np.asarray(im), mode))
     elif mode == "La":  # premultiplied; Pillow converts it to LA but not straight to RGBA
         im = im.convert("LA")
-    # info['transparency']: palette or colour-key transparency (what Pillow >= 10.1's has_transparency_data checks)
+    # info['transparency']: palette or colour-key transparency (what Pillow >= 10.1's
+    # has_transparency_data checks)
     if im.mode in _ALPHA_MODES or "transparency" in im.info:
         rgba = im.convert("RGBA")
         im = Image.alpha_composite(
@@ -415,7 +424,8 @@ def _scale_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _looks_like_image(fp: str | io.BytesIO) -> bool:
-    """True if the file starts with the signature of a format we look for (per Pillow's own checks)."""
+    """True if the file starts with the signature of a
+    format we look for (per Pillow's own checks)."""
     if isinstance(fp, io.BytesIO):
         prefix = fp.getvalue()[:64]
     else:
@@ -441,7 +451,8 @@ def _no_bomb_warning():
 
 
 def _list_images(root: Path, recursive: bool) -> list[str]:
-    """Relative POSIX paths of image files under root, sorted; hidden files and folders are left out."""
+    """Relative POSIX paths of image files under root,
+    sorted; hidden files and folders are left out."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
@@ -469,7 +480,8 @@ def _read_cache(path: Path, key: str) -> tuple[torch.Tensor, LoadSummary] | None
 
 
 def _write_cache(path: Path, obj: dict) -> None:
-    """torch.save obj to path atomically (gankit.files.atomic_save); a failure says how to get past it."""
+    """torch.save obj to path atomically (gankit.files.atomic_save);
+    a failure says how to get past it."""
     try:
         atomic_save(obj, path)
     except Exception as e:  # KeyboardInterrupt and friends pass through unchanged
@@ -483,7 +495,8 @@ def _write_cache(path: Path, obj: dict) -> None:
 
 
 def _grey(y: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) in [0, 1] -> (B, 1, H, W) luma with torchvision's ITU-R 601 weights (C=1 passes through)."""
+    """(B, C, H, W) in [0, 1] -> (B, 1, H, W) luma with
+    torchvision's ITU-R 601 weights (C=1 passes through)."""
     if y.shape[1] == 1:
         return y
     r, g, b = y.unbind(dim=1)

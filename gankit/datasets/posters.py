@@ -57,9 +57,9 @@ GENRES: tuple[str, ...] = (
     "Western",
 )
 
-# Posters per genre in the cleaned real set (~35,000 posters, up to 3 genres each).
-# Known (issue 4): Drama, Comedy, Romance, Action, Film-Noir, News, Adult, Talk-Show, Reality-TV, Game-Show.
-# The others are estimates placed between Action (4,706) and Film-Noir (303); they only steer make_toy.
+# Posters per genre in the cleaned real set (~35,000 posters, up to 3 genres each). Known: Drama,
+# Comedy, Romance, Action, Film-Noir, News, Adult, Talk-Show, Reality-TV, Game-Show. The others are
+# estimates placed between Action (4,706) and Film-Noir (303); they only steer make_toy.
 REAL_GENRE_COUNTS: dict[str, int] = {
     "Drama": 17677,
     "Comedy": 11172,
@@ -99,12 +99,13 @@ TOY_MARKER = (
 POSTER_WH = (182, 268)  # (W, H) of the real posters
 
 
-# ----------------------------------------------------------------------------------------------- CSV
+# ---------------------------------------------------------------------------------------------- CSV
 
 
 @dataclass(frozen=True)
 class PosterRecord:
-    """One usable CSV row. `genres` are canonical names from GENRES (may be empty: the row had none we know)."""
+    """One usable CSV row. `genres` are canonical names from
+    GENRES (may be empty: the row had none we know)."""
 
     imdb_id: int
     link: str
@@ -116,10 +117,13 @@ class PosterRecord:
 
 @dataclass
 class CsvReport:
-    """What read_poster_csv saw. Row numbers count the header as row 1, as a spreadsheet shows them."""
+    """What read_poster_csv saw. Row numbers count the
+    header as row 1, as a spreadsheet shows them."""
 
     rows: int  # data rows in the file (blank lines excluded)
-    kept: int  # rows returned as records: a valid, first-seen imdbId (blank genre / URL rows are kept, and reported)
+    # rows returned as records: a valid, first-seen imdbId (blank genre / URL rows are kept,
+    # and reported)
+    kept: int
     problems: dict[str, list[int]] = field(default_factory=dict)  # reason -> row numbers
     encoding: str = "latin-1"  # the encoding actually used
     notes: list[str] = field(
@@ -138,7 +142,8 @@ class CsvReport:
 
 
 def _key(name: str) -> str:
-    """Lookup key for a genre: case, spaces, '-' and '_' ignored, so 'sci fi' and 'SCI-FI' both match Sci-Fi."""
+    """Lookup key for a genre: case, spaces, '-' and '_'
+    ignored, so 'sci fi' and 'SCI-FI' both match Sci-Fi."""
     return re.sub(r"[\s_\-]+", "", name).lower()
 
 
@@ -152,10 +157,11 @@ def _unknown_genre_error(name: str, vocab: Sequence[str]) -> ValueError:
 
 
 def parse_genres(text: str, vocab: Sequence[str] = GENRES) -> list[str]:
-    """'horror, sci-fi' or 'Horror|Sci-Fi' -> ['Horror', 'Sci-Fi'] (canonical names, first-seen order, no repeats).
+    """'horror, sci-fi' or 'Horror|Sci-Fi' -> ['Horror',
+    'Sci-Fi'] (canonical names, first-seen order, no repeats).
 
-    Separators are '|', ',' and ';'; matching ignores case, spaces, '-' and '_'. An unknown name raises
-    ValueError listing the valid genres; so does text with no genre at all.
+    Separators are '|', ',' and ';'; matching ignores case, spaces, '-' and '_'. An unknown name
+    raises ValueError listing the valid genres; so does text with no genre at all.
     """
     lookup = {_key(v): v for v in vocab}
     out: list[str] = []
@@ -179,10 +185,10 @@ def encode_genres(
 ) -> torch.Tensor:
     """Genre lists -> float32 (N, len(vocab)).
 
-    'multi-hot': 1 for each genre present. 'normalised' (or 'normalized'): the multi-hot row divided by its
-    number of genres, a probability vector. A row with no genre stays all zero in both modes (no uniform
-    fill: that would claim every genre a little; zero is the "no condition" input). Names are matched like
-    parse_genres; an unknown one raises ValueError.
+    'multi-hot': 1 for each genre present. 'normalised' (or 'normalized'): the multi-hot row divided
+    by its number of genres, a probability vector. A row with no genre stays all zero in both modes
+    (no uniform fill: that would claim every genre a little; zero is the "no condition" input).
+    Names are matched like parse_genres; an unknown one raises ValueError.
     """
     if mode not in ("multi-hot", "normalised", "normalized"):
         raise ValueError(f"mode must be 'multi-hot' or 'normalised', got {mode!r}")
@@ -204,13 +210,15 @@ def encode_genres(
 
 
 def _decode_text(raw: bytes, encoding: str, name: str) -> tuple[str, str, list[str]]:
-    """Bytes -> (text, encoding used, notes). Latin-1 never fails, so catch the files it would garble."""
+    """Bytes -> (text, encoding used, notes). Latin-1
+    never fails, so catch the files it would garble."""
     if raw.startswith(codecs.BOM_UTF8):
         return (
             raw[3:].decode("utf-8", errors="replace"),
             "utf-8",
             [
-                f"{name} starts with a UTF-8 byte-order mark, so it was read as UTF-8, not {encoding}"
+                f"{name} starts with a UTF-8 byte-order mark, "
+                f"so it was read as UTF-8, not {encoding}"
             ],
         )
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -218,7 +226,8 @@ def _decode_text(raw: bytes, encoding: str, name: str) -> tuple[str, str, list[s
             raw.decode("utf-16", errors="replace"),
             "utf-16",
             [
-                f"{name} starts with a UTF-16 byte-order mark, so it was read as UTF-16, not {encoding}"
+                f"{name} starts with a UTF-16 byte-order mark, "
+                f"so it was read as UTF-16, not {encoding}"
             ],
         )
     if b"\x00" in raw[:4096]:
@@ -230,7 +239,8 @@ def _decode_text(raw: bytes, encoding: str, name: str) -> tuple[str, str, list[s
             raw.decode(order, errors="replace"),
             order,
             [
-                f"{name} is UTF-16 without a byte-order mark (NUL bytes between letters), read as {order}"
+                f"{name} is UTF-16 without a byte-order mark (NUL bytes between letters), "
+                f"read as {order}"
             ],
         )
     try:
@@ -240,7 +250,9 @@ def _decode_text(raw: bytes, encoding: str, name: str) -> tuple[str, str, list[s
             f"unknown text encoding {encoding!r}; the Movie Genre CSV is 'latin-1'"
         ) from None
     if latin1 and max(raw, default=0) >= 0x80:
-        try:  # Latin-1 text with accents is almost never valid UTF-8; UTF-8 read as Latin-1 gives 'Ã©'
+        try:
+            # Latin-1 text with accents is almost never valid UTF-8;
+            # UTF-8 read as Latin-1 gives 'Ã©'
             return (
                 raw.decode("utf-8"),
                 "utf-8",
@@ -259,7 +271,8 @@ def _decode_text(raw: bytes, encoding: str, name: str) -> tuple[str, str, list[s
                     raw.decode("cp1252"),
                     "cp1252",
                     [
-                        f"{name} has bytes 0x80-0x9F (Windows-1252 quotes and dashes), so it was read as cp1252"
+                        f"{name} has bytes 0x80-0x9F (Windows-1252 quotes and dashes), "
+                        "so it was read as cp1252"
                     ],
                 )
             except UnicodeDecodeError:
@@ -274,7 +287,8 @@ def _decode_text(raw: bytes, encoding: str, name: str) -> tuple[str, str, list[s
 
 
 def scan_csv(path: PathLike, encoding: str = "latin-1"):
-    """Parse every row: (records as (row, PosterRecord), rejects as (row, raw id, url, reason), report)."""
+    """Parse every row: (records as (row, PosterRecord),
+    rejects as (row, raw id, url, reason), report)."""
     path = Path(path)
     text, used, notes = _decode_text(path.read_bytes(), encoding, path.name)
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -308,11 +322,12 @@ def scan_csv(path: PathLike, encoding: str = "latin-1"):
         if not any(c.strip() for c in cells):
             continue  # blank line: not a data row
         n_rows += 1
-        get = lambda col: cells[where[col]].strip() if where[col] < len(cells) else ""
+        get = lambda col, cells=cells: cells[where[col]].strip() if where[col] < len(cells) else ""
         if len(cells) != len(found):
             problems.setdefault("wrong number of fields", []).append(row_no)
         raw_id, url = get("imdbId"), get("Poster") or None
-        # The id becomes a file name: digits only, so '../etc', '12a', '-3' or '1e5' cannot escape out_dir.
+        # The id becomes a file name: digits only, so '../etc',
+        # '12a', '-3' or '1e5' cannot escape out_dir.
         if not re.fullmatch(r"[0-9]{1,12}", raw_id) or int(raw_id) == 0:
             problems.setdefault("bad id", []).append(row_no)
             rejects.append((row_no, raw_id, url, "bad id"))
@@ -362,18 +377,18 @@ def read_poster_csv(
 ) -> tuple[list[PosterRecord], CsvReport]:
     """Read MovieGenre.csv -> (records, report).
 
-    Kept: every row with a valid imdbId (a positive integer) seen for the first time; its genres are the
-    known ones (unknown names are reported, not silently dropped) and may be empty. Rejected and reported:
-    bad ids, later duplicates of an id. Reported but kept: blank genre, unknown genre, missing or non-http
-    poster URL, unparseable score (-> None). Missing columns raise ValueError naming what was missing and
-    found. Latin-1 decodes anything, so files that are evidently UTF-8 / UTF-16 / cp1252 are read as such
-    and the report says so.
+    Kept: every row with a valid imdbId (a positive integer) seen for the first time; its genres are
+    the known ones (unknown names are reported, not silently dropped) and may be empty. Rejected and
+    reported: bad ids, later duplicates of an id. Reported but kept: blank genre, unknown genre,
+    missing or non-http poster URL, unparseable score (-> None). Missing columns raise ValueError
+    naming what was missing and found. Latin-1 decodes anything, so files that are evidently UTF-8 /
+    UTF-16 / cp1252 are read as such and the report says so.
     """
     records, _, report = scan_csv(path, encoding)
     return [r for _, r in records], report
 
 
-# ------------------------------------------------------------------------------------------- loading
+# ------------------------------------------------------------------------------------------ loading
 
 
 @dataclass
@@ -406,7 +421,8 @@ def poster_file(root: Path, imdb_id: int) -> Path | None:
 
 
 def _decode_all(root: Path, records: list[PosterRecord], size: tuple[int, int], progress: bool):
-    """Decode every record with genres and a poster: (images (N, 3, H, W) uint8, ids, genre lists, skipped)."""
+    """Decode every record with genres and a poster: (images
+    (N, 3, H, W) uint8, ids, genre lists, skipped)."""
 
     def one(rec: PosterRecord) -> torch.Tensor | str:
         if not rec.genres:
@@ -456,14 +472,15 @@ def load_posters(
 ) -> PosterData:
     """Load a poster folder (MovieGenre.csv + {imdbId}.jpg, or the posters in an images/ subfolder).
 
-    image_size is (H, W). decode_image scales a poster to cover it and centre-crops, so (64, 64) keeps
-    the middle 182x182 of a 182x268 poster and (96, 64) keeps nearly all of it (the aspect option). Grayscale
-    posters become RGB. Every CSV row is either loaded or counted in `skipped` by reason (bad id,
-    duplicate id, no genre, no poster file, bad image (<reason>), no genre in top-K). top_k keeps the K
-    genres most frequent among the loaded posters (ties: GENRES order). encoding: 'multi-hot' or
-    'normalised' (see encode_genres). Decoding happens once: the result is cached as a uint8 tensor in
-    cache_dir (default root/.gankit-cache) keyed by the CSV bytes, the poster files' sizes and mtimes, and
-    image_size; top_k and encoding are applied after the cache, so one cache serves them all.
+    image_size is (H, W). decode_image scales a poster to cover it and centre-crops, so (64, 64)
+    keeps the middle 182x182 of a 182x268 poster and (96, 64) keeps nearly all of it (the aspect
+    option). Grayscale posters become RGB. Every CSV row is either loaded or counted in `skipped` by
+    reason (bad id, duplicate id, no genre, no poster file, bad image (<reason>), no genre in
+    top-K). top_k keeps the K genres most frequent among the loaded posters (ties: GENRES order).
+    encoding: 'multi-hot' or 'normalised' (see encode_genres). Decoding happens once: the result is
+    cached as a uint8 tensor in cache_dir (default root/.gankit-cache) keyed by the CSV bytes, the
+    poster files' sizes and mtimes, and image_size; top_k and encoding are applied after the cache,
+    so one cache serves them all.
     """
     if encoding not in ("multi-hot", "normalised", "normalized"):
         raise ValueError(f"encoding must be 'multi-hot' or 'normalised', got {encoding!r}")
@@ -486,10 +503,15 @@ def load_posters(
         p = poster_file(root, rec.imdb_id)
         st = p.stat() if p else None
         h.update(
-            f"{rec.imdb_id}:{p.relative_to(root) if p else '-'}:{st and st.st_size}:{st and st.st_mtime_ns};".encode()
+            (
+                f"{rec.imdb_id}:{p.relative_to(root) if p else '-'}:"
+                f"{st and st.st_size}:{st and st.st_mtime_ns};"
+            ).encode()
         )
-    # one cache file per folder and size: the name's middle part tells folders sharing a cache_dir apart
-    prefix = f"posters-{size[0]}x{size[1]}-{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]}"
+    # one cache file per folder and size: the name's
+    # middle part tells folders sharing a cache_dir apart
+    root_hash = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
+    prefix = f"posters-{size[0]}x{size[1]}-{root_hash}"
     cache_path = Path(cache_dir or root / ".gankit-cache") / f"{prefix}-{h.hexdigest()[:20]}.pt"
     blob, from_cache = None, False
     if cache and cache_path.is_file():
@@ -497,7 +519,9 @@ def load_posters(
             blob = torch.load(cache_path, weights_only=True)
             from_cache = blob.get("version") == _CACHE_VERSION
         except Exception as e:  # a damaged cache is rebuilt, never trusted
-            warnings.warn(f"ignoring unreadable poster cache {cache_path} ({e}); decoding again")
+            warnings.warn(
+                f"ignoring unreadable poster cache {cache_path} ({e}); decoding again", stacklevel=2
+            )
     if not from_cache:
         images, ids, genre_lists, skipped = _decode_all(root, records, size, progress)
         blob = {
@@ -517,7 +541,8 @@ def load_posters(
                 why = "the disk is full" if is_disk_full(e) else str(e)
                 warnings.warn(
                     f"could not write the poster cache {cache_path} ({why}); no partial file was "
-                    "left, and the posters will be decoded again next time"
+                    "left, and the posters will be decoded again next time",
+                    stacklevel=2,
                 )
 
     images, hot, ids = blob["images"], blob["genres"].float(), blob["ids"].tolist()

@@ -1,4 +1,4 @@
-"""A learnable toy stand-in for the movie-poster set, written in exactly the real format (CSV + JPEGs)."""
+"""A learnable toy stand-in for the movie-poster set, in exactly the real format (CSV + JPEGs)."""
 
 from __future__ import annotations
 
@@ -129,8 +129,8 @@ def _p(f, **kw):
     return lambda d, w, h, c, r: f(d, w, h, c, r, **kw)
 
 
-# genre -> (background RGB, accent RGB, motif). Palettes differ in hue/brightness so mean colour alone
-# already separates the common genres; motifs add shape cues a conv net can use at 64x64.
+# genre -> (background RGB, accent RGB, motif). Palettes differ in hue/brightness so mean colour
+# alone already separates the common genres; motifs add shape cues a conv net can use at 64x64.
 _STYLE: dict[str, tuple[tuple[int, int, int], tuple[int, int, int], Callable]] = {
     "Action": ((225, 95, 25), (50, 35, 30), _m_chevrons),
     "Adult": ((235, 130, 185), (120, 30, 90), _p(_m_circles, n=(12, 20), radius=(4, 7))),
@@ -220,8 +220,9 @@ def _draw_poster(
 ) -> Image.Image:
     w, h = POSTER_WH
     img = Image.new("RGB", (w, h))
-    # One full-height column per genre: decode_image centre-crops to the target aspect, which at 64x64
-    # cuts the top and bottom of a 182x268 poster but never its sides, so every genre's cue survives.
+    # One full-height column per genre: decode_image centre-crops to the target aspect, which at
+    # 64x64 cuts the top and bottom of a 182x268 poster but never its sides, so every genre's cue
+    # survives.
     k = len(genres)
     cuts = [0] + sorted(int(w * (i + r.uniform(-0.1, 0.1)) / k) for i in range(1, k)) + [w]
     jitter = lambda col: tuple(
@@ -236,7 +237,8 @@ def _draw_poster(
     top = r.random() < 0.3  # title block at the bottom (mostly) or top, like real posters
     y = int(r.integers(6, 20)) if top else h - int(r.integers(34, 48))
     d.rectangle([6, y, w - 6, y + 26], fill=tuple(int(v) for v in r.integers(0, 60, 3)))
-    # Pillow's bundled font has no accented letters: draw the title's ASCII fold (é -> e), as a printed credit would
+    # Pillow's bundled font has no accented letters: draw the title's ASCII fold (é -> e), as a
+    # printed credit would
     shown = unicodedata.normalize("NFKD", title.translate(_FOLD)).encode("ascii", "ignore").decode()
     d.text((10, y + 5), shown[:24], fill=(240, 240, 240), font=font)
     px = np.asarray(img, dtype=np.float32)
@@ -249,14 +251,16 @@ def _draw_poster(
 
 
 def make_toy(out_dir: PathLike, n: int = 2000, seed: int = 0, *, broken: float = 0.01) -> Path:
-    """Write a synthetic poster set in exactly the real format; returns the path of its MovieGenre.csv.
+    """Write a synthetic poster set in exactly the real
+    format; returns the path of its MovieGenre.csv.
 
-    n CSV rows (Latin-1; quoted Poster URLs, some with commas; Latin-1 titles) and {imdbId}.jpg posters of
-    182x268 (W x H), ~5% grayscale. Each poster has one full-height column per genre (1-3 genres, drawn
-    in proportion to REAL_GENRE_COUNTS), each in its genre's palette and motif, plus a title block,
-    lighting and noise. `broken` is the fraction of rows made faulty in each of five ways: zero-byte
-    file, truncated file, blank Genre, blank Poster (no file), duplicated row. The ids of each are listed
-    in toy_info.json (which also marks the folder as the toy set). Deterministic for a seed.
+    n CSV rows (Latin-1; quoted Poster URLs, some with commas; Latin-1 titles) and {imdbId}.jpg
+    posters of 182x268 (W x H), ~5% grayscale. Each poster has one full-height column per genre (1-3
+    genres, drawn in proportion to REAL_GENRE_COUNTS), each in its genre's palette and motif, plus a
+    title block, lighting and noise. `broken` is the fraction of rows made faulty in each of five
+    ways: zero-byte file, truncated file, blank Genre, blank Poster (no file), duplicated row. The
+    ids of each are listed in toy_info.json (which also marks the folder as the toy set).
+    Deterministic for a seed.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -275,7 +279,7 @@ def make_toy(out_dir: PathLike, n: int = 2000, seed: int = 0, *, broken: float =
             if p.stem.isdigit():
                 p.unlink()
     r = np.random.default_rng(seed)
-    k = int(round(broken * n))
+    k = round(broken * n)
     if n < 1 or 5 * k > n:
         raise ValueError(f"make_toy needs n >= 1 and broken <= 0.2 (got n={n}, broken={broken})")
     ids = (100000 + np.cumsum(r.integers(1, 400, n))).tolist()
@@ -376,9 +380,9 @@ def make_toy(out_dir: PathLike, n: int = 2000, seed: int = 0, *, broken: float =
 def poster_root(
     data_root: PathLike, *, seed: int = 0, n_toy: int = 2000, toy_dir: PathLike | None = None
 ) -> tuple[Path, bool]:
-    """(folder, is_toy): data_root/posters when it holds MovieGenre.csv and posters, else the toy set at
-    toy_dir (default data_root/posters-toy), generated with make_toy(seed, n_toy) on first use (or when
-    seed/n changed)."""
+    """(folder, is_toy): data_root/posters when it holds MovieGenre.csv and posters, else the toy
+    set at toy_dir (default data_root/posters-toy), generated with make_toy(seed, n_toy) on first
+    use (or when seed/n changed)."""
     data_root = Path(data_root)
     real = data_root / "posters"
     if (real / CSV_NAME).is_file() and (any(real.glob("*.jpg")) or any(real.glob("images/*.jpg"))):

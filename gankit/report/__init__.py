@@ -1,4 +1,4 @@
-"""The instructor's progress report: run folders read back, rendered, exported to HTML/Markdown/PDF."""
+"""The instructor's progress report: run folders read back, rendered, exported to HTML/MD/PDF."""
 
 from .build import build_report, export_notebooks
 

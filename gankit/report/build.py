@@ -1,4 +1,4 @@
-"""Progress reports from run folders (Markdown, self-contained HTML, PDF) and notebook exports with an index."""
+"""Progress reports from run folders (Markdown, one-file HTML, PDF); notebook exports, indexed."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ..runs import runs_root as default_runs_root
 from .render import (
     LOG4,
     compact_grid,
@@ -48,7 +49,7 @@ CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-sta
 
 
 def build_report(
-    runs_root: str | Path = "runs",
+    runs_root: str | Path | None = None,
     out: str | Path = "reports",
     *,
     since: date | str | None = None,
@@ -57,13 +58,16 @@ def build_report(
     pdf: bool = True,
     notes: str = "",
 ) -> dict[str, Path | str]:
-    """Write out/progress-YYYY-MM-DD.{md,html[,pdf]} over the runs started in [since, until] (until: today).
+    """Write out/progress-YYYY-MM-DD.{md,html[,pdf]} over the runs started in [since, until]
+    (until: today) under `runs_root` (None: gankit.runs.runs_root(), i.e. $GANKIT_RUNS, else the
+    project's runs/).
 
-    The Markdown keeps its images in out/progress-YYYY-MM-DD_files/; the HTML embeds them as base64 data
-    URIs with inline CSS, so it opens offline as one file. The PDF is the HTML printed by headless Chromium;
-    without Chromium the result has a 'message' saying so instead of a 'pdf'. Also refreshes out/index.html.
+    The Markdown keeps its images in out/progress-YYYY-MM-DD_files/; the HTML embeds them as base64
+    data URIs with inline CSS, so it opens offline as one file. The PDF is the HTML printed by
+    headless Chromium; without Chromium the result has a 'message' saying so instead of a 'pdf'.
+    Also refreshes out/index.html.
     """
-    root = Path(runs_root)
+    root = default_runs_root(runs_root)
     if not root.is_dir():
         raise FileNotFoundError(
             f"runs folder {str(root)!r} does not exist; train first (`gankit train PRESET` "
@@ -106,14 +110,16 @@ def find_chromium() -> str | None:
 
 
 def html_to_pdf(html_path: Path, pdf_path: Path, timeout: float = 120) -> tuple[Path | None, str]:
-    """Print an HTML file to PDF with headless Chromium; (pdf_path, "") or (None, why it was skipped)."""
+    """Print an HTML file to PDF with headless Chromium;
+    (pdf_path, "") or (None, why it was skipped)."""
     chromium = find_chromium()
     if not chromium:
         return None, (
             "PDF skipped: no Chromium on PATH (looked for "
             + ", ".join(CHROMIUMS)
             + "). Install it "
-            "(Debian/Ubuntu: `apt install chromium`; macOS: `brew install --cask chromium`) and run "
+            "(Debian/Ubuntu: `apt install chromium`; macOS: `brew install --cask chromium`) "
+            "and run "
             f"`gankit report` again, or open {html_path.name} in a browser and print it to PDF."
         )
     pdf_path = Path(pdf_path).resolve()
@@ -147,16 +153,19 @@ def html_to_pdf(html_path: Path, pdf_path: Path, timeout: float = 120) -> tuple[
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
     return (
         None,
-        f"PDF skipped: {chromium} exited with {proc.returncode} and wrote no PDF: {' | '.join(tail)}",
+        f"PDF skipped: {chromium} exited with {proc.returncode} and wrote no PDF: "
+        f"{' | '.join(tail)}",
     )
 
 
 def export_notebooks(notebooks: Sequence[str | Path], out: str | Path = "reports") -> list[Path]:
-    """Export executed notebooks to out/<name>.html without code (as `jupyter nbconvert --no-input`); refresh index."""
+    """Export executed notebooks to out/<name>.html without code (as
+    `jupyter nbconvert --no-input`); refresh index."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    # The three switches of nbconvert's --no-input flag; embed_images inlines images linked from Markdown.
+    # The three switches of nbconvert's --no-input flag;
+    # embed_images inlines images linked from Markdown.
     exporter = HTMLExporter(
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
     )
@@ -172,7 +181,8 @@ def export_notebooks(notebooks: Sequence[str | Path], out: str | Path = "reports
         ]
         if unrun:
             warnings.warn(
-                f"{nb_path.name}: {len(unrun)} code cells were never run, so the export lacks their "
+                f"{nb_path.name}: {len(unrun)} code cells were never run, "
+                "so the export lacks their "
                 "output; execute the notebook first (e.g. `jupyter nbconvert --execute --inplace`)",
                 stacklevel=2,
             )
@@ -188,7 +198,8 @@ def export_notebooks(notebooks: Sequence[str | Path], out: str | Path = "reports
 
 
 def write_index(out: str | Path = "reports") -> Path:
-    """Write out/index.html and out/README.md linking the notebook exports and progress reports found in out/."""
+    """Write out/index.html and out/README.md linking the
+    notebook exports and progress reports found in out/."""
     out = Path(out)
     reports = sorted(out.glob("progress-*.html"), reverse=True)  # newest first
     lessons = sorted(
@@ -226,7 +237,8 @@ def write_index(out: str | Path = "reports") -> Path:
 
 
 def _fmt(v: Any) -> str:
-    """Numbers for prose and tables: 3 significant digits below 10, one decimal above (FID 85.1, KID 0.0123)."""
+    """Numbers for prose and tables: 3 significant digits
+    below 10, one decimal above (FID 85.1, KID 0.0123)."""
     v = v.item() if hasattr(v, "item") else v
     if isinstance(v, float) and math.isfinite(v):
         return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
@@ -263,7 +275,8 @@ def _duration(hours: float) -> str:
 def _compose(
     runs: list[RunSummary], title: str, since: date | None, day: date, notes: str
 ) -> tuple[list[tuple], dict[str, bytes]]:
-    """The report as a list of blocks (rendered to Markdown and HTML alike) and its PNG images by file name."""
+    """The report as a list of blocks (rendered to Markdown
+    and HTML alike) and its PNG images by file name."""
     start = since or (runs[0].started.date() if runs else day)
     total = sum(r.hours for r in runs)
     blocks: list[tuple] = [
@@ -461,7 +474,8 @@ def _metrics_table(runs: list[RunSummary]) -> list[tuple]:
             + [_fmt_count(f.get(k)) for k in counts]
         )
     note = (
-        "Final evaluation of each run. FID and KID fall as the number of samples grows, so compare runs "
+        "Final evaluation of each run. "
+        "FID and KID fall as the number of samples grows, so compare runs "
         + (
             "at equal sample counts (last columns)."
             if counts
@@ -502,7 +516,8 @@ def _observations(runs: list[RunSummary]) -> list[str]:
             first, last, best = fids[0], fids[-1], min(fids, key=lambda e: e["fid"])
             verb = "fell" if last["fid"] < first["fid"] else "rose"
             facts.append(
-                f"FID {verb} from {_fmt(first['fid'])} to {_fmt(last['fid'])} between {when(first)} and "
+                f"FID {verb} from {_fmt(first['fid'])} to {_fmt(last['fid'])} "
+                f"between {when(first)} and "
                 f"{when(last)}"
                 + (
                     f" (best {_fmt(best['fid'])} at {when(best)})"
@@ -523,7 +538,8 @@ def _observations(runs: list[RunSummary]) -> list[str]:
         if is_num(final.get("cond_accuracy")):
             acc = final["cond_accuracy"]
             facts.append(
-                f"samples show the requested label {acc * 100 if acc <= 1 else acc:.1f}% of the time"
+                "samples show the requested label "
+                f"{acc * 100 if acc <= 1 else acc:.1f}% of the time"
             )
         if is_num(final.get("genre_roc_auc")):
             facts.append(
@@ -533,7 +549,8 @@ def _observations(runs: list[RunSummary]) -> list[str]:
         facts += _loss_facts(run)
         if run.status != "finished" and run.epochs_done < (run.epochs_planned or math.inf):
             facts.append(
-                f"stopped at epoch {run.epochs_done} of {run.epochs_planned or '?'} (status: {run.status})"
+                f"stopped at epoch {run.epochs_done} of {run.epochs_planned or '?'} "
+                f"(status: {run.status})"
             )
         elif run.status != "finished":
             facts.append(f"status: {run.status}")
@@ -543,7 +560,8 @@ def _observations(runs: list[RunSummary]) -> list[str]:
             facts.append(f"run notes: {run.metrics['notes']}")
         out.append(f"**{run.label}**: " + "; ".join(facts or ["no numbers to report"]) + ".")
     for preset in dict.fromkeys(r.preset for r in runs):  # compare repeated runs of one preset
-        # Sort on FID alone (stable: ties keep start order); repeated runs of one config tie exactly.
+        # Sort on FID alone (stable: ties keep start
+        # order); repeated runs of one config tie exactly.
         scored = sorted(
             (
                 (r.final["fid"], r)
@@ -575,7 +593,8 @@ def _loss_facts(run: RunSummary) -> list[str]:
     finite = h[["loss_d", "loss_g"]].apply(lambda c: c.map(math.isfinite)).all(axis=1)
     if not finite.all():
         facts.append(
-            f"losses became NaN/inf at step {_fmt(h.loc[~finite, 'step'].iloc[0]) if 'step' in h else '?'}"
+            "losses became NaN/inf at step "
+            f"{_fmt(h.loc[~finite, 'step'].iloc[0]) if 'step' in h else '?'}"
         )
         h = h.iloc[
             : int((~finite).to_numpy().argmax())
@@ -601,7 +620,8 @@ def _loss_facts(run: RunSummary) -> list[str]:
         gap = h["d_real"] - h["d_fake"]
         first, last = _fmt(gap.iloc[:quarter].mean()), _fmt(gap.iloc[-quarter:].mean())
         facts.append(
-            f"critic gap d_real − d_fake (its Wasserstein estimate) averaged {first} in the first and "
+            "critic gap d_real − d_fake (its Wasserstein estimate) "
+            f"averaged {first} in the first and "
             f"{last} in the last quarter of logged steps"
         )
     return facts

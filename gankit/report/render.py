@@ -1,4 +1,4 @@
-"""Report rendering: figures (Agg PNG), sample grids sized for embedding, and blocks -> Markdown / self-contained HTML."""
+"""Report rendering: figures (Agg PNG), grids sized to embed, blocks -> Markdown / one-file HTML."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def metric_keys(evaluations: list[dict[str, Any]]) -> list[str]:
 
 
 def _png(fig) -> bytes:
-    """The figure as a 256-colour PNG: line plots need no more colours, and the file is ~3x smaller."""
+    """The figure as a 256-colour PNG: line plots need
+    no more colours, and the file is ~3x smaller."""
     from PIL import Image
 
     buf = io.BytesIO()
@@ -100,7 +101,8 @@ def compact_grid(data: bytes) -> tuple[bytes, str]:
 
 
 def loss_figure(runs: list[RunSummary]) -> bytes | None:
-    # matplotlib.figure.Figure renders with Agg without pyplot: no global backend switch, no figure leaks
+    # matplotlib.figure.Figure renders with Agg without
+    # pyplot: no global backend switch, no figure leaks
     from matplotlib.figure import Figure
 
     runs = [
@@ -151,7 +153,8 @@ def loss_figure(runs: list[RunSummary]) -> bytes | None:
 
 
 def quality_figure(runs: list[RunSummary], colors: dict[Path, str], x: str) -> bytes:
-    """One panel per metric, each run a line, against x = "seconds" (shown in minutes or hours) or "step"."""
+    """One panel per metric, each run a line, against x =
+    "seconds" (shown in minutes or hours) or "step"."""
     from matplotlib.figure import Figure
 
     keys = metric_keys([e for r in runs for e in r.evaluations])
@@ -252,7 +255,8 @@ def to_markdown(blocks: list[tuple], files_dir: str) -> str:
 
 
 def _inline(text: str) -> str:
-    """Escape, then the two Markdown marks the report uses: **bold** and `code` (and _italic_ placeholders)."""
+    """Escape, then the two Markdown marks the report uses:
+    **bold** and `code` (and _italic_ placeholders)."""
     text = html.escape(text, quote=False)
     text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
     text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
@@ -334,8 +338,10 @@ def to_html(blocks: list[tuple], images: dict[str, bytes], title: str) -> str:
                 + "</ul>"
             )
     return (
-        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>{CSS}</style>\n</head>\n'
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<style>{CSS}</style>\n</head>\n"
         "<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
     )
 
@@ -345,16 +351,19 @@ CSS = """
 body { font: 15px/1.55 "DejaVu Sans", "Segoe UI", Helvetica, Arial, sans-serif; color: var(--fg);
        max-width: 1000px; margin: 2rem auto; padding: 0 1.5rem; }
 h1 { font-size: 1.75rem; margin: 0 0 .2rem; }
-h2 { font-size: 1.3rem; margin: 2rem 0 .6rem; padding-bottom: .25rem; border-bottom: 1px solid var(--line);
+h2 { font-size: 1.3rem; margin: 2rem 0 .6rem; padding-bottom: .25rem; border-bottom: 1px solid \
+var(--line);
      break-after: avoid; }
 h3 { font-size: 1.02rem; margin: 1.2rem 0 .4rem; break-after: avoid; }
-p.meta { color: var(--muted); margin-top: 0; padding-bottom: .6rem; border-bottom: 2px solid var(--line); }
+p.meta { color: var(--muted); margin-top: 0; padding-bottom: .6rem; border-bottom: 2px solid \
+var(--line); }
 ul { padding-left: 1.3rem; } li { margin: .25rem 0; }
 ul.checklist { list-style: none; padding-left: .2rem; }
 ul.checklist input { margin: 0 .45rem 0 0; vertical-align: -1px; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: .4rem 0 1rem; font-size: .84rem; break-inside: avoid; }
-th, td { border: 1px solid var(--line); padding: .22rem .6rem; text-align: left; white-space: nowrap; }
+th, td { border: 1px solid var(--line); padding: .22rem .6rem; text-align: left; white-space: \
+nowrap; }
 th { background: var(--head); font-weight: 600; white-space: normal; vertical-align: bottom; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
@@ -366,7 +375,8 @@ img.px { image-rendering: pixelated; }
 img.plot { max-width: 100%; max-height: 245mm; display: block; }
 figcaption { font-size: .8rem; color: var(--muted); margin-top: .3rem; }
 .figs.sample figcaption { text-align: center; }
-code { font: .88em "DejaVu Sans Mono", Menlo, Consolas, monospace; background: var(--head); padding: .05rem .3rem;
+code { font: .88em "DejaVu Sans Mono", Menlo, Consolas, monospace; background: var(--head); \
+padding: .05rem .3rem;
        border-radius: 4px; }
 @page { size: A4; margin: 13mm 12mm; }
 @media print {

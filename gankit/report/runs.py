@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ..runs import RUN_FILES, TIMESTAMP, with_defaults
+from ..runs import runs_root as default_runs_root
 
 
 def is_num(v: Any) -> bool:
@@ -22,7 +23,8 @@ def is_num(v: Any) -> bool:
 
 @dataclass
 class RunSummary:
-    """One run folder, read once: config, history (one row per logging interval), metrics and sample grids."""
+    """One run folder, read once: config, history (one row
+    per logging interval), metrics and sample grids."""
 
     path: Path
     preset: str
@@ -53,7 +55,8 @@ class RunSummary:
 
     @property
     def epochs_done(self) -> int:
-        """Highest epoch with a sample grid or an evaluation (both are written at the end of an epoch)."""
+        """Highest epoch with a sample grid or an evaluation
+        (both are written at the end of an epoch)."""
         done = [epoch_of(p) for p in self.samples] + [
             e["epoch"] for e in self.evaluations if is_num(e.get("epoch"))
         ]
@@ -65,10 +68,14 @@ class RunSummary:
 
 
 def find_runs(
-    runs_root: str | Path = "runs", since: date | str | None = None, until: date | str | None = None
+    runs_root: str | Path | None = None,
+    since: date | str | None = None,
+    until: date | str | None = None,
 ) -> list[RunSummary]:
-    """Runs under `runs_root/<preset>/<timestamp>/` started within [since, until] (dates inclusive), oldest first."""
-    root, since, until = Path(runs_root), as_date(since), as_date(until)
+    """Runs under `runs_root/<preset>/<timestamp>/` started within [since, until] (dates
+    inclusive), oldest first. `runs_root` None is gankit.runs.runs_root(): $GANKIT_RUNS, else
+    the project's runs/."""
+    root, since, until = default_runs_root(runs_root), as_date(since), as_date(until)
     runs = []
     for path in root.glob("*/*") if root.is_dir() else []:
         if not path.is_dir() or path.name.startswith(".") or not _looks_like_run(path):
@@ -81,9 +88,10 @@ def find_runs(
 
 
 def _looks_like_run(path: Path) -> bool:
-    """A folder a Trainer made: named by its start time (even if empty: a run cut off at once), or holding a
-    run's files (a renamed run). A runs root nested in another (runs/test/<preset>/<timestamp>/) is neither,
-    and must not be read as runs of a preset called "test"."""
+    """A folder a Trainer made: named by its start time (even if empty: a run cut off at once), or
+    holding a run's files (a renamed run). A runs root nested in another
+    (runs/test/<preset>/<timestamp>/) is neither, and must not be read as runs of a preset called
+    "test"."""
     try:
         datetime.strptime(path.name[:15], TIMESTAMP)
         return True

@@ -1,0 +1,711 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 01: a vanilla GAN with two small MLPs on MNIST
+#
+# A generator $G$ turns 64 random numbers into a 28x28 digit; a discriminator $D$ tells real
+# digits from generated ones; both learn at once. This lesson trains that pair on MNIST, and
+# reads the run like a report: the objective and why its gradient matters, the data, the
+# models, the losses while they train, the samples, and numbers that say how good the samples
+# are. Two short experiments then show what the generator's loss and the latent distribution
+# change.
+#
+# The first cell matters only on Google Colab (it installs gankit there); the second sets the
+# run up. With `LOAD_RUN = True` the lesson reuses your last finished run instead of training
+# again, so you can come back to the plots without waiting.
+
+# %%
+# Colab only: install gankit, optionally keep runs on Google Drive so a cut-off session can resume.
+import os
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+USE_DRIVE = False  # True: runs (checkpoints) go to /content/drive/MyDrive/gankit/runs
+if IN_COLAB:  # not one `if`: the %pip line is a magic, not a comment  # noqa: SIM102
+    # %pip install -q "gankit @ git+https://github.com/gankit-course/gankit"
+    if USE_DRIVE:
+        from google.colab import drive
+
+        drive.mount("/content/drive")
+        os.environ["GANKIT_RUNS"] = "/content/drive/MyDrive/gankit/runs"
+
+# %% tags=["nbval-ignore-output"]
+LOAD_RUN = False  # True: reuse the last finished run instead of training
+
+import inspect
+import math
+import textwrap
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from PIL import Image
+
+import gankit
+from gankit import losses
+from gankit.config import make_config, resolve_device, resolve_profile
+from gankit.data import load_dataset, to_model
+from gankit.lesson import setup, train_or_load
+from gankit.metrics import EvaluateCallback, mnist_quality, reference_quality
+from gankit.models import build_models, count_parameters
+from gankit.train import Trainer
+from gankit.viz import compare_runs, plot_losses, progress_gif, show_gif, show_grid, show_grids
+
+device = resolve_device()  # GANKIT_DEVICE, else cuda, mps, cpu
+profile = resolve_profile()  # GANKIT_PROFILE, else full on a GPU and cpu otherwise
+config = make_config("mlp-mnist", profile)
+# Budgets that follow the profile:
+# samples per quality evaluation, and the length of the side experiments.
+N_EVAL = {"smoke": 256, "cpu": 2000, "full": 5000}[profile]
+SIDE_EPOCHS = {"smoke": 2, "cpu": 3, "full": 10}[profile]
+
+print(f"gankit {gankit.__version__}, torch {torch.__version__}: profile {profile!r} on {device}")
+print(f"quality evaluations use {N_EVAL} samples; side experiments train {SIDE_EPOCHS} epochs each")
+print("\n".join(textwrap.wrap(repr(config), 110)))
+
+# %% [markdown]
+# ## What you will learn
+#
+# 1. The GAN objective as a two-player game, the discriminator's binary cross-entropy, and the
+#    two generator losses (saturating *minimax* and *non-saturating*); why the second one
+#    gives the generator a usable gradient at the start, shown with numbers.
+# 2. How to get MNIST into the range the generator produces ($[-1, 1]$, to match its Tanh).
+# 3. How to read the loss curves of a GAN: what $D(x) \approx D(G(z)) \approx 0.5$ means,
+#    where $2\log 2$ comes from, and what a collapse looks like.
+# 4. How to judge samples with numbers, not only with your eyes: a Frechet distance in the
+#    features of an MNIST classifier, the number of digit classes the generator covers, and the
+#    classifier's confidence, always next to the value real digits get at the same sample count.
+# 5. Two classic mistakes, measured: the saturating generator loss, and a uniform latent
+#    (`torch.rand` where `torch.randn` was meant).
+
+# %% [markdown]
+# ## 1. The objective
+#
+# Goodfellow et al. (2014) set up a two-player game. The discriminator $D(x) \in (0, 1)$ is the
+# probability that $x$ is real; the generator maps noise $z \sim p(z) = \mathcal N(0, I)$ to
+# images $G(z)$:
+#
+# $$
+# \min_G \max_D \; V(D, G) = \mathbb E_{x \sim p_\text{data}}\big[\log D(x)\big]
+#   + \mathbb E_{z \sim p(z)}\big[\log\big(1 - D(G(z))\big)\big].
+# $$
+#
+# Our discriminator outputs a **logit** $d$ and $D = \sigma(d)$, the sigmoid; the losses apply
+# the sigmoid themselves (`binary_cross_entropy_with_logits`), which is exact where $\log\sigma$
+# would underflow. With $d_\text{real} = $ logit of a real batch and $d_\text{fake} = $ logit of a
+# generated one:
+#
+# **Discriminator** (maximising $V$ = minimising binary cross-entropy with target 1 for real, 0 for
+# fake):
+# $$
+# \mathcal L_D = -\mathbb E\big[\log \sigma(d_\text{real})\big] -
+#   \mathbb E\big[\log\big(1 - \sigma(d_\text{fake})\big)\big].
+# $$
+#
+# **Generator, saturating (minimax)**: minimise the game's own term, $\mathcal L_G^\text{mm} =
+# \mathbb E\big[\log\big(1 - \sigma(d_\text{fake})\big)\big] =
+# -\mathbb E\big[\operatorname{softplus}(d_\text{fake})\big]$.
+#
+# **Generator, non-saturating**: minimise $\mathcal L_G^\text{ns} =
+# -\mathbb E\big[\log \sigma(d_\text{fake})\big] =
+# \mathbb E\big[\operatorname{softplus}(-d_\text{fake})\big]$, i.e. "make $D$ call the fakes real".
+# Both push $D(G(z))$ up and have the same fixed point; they differ in *how hard* they push. Per
+# sample, the derivatives with respect to the logit are
+#
+# $$
+# \frac{\partial \mathcal L_G^\text{mm}}{\partial d} = -\sigma(d), \qquad
+# \frac{\partial \mathcal L_G^\text{ns}}{\partial d} = -\big(1 - \sigma(d)\big), \qquad
+# \frac{|\partial \mathcal L_G^\text{ns} / \partial d|}{|\partial \mathcal L_G^\text{mm} /
+#   \partial d|} = e^{-d}.
+# $$
+#
+# Early in training the fakes are bad, $D$ rejects them confidently, $d_\text{fake} \ll 0$ and
+# $\sigma(d_\text{fake}) \approx e^{d_\text{fake}}$: the minimax gradient is almost zero exactly
+# when the generator most needs a signal, while the non-saturating gradient is almost 1. Here
+# are the library's loss functions (the notebook uses these, it does not redefine them):
+
+# %%
+for fn in (losses.d_loss_bce, losses.g_loss_minimax, losses.g_loss_non_saturating):
+    print(inspect.getsource(fn))
+
+# %% [markdown]
+# And their gradients, computed by autograd through those same functions at a few logits
+# (`|dL/dd|` per sample: the losses average over the batch, so we scale by the batch size). The
+# assertions check autograd against the closed forms above.
+
+# %%
+logits = torch.tensor([-8.0, -6.0, -4.0, -2.0, 0.0, 2.0], dtype=torch.float64)
+grads = {}
+for name, loss_fn in [
+    ("minimax", losses.g_loss_minimax),
+    ("non-saturating", losses.g_loss_non_saturating),
+]:
+    d_fake = logits.clone().requires_grad_(True)
+    (loss_fn(d_fake) * len(d_fake)).backward()  # x batch size: each logit's own gradient
+    grads[name] = d_fake.grad.abs()
+
+p_fake = torch.sigmoid(logits)
+assert torch.allclose(grads["minimax"], p_fake) and torch.allclose(
+    grads["non-saturating"], 1 - p_fake
+)
+table = pd.DataFrame(
+    {
+        "logit d_fake": logits.numpy(),
+        "D(G(z))": p_fake.numpy(),
+        "|dL/dd| minimax": grads["minimax"].numpy(),
+        "|dL/dd| non-saturating": grads["non-saturating"].numpy(),
+        "ratio ns / minimax": (grads["non-saturating"] / grads["minimax"]).numpy(),
+    }
+)
+print(
+    table.to_string(
+        index=False,
+        formatters={
+            "logit d_fake": "{:.0f}".format,
+            "D(G(z))": "{:.5f}".format,
+            "|dL/dd| minimax": "{:.5f}".format,
+            "|dL/dd| non-saturating": "{:.5f}".format,
+            "ratio ns / minimax": "{:.1f}".format,
+        },
+    )
+)
+
+# %% [markdown]
+# At $d_\text{fake} = -6$ ($D$ gives the fakes 0.25%), the non-saturating loss pushes about 400
+# times harder than the minimax loss. Once $D(G(z))$ passes 0.5 the roles swap, but by then the
+# generator has something to work with. Section 7 measures what this does to a real run.
+
+# %% [markdown]
+# ## 2. The data
+#
+# MNIST: 60,000 training digits, 28x28, grey. gankit keeps the whole set in memory as `uint8`
+# (N, 1, 28, 28) and serves shuffled batches straight from the training device, converting each
+# batch with `to_model` to floats in $[-1, 1]$: the range of the generator's final Tanh. If real
+# and fake images lived in different ranges, the discriminator could tell them apart by range
+# alone and teach the generator nothing about digits.
+
+# %% tags=["nbval-ignore-output"]
+data = load_dataset(config)  # the smoke profile uses only the first 2048 images
+print(data.summary, f"-> {len(data)} used for training")
+show_grid(to_model(data.images[:64]), "64 real training digits", size=4.5)
+plt.show()
+
+# %%
+x_stored = data.images[:1024]
+x_model = to_model(x_stored)
+print(
+    f"stored:     {x_stored.dtype}, shape {tuple(x_stored.shape)}, range [{x_stored.min()}, "
+    f"{x_stored.max()}]"
+)
+print(
+    f"model sees: {x_model.dtype}, shape {tuple(x_model.shape)}, range [{x_model.min():.1f}, "
+    f"{x_model.max():.1f}]"
+)
+assert x_model.min() == -1.0 and x_model.max() == 1.0  # exactly the Tanh range, both ends used
+
+# %% tags=["nbval-ignore-output"]
+counts = torch.bincount(data.labels, minlength=10)
+fig, ax = plt.subplots(figsize=(6, 2.6))
+ax.bar(range(10), (counts / counts.sum()).numpy())
+ax.axhline(0.1, ls=":", c="gray", lw=1)
+ax.set(
+    xticks=range(10),
+    xlabel="digit",
+    ylabel="share",
+    title=f"class shares of the {len(data)} training digits",
+)
+plt.show()
+print(
+    "share per digit:",
+    " ".join(f"{d}:{c / counts.sum():.3f}" for d, c in enumerate(counts.tolist())),
+)
+
+# %% [markdown]
+# The classes are close to balanced (about 9% to 11% each), so a good generator should
+# produce every digit about one time in ten. We will check exactly that in section 6.
+
+# %% [markdown]
+# ## 3. The models
+#
+# Two multilayer perceptrons (`gankit.models.MLPGenerator`, `MLPDiscriminator`), sized by the
+# config: latent 64, hidden 256. The generator widens towards its 784 outputs and ends in Tanh;
+# the discriminator mirrors it and ends in a single **logit** (no sigmoid: the loss applies it).
+# LeakyReLU(0.2) keeps a gradient for negative inputs, which matters for the discriminator:
+# its gradient is the only thing the generator learns from. The counts below are for the
+# preset itself (the `full` profile); the `cpu` and `smoke` profiles train the same networks,
+# only for fewer steps.
+
+# %%
+full = make_config("mlp-mnist", "full")
+G, D = build_models(full)
+print(G, D, sep="\n")
+layers = [
+    (net, name, m)
+    for net, model in (("G", G), ("D", D))
+    for name, m in model.named_modules()
+    if isinstance(m, torch.nn.Linear)
+]
+print(
+    pd.DataFrame(
+        [
+            {
+                "net": net,
+                "layer": name,
+                "in -> out": f"{m.in_features} -> {m.out_features}",
+                "parameters": count_parameters(m),
+            }
+            for net, name, m in layers
+        ]
+    ).to_string(index=False)
+)
+print(f"G: {count_parameters(G):,} parameters, D: {count_parameters(D):,} parameters")
+
+z = torch.randn(16, full.latent_dim)
+x_fake = G(z)
+d_fake = D(x_fake)
+print(
+    f"z {tuple(z.shape)} -> G -> x_fake {tuple(x_fake.shape)} in [-1, 1]: "
+    f"{bool(x_fake.abs().max() <= 1)} -> D -> d_fake {tuple(d_fake.shape)} (logits)"
+)
+
+# %% [markdown]
+# ## 4. Training
+#
+# `train_or_load` builds everything from the preset (seed, data, models, Adam with
+# $\beta_1 = 0.5$), trains with a live progress bar showing the losses and $D(x)$, $D(G(z))$,
+# and saves into `runs/mlp-mnist/<time stamp>/`: the config, the loss history, a grid of
+# samples from the same fixed noise after every epoch, and a checkpoint to resume from.
+# With `LOAD_RUN = True` it loads the newest finished run instead.
+#
+# Each step is one discriminator update on a real and a generated batch, then one generator
+# update (`n_critic = 1`). After every epoch, `EvaluateCallback` draws `N_EVAL` samples (always
+# from the same noise, so the curve shows the model changing and not the noise) and measures
+# them with a small MNIST classifier shipped with gankit (section 6).
+
+# %% [markdown]
+# This is the library's whole GAN algorithm, `Trainer.d_step` and `Trainer.g_step`, printed from its
+# source: Algorithm 1 of Goodfellow et al. (2014), one update of $D$ with $G$ held fixed
+# (`torch.no_grad()`, so the fakes carry no graph back into $G$), then one update of $G$ through a
+# $D$ whose weights are frozen. The objective (which losses, a penalty, clipping) is an object built
+# once from the config (`trainer.objective`); the loop never changes between lessons.
+
+# %%
+print(inspect.getsource(Trainer.d_step))
+print(inspect.getsource(Trainer.g_step))
+
+# %% tags=["nbval-ignore-output"]
+evaluate = EvaluateCallback(every=1, n_samples=N_EVAL)
+trainer = train_or_load("mlp-mnist", load=LOAD_RUN, callbacks={"on_epoch_end": [evaluate]})
+history, c = trainer.history, trainer.config
+eval_seconds = sum(e.get("eval_seconds", 0.0) for e in trainer.evaluations)
+print(
+    f"run {c.preset}/{trainer.run_dir.name}: {trainer.epoch} epochs x {len(trainer.data)} steps "
+    f"(batch {c.batch_size}) = {trainer.step} steps in {trainer.elapsed:.0f} s of training on "
+    f"{trainer.device}, plus {eval_seconds:.0f} s for {len(trainer.evaluations)} quality "
+    "evaluations"
+)
+
+# %% [markdown]
+# ## 5. Reading the loss curves
+#
+# Left: the two losses. Right: the discriminator's mean output on real digits, $D(x)$, and on
+# generated ones, $D(G(z))$ (means over each logging interval of 50 steps). The dotted lines mark
+# the equilibrium of the game: if $G$ reproduced the data exactly, the best $D$ could do is
+# $D = \tfrac12$ everywhere, and then
+#
+# $$
+# \mathcal L_D = -\log\tfrac12 - \log\big(1 - \tfrac12\big) = 2\log 2 \approx 1.386,
+# \qquad \mathcal L_G^\text{ns} = -\log\tfrac12 = \log 2 \approx 0.693.
+# $$
+
+# %%
+half = torch.zeros(8)  # logit 0 <=> D = 1/2 on every sample
+print(f"loss_d at D = 1/2: {losses.d_loss_bce(half, half):.4f}   2 log 2 = {2 * math.log(2):.4f}")
+print(f"loss_g at D = 1/2: {losses.g_loss_non_saturating(half):.4f}   log 2   = {math.log(2):.4f}")
+
+# %% tags=["nbval-ignore-output"]
+plot_losses(history, c, title=f"mlp-mnist, {c.profile} profile", smooth=5)
+plt.show()
+per_epoch = history.assign(epoch=history["epoch"].apply(math.ceil))  # 0.05 .. 1.0 is epoch 1
+per_epoch = per_epoch.groupby("epoch")[["loss_d", "loss_g", "d_real", "d_fake"]].mean()
+print("means per epoch (D(x) = d_real, D(G(z)) = d_fake):")
+print(per_epoch.round(3).to_string())
+
+# %% [markdown]
+# How to read them:
+#
+# - **$D(x)$ and $D(G(z))$ near 0.5** and $\mathcal L_D$ near $2\log 2$ mean the discriminator
+#   cannot tell real from fake *at its current strength*. It does **not** mean the samples are
+#   perfect: a weak or confused $D$ gives the same numbers. That is why section 6 measures the
+#   samples with an independent classifier.
+# - **A gap** ($D(x)$ above $D(G(z))$, $\mathcal L_D$ below $2\log 2$) is normal: the
+#   discriminator stays a step ahead, and the gap is the generator's training signal. What
+#   matters is that both stay away from 0 and 1, and which way the gap moves: a gap that narrows
+#   while the samples improve means the generator is catching up.
+# - **A collapse of training** looks like $\mathcal L_D \to 0$, $D(x) \to 1$, $D(G(z)) \to 0$ and
+#   $\mathcal L_G$ climbing without bound: $D$ has won, the generator's gradient has vanished
+#   (with the minimax loss) or points nowhere useful, and the samples stop improving.
+# - **Mode collapse** (the generator draws only a few digits) can hide behind healthy-looking
+#   losses, or show up as oscillating losses as $D$ and $G$ chase each other from one digit to
+#   the next. The losses cannot rule it out; counting the classes of the samples can.
+
+# %% [markdown]
+# ## 6. Samples and their quality
+#
+# ### Samples during training
+#
+# The trainer saved a grid of samples from the *same* 64 noise vectors after every epoch
+# (`samples/epoch_XXXX.png` in the run folder), so the grids show one generator learning. Here
+# are the first, a middle and the last epoch, then all of them as an animation.
+
+# %% tags=["nbval-ignore-output"]
+grids = sorted((trainer.run_dir / "samples").glob("epoch_*.png"))
+picked = [grids[0], grids[len(grids) // 2], grids[-1]] if len(grids) >= 3 else grids
+fig, axes = plt.subplots(1, len(picked), figsize=(4.4 * len(picked), 4.6), squeeze=False)
+for ax, path in zip(axes[0], picked):
+    ax.imshow(Image.open(path), interpolation="nearest")
+    ax.set_title(f"after epoch {int(path.stem.split('_')[1])} of {len(grids)}")
+    ax.axis("off")
+fig.tight_layout()
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+show_gif(progress_gif(trainer.run_dir))
+
+# %% [markdown]
+# ### Quality over time
+#
+# Eyes are a poor judge of 64 samples. `gankit.metrics` measures a few thousand with a small
+# LeNet-style classifier trained on MNIST (over 99% test accuracy), in its 128-dimensional
+# penultimate feature space:
+#
+# - **FID** (Frechet distance, Heusel et al. 2017): fit a Gaussian to the features of the samples
+#   and one to those of the 10,000 MNIST test digits; $\text{FID} = \lVert\mu_s - \mu_r\rVert^2 +
+#   \operatorname{tr}\big(\Sigma_s + \Sigma_r - 2(\Sigma_s\Sigma_r)^{1/2}\big)$. Lower is better. It
+#   uses *classifier* features, not Inception's (which cannot be downloaded here and suit digits
+#   poorly), so compare these numbers with each other only.
+# - **Classes covered**: how many digits get at least 2% of the classifier's predictions (10 =
+#   no digit was dropped); the KL divergence of the class histogram to uniform is 0 for a perfect
+#   spread and $\log 10 = 2.30$ for a single digit.
+# - **Mean confidence**: the classifier's mean top probability; blurry or ambiguous strokes
+#   lower it. Read it together with coverage: a generator that draws the same shape over and
+#   over can score a high confidence (section 8 shows one).
+# - **KID** (kernel distance, Binkowski et al. 2018), in the final table: an unbiased cousin of
+#   FID in the same features; lower is better.
+#
+# FID is biased upwards at small sample counts, so the dashed line is the **floor**: the same
+# numbers for the same count of *real* training digits (`reference_quality`). A generator can
+# only approach it.
+
+# %% tags=["nbval-ignore-output"]
+evals = pd.DataFrame(trainer.evaluations)
+n_eval = int(evals["n_samples"].iloc[-1])
+real = reference_quality(n_eval)
+panels = [
+    ("fid", "FID (classifier features)"),
+    ("classes_covered", "classes covered (of 10)"),
+    ("mean_confidence", "mean classifier confidence"),
+]
+fig, axes = plt.subplots(2, 3, figsize=(13, 6.4))
+for row, (x, xlabel) in enumerate(
+    [("step", "training step"), ("seconds", "wall-clock seconds (incl. evaluation)")]
+):
+    for ax, (col, title) in zip(axes[row], panels):
+        ax.plot(evals[x], evals[col], "o-", label=f"generator, {n_eval} samples")
+        ax.axhline(real[col], ls="--", c="gray", lw=1, label=f"real digits, {n_eval} samples")
+        ax.set(xlabel=xlabel, title=title)
+        ax.grid(alpha=0.3)
+axes[0][0].set_yscale("log")
+axes[1][0].set_yscale("log")
+axes[0][0].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+final = evals.iloc[-1]
+cols = [
+    "n_samples",
+    "n_reference",
+    "fid",
+    "kid_mean",
+    "classes_covered",
+    "kl_uniform",
+    "mean_confidence",
+]
+summary = pd.DataFrame(
+    [
+        {
+            "": f"generator after epoch {int(final['epoch'])} (step {int(final['step'])})",
+            **{k: final[k] for k in cols},
+        },
+        {"": "real MNIST train digits", **{k: real[k] for k in cols}},
+    ]
+).set_index("")
+summary[["n_samples", "n_reference", "classes_covered"]] = summary[
+    ["n_samples", "n_reference", "classes_covered"]
+].astype(int)
+print(
+    f"sample counts: {n_eval} generated (fixed seed) vs {n_eval} real training digits, both "
+    f"against {int(final['n_reference'])} MNIST test digits; KID subsets of "
+    f"{int(final['kid_subset_size'])}"
+)
+summary.round(4)
+
+# %% tags=["nbval-ignore-output"]
+hist = [final[f"class_hist_{i}"] for i in range(10)]
+fig, ax = plt.subplots(figsize=(6, 2.6))
+ax.bar(range(10), hist, label="generated")
+ax.plot(range(10), real["class_hist"], "k_", ms=18, label="real")
+ax.axhline(0.02, ls=":", c="red", lw=1, label="2% = covered")
+ax.set(
+    xticks=range(10),
+    xlabel="digit the classifier sees",
+    ylabel="share",
+    title=f"classes of {n_eval} generated digits (final epoch)",
+)
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# ## 7. Experiment: saturating (minimax) vs non-saturating generator loss
+#
+# Section 1 predicted that the minimax loss starves the generator of gradient early on. Test it:
+# two runs with the **same** seed, data order, models, optimiser and budget (`SIDE_EPOCHS`
+# epochs), differing only in `g_loss`. These short runs keep no run folder (`run_dir=None`):
+# they exist only in this notebook.
+
+# %% tags=["nbval-ignore-output"]
+side = {}
+for g_loss in ("non-saturating", "minimax"):
+    side[g_loss] = setup(
+        "mlp-mnist", profile=profile, run_dir=None, epochs=SIDE_EPOCHS, g_loss=g_loss
+    )
+    side[g_loss].fit()
+
+# %% tags=["nbval-ignore-output"]
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+histories = {name: t.history for name, t in side.items()}
+# raw 50-step means: keep the dips
+compare_runs(histories, "d_fake", ax=axes[0], ylabel="D(G(z))", smooth=1)
+compare_runs(histories, "loss_d", ax=axes[1], ylabel="loss_d", smooth=1)
+axes[1].axhline(2 * math.log(2), ls=":", c="gray", lw=1)
+fig.tight_layout()
+plt.show()
+show_grids({f"{name} ({SIDE_EPOCHS} epochs)": t.sample(64, seed=0) for name, t in side.items()})
+plt.show()
+
+
+# %% tags=["nbval-ignore-output"]
+def quality_table(results: dict) -> pd.DataFrame:
+    cols = ["n_samples", "fid", "classes_covered", "kl_uniform", "mean_confidence"]
+    table = pd.DataFrame(results).T[cols].astype(float).round(3)
+    return table.astype({"n_samples": int, "classes_covered": int})
+
+
+for name, t in side.items():
+    h = t.history
+    low = h.loc[h["d_fake"].idxmin()]
+    print(
+        f"{name:>14}: mean D(G(z)) in epoch 1 {h.loc[h['epoch'] <= 1, 'd_fake'].mean():.3f}, "
+        f"lowest {low['d_fake']:.3f} (logit {math.log(low['d_fake'] / (1 - low['d_fake'])):.2f}, "
+        f"step {int(low['step'])})"
+    )
+quality = {name: mnist_quality(t.sample(N_EVAL, seed=0)) for name, t in side.items()}
+quality_table(quality)
+
+# %% [markdown]
+# **What to look for.** How low does $D(G(z))$ go, and how fast? Translate it into a logit,
+# $d = \log\frac{D}{1 - D}$, and read the gradient ratio $e^{-d}$ off the table of section 1: that
+# is how much harder the non-saturating loss pushes at that moment. The two runs' `loss_g` columns
+# are not comparable ($\log(1 - D)$ and $-\log D$ are different functions), so we compare $D(G(z))$
+# and $\mathcal L_D$, then the samples and their quality. Section 10 reads the committed run.
+
+# %% [markdown]
+# ## 8. Pitfall: a uniform latent (`torch.rand` instead of `torch.randn`)
+#
+# One letter: `torch.rand(b, 64)` draws from $U[0, 1)^{64}$, `torch.randn(b, 64)` from
+# $\mathcal N(0, I)$. The uniform noise is all positive, centred at 0.5 instead of 0, with a
+# standard deviation of $1/\sqrt{12} \approx 0.29$ instead of 1, so the generator's first layer
+# sees a large offset shared by every sample ($0.5 \sum_j W_{ij}$) plus a variation 3.5 times
+# smaller than with `randn`. The cell below measures what that does to a freshly initialised
+# generator: its samples differ from one another about 3 times less. A network *could* learn to
+# undo an affine change of its input, but meanwhile the discriminator trains against a generator
+# that offers little variety. And the bug rarely stays alone: sampling code written later with
+# `randn` feeds the trained generator inputs it never saw. gankit keeps the bug behind
+# `latent="uniform"` only to show it; after the check, a run with the same budget as section 7.
+
+# %%
+torch.manual_seed(0)
+G_init, _ = build_models(full)  # a freshly initialised generator of the preset
+g = torch.Generator().manual_seed(1)
+with torch.no_grad():
+    for name, z in [
+        ("randn", torch.randn(512, full.latent_dim, generator=g)),
+        ("rand", torch.rand(512, full.latent_dim, generator=g)),
+    ]:
+        # per-pixel std across the 512 samples, averaged over pixels
+        spread = G_init(z).std(dim=0).mean()
+        print(
+            f"torch.{name:<5}  z: mean {z.mean():+.3f}, std {z.std():.3f}  ->  samples differ by "
+            f"{spread:.3f} per pixel"
+        )
+
+# %% tags=["nbval-ignore-output"]
+uniform = setup("mlp-mnist", profile=profile, run_dir=None, epochs=SIDE_EPOCHS, latent="uniform")
+uniform.fit()
+# seed=0 draws the same randn noise as section 7's grids; the uniform run's own sampler draws rand
+z_normal = torch.randn(64, uniform.config.latent_dim, generator=torch.Generator().manual_seed(0))
+show_grids(
+    {
+        "normal latent (section 7)": side["non-saturating"].sample(64, seed=0),
+        "uniform latent, sampled with rand": uniform.sample(64, seed=0),
+        "uniform latent, sampled with randn": uniform.sample(64, noise=z_normal.to(uniform.device)),
+    }
+)
+plt.show()
+
+# %% tags=["nbval-ignore-output"]
+quality["uniform latent (rand)"] = mnist_quality(uniform.sample(N_EVAL, seed=0))
+z_mismatch = torch.randn(
+    N_EVAL, uniform.config.latent_dim, generator=torch.Generator().manual_seed(0)
+)
+quality["uniform-trained, sampled with randn"] = mnist_quality(
+    uniform.sample(N_EVAL, noise=z_mismatch.to(uniform.device))
+)
+print(
+    f"{N_EVAL} samples each, after {SIDE_EPOCHS} epochs; real digits at that count: FID "
+    f"{real['fid']:.2f}"
+)
+quality_table(quality)
+
+# %% [markdown]
+# ## 9. Hyperparameters
+#
+# The preset (`full` profile) and what the `cpu` and `smoke` profiles change; the reasons are the
+# comments beside each field in `gankit/config.py`.
+
+# %%
+why = {
+    "latent_dim": "digits need few latent factors",
+    "hidden_dim": "256 learns all ten digits in minutes on a CPU",
+    "batch_size": "small batches: many updates per epoch",
+    "lr_g": "Adam 4e-4: twice DCGAN's 2e-4; all ten digits in half the epochs here",
+    "lr_d": "equal rates: neither net is favoured",
+    "betas": "beta1 = 0.5 damps momentum, which oscillates in a two-player game",
+    "g_loss": "strong early gradients (section 1)",
+    "latent": "torch.randn; uniform is the section-8 pitfall",
+    "n_critic": "one D step per G step for a BCE GAN",
+    "real_label": "1.0 = no label smoothing",
+    "epochs": "passes over the 60,000 training digits",
+    "steps_per_epoch": "None = the whole set (937 batches of 64)",
+    "subset": "None = all 60,000 images",
+    "seed": "the same seed gives the same run",
+}
+configs = {p: make_config("mlp-mnist", p).to_dict() for p in ("full", "cpu", "smoke")}
+pd.DataFrame(
+    [{"parameter": k, **{p: str(configs[p][k]) for p in configs}, "why": v} for k, v in why.items()]
+).set_index("parameter")
+
+# %% [markdown]
+# ## 10. Observations from the committed run
+#
+# All numbers below come from the outputs above (`cpu` profile). Executing the notebook twice on
+# this machine gave identical numbers.
+#
+# **The run.** 15 epochs x 937 steps = 14,055 steps of 64 images in 164 s of wall-clock on a
+# 2-core CPU, 27 s of it in the 15 quality evaluations (the first one, which also loads the
+# classifier and the test digits, took 4.5 s; the others about 1.6 s).
+#
+# **Losses, in two phases** (per-epoch means from the table in section 5):
+#
+# 1. *The discriminator pulls ahead* (epochs 1-4): $D(G(z))$ falls from 0.60 at the first log
+#    (step 50) to an epoch mean of 0.29 in epoch 3, while $\mathcal L_G$ climbs from 0.92 to
+#    50-step means of about 2.0 (2.08 at step 1,500). The lowest 50-step mean on fakes was 0.272
+#    (step 1,400), a logit of about $-1.0$, where the non-saturating gradient is still 0.73 of
+#    its maximum. $D$ never wins outright, so training does not stall.
+# 2. *A steady state* (epochs 5-15): after step 5,000 every 50-step mean stays within
+#    $D(x) = 0.63\text{-}0.65$, $D(G(z)) = 0.34\text{-}0.38$, $\mathcal L_D = 1.01\text{-}1.10$ and
+#    $\mathcal L_G = 1.18\text{-}1.34$. The curves are flat, yet the samples and FID keep
+#    improving through all of it: flat losses mean the two players are matched, not that
+#    learning has stopped. The losses stay well away from the equilibrium ($2\log 2 = 1.386$ and
+#    $D = \tfrac12$): $D$ still tells real from fake better than chance.
+#
+# **Samples.** After epoch 1 the grid is grey, speckled blobs, most of them the same 8/9-like loop
+# whatever $z$ is (the classifier reads 81% of them as 8). After epoch 8 (the middle grid): strokes
+# on black, most of them readable digits, with white specks and some broken shapes. After epoch 15
+# every one of the ten digits appears in the 64-sample grid (zeros and sixes are the rarest, as the
+# histogram of section 6 confirms), most of them clearly, with salt noise and a few malformed ones
+# (a tangle in the bottom-right corner). Each output pixel comes from its own row of the last linear
+# layer; an MLP has no notion of neighbouring pixels (lesson 02's convolutions do).
+#
+# **Quality** (2,000 samples, against the 10,000 MNIST test digits). FID fell from 431.1 after
+# epoch 1 to **69.5** after epoch 15, and was still falling at the end (80.8, 83.8, 74.9, 69.5
+# over the last four epochs). Real digits score 1.61 at that sample count, so the classifier
+# still tells these digits from real ones easily. Classes covered: 4 after epoch 1, 9 and 8 in
+# epochs 2-3, **all 10 from epoch 5 on** except epoch 7 (9: zeros at 1.8%), and 10 at the end.
+# The class histogram is uneven but not collapsed: 1 takes 14.5% and 7 14.2%, 0 only 4.0% and 6
+# 5.2%, a KL divergence to uniform of 0.065 nats against 0.007 for real digits; the loss curves
+# show nothing of it. Mean confidence started high (0.87 after epoch 1: the early blobs all look
+# like the same few digits), fell to 0.73 at epoch 2 as variety grew, and rose to 0.89 (real
+# digits: 0.99).
+#
+# **Minimax vs non-saturating** (3 epochs each, same seed and batches). The non-saturating side
+# run *is* the main run's first 3 epochs: the same seed gives the same batches and noise, and
+# evaluating does not touch training's random numbers, so both reach FID 219.1. The minimax
+# run's $D(G(z))$ fell lower and swung more: its 50-step means went down to 0.124 (logit
+# $-1.96$, step 2,050), where the non-saturating loss would push about $e^{1.96} \approx 7$ times
+# harder, and averaged 0.344 in epoch 1; the non-saturating run never went below 0.272 (logit
+# $-0.98$) and averaged 0.389. Its $\mathcal L_D$ also fell further (the discriminator winning
+# more often). The minimax generator still learned, probably because Adam divides each step by
+# a running RMS of the gradient, so a uniformly small gradient still moves the weights. After 3
+# epochs the non-saturating run is ahead, FID 219.1 against 268.7 and KL to uniform 0.258
+# against 0.503, with 8 classes covered each: in this small setting the saturating loss cost
+# speed and variety, not success.
+#
+# **Uniform latent.** With `torch.rand` the generator collapsed completely within the same 3
+# epochs: all 64 samples show the same grey, speckled 2-like shape, FID 670.1, 1 class covered,
+# KL to uniform 2.303 ($= \log 10$), and a classifier confidence of 0.997. The classifier is sure
+# it sees one digit, which is why confidence alone is no measure of quality. Feeding that
+# generator `randn` noise (the usual follow-up bug) gives noisier blobs around one shape:
+# FID 564.0, still 1 class.
+
+# %% [markdown]
+# ## 11. Exercises
+#
+# 1. **(warm-up)** Set `LOAD_RUN = True` and run the notebook again: it reuses your run. Then
+#    draw 64 new samples with `trainer.sample(64, seed=1)` and show them with `show_grid`. Do you
+#    see every digit? Compare with what `mnist_quality(trainer.sample(2000, seed=1))` says.
+# 2. **(reading curves)** In `history`, find the first logged step at which `d_fake` exceeds
+#    0.25, and the step where `loss_d` is highest. Relate both to the samples of epoch 1.
+# 3. **(label smoothing)** Train a side run with `real_label=0.9` (one-sided label smoothing,
+#    Salimans et al. 2016) with the same budget as section 7, and compare $D(x)$, $D(G(z))$ and
+#    the final FID with the non-saturating run. What value does $\mathcal L_D$ take at
+#    $D = \tfrac12$ now? Check your answer with `losses.d_loss_bce`.
+# 4. **(a stronger discriminator)** Repeat section 7 with a discriminator that learns faster
+#    (`lr_d=1e-3`) or takes more steps per generator step (`n_critic=3`). Does the minimax run
+#    fall further behind the non-saturating one? Compare the lowest $D(G(z))$, its logit and the
+#    gradient ratio $e^{-d}$ with the committed run.
+# 5. **(capacity)** Halve and double `hidden_dim` (`setup("mlp-mnist", hidden_dim=128, ...)`).
+#    Report parameter counts, seconds per epoch and FID after `SIDE_EPOCHS` epochs in one
+#    table. Which network should get the extra capacity first, G or D? Try it by building the
+#    models yourself and passing them to `Trainer(config, G, D, trainer.data)`.
+# 6. **(a new objective)** Write a least-squares GAN (Mao et al. 2017):
+#    $\mathcal L_D = \tfrac12\mathbb E[(d_\text{real} - 1)^2] + \tfrac12\mathbb E[d_\text{fake}^2]$,
+#    $\mathcal L_G = \tfrac12\mathbb E[(d_\text{fake} - 1)^2]$ on the logits, as two pure functions,
+#    and train it with `setup(..., objective=Objective(d_loss=..., g_loss=...))`
+#    (`from gankit.losses import Objective`; compare with `trainer.objective`). Derive
+#    $\partial\mathcal L_G/\partial d$ at $d = -6$ and compare it with the table of section 1; then
+#    compare the quality curves with the committed run at equal wall-clock time.
