@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import errno
+import math
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any, NoReturn
 
 from .config import PRECISIONS, PRESETS, ConfigError
+
+MAX_GRID = 4096  # samples in one PNG grid (64 x 64): more is unviewable and costs GBs; use .npz
+SAMPLE_BATCH = 500  # samples generated (and written) at a time: memory stays flat in --n
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import make_config, resolve_device
     from .lesson import setup
-    from .runs import latest_run, new_run_dir
+    from .runs import latest_run, new_run_dir, runs_root
     from .speed import check_bf16
 
     # Every option is checked before a run folder is made: a typo must not leave an empty run
@@ -35,6 +39,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         precision=args.precision,
     )
     device = resolve_device(args.device)
+    check_output(runs_root(args.out), "--out" if args.out else "runs folder", folder=True)
     if config.precision == "bf16":
         check_bf16(
             device, warn=False
@@ -71,13 +76,38 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"loss_d {last.loss_d:.3f}, loss_g {last.loss_g:.3f}"
         )
     if trainer.evaluations:
-        final = {
-            k: round(v, 4) if isinstance(v, float) else v
-            for k, v in trainer.evaluations[-1].items()
-        }
-        print("final evaluation:", final)
+        print(f"final evaluation: {format_evaluation(trainer.evaluations[-1])}")
     print(f"checkpoint: {run_dir / 'checkpoints' / 'last.pt'}")
     return 0
+
+
+def format_evaluation(values: dict[str, Any]) -> str:
+    """An evaluation (EvaluateCallback's scalars) as one readable line, e.g. 'FID 31.2 (2000
+    samples), KID 0.0123 (sd 0.0011), classes 10/10, ... (epoch 3, step 1200)'."""
+    v, parts = values, []
+    if "fid" in v:
+        n = f" ({int(v['n_samples'])} samples)" if "n_samples" in v else ""
+        parts.append(f"FID {v['fid']:.1f}{n}")
+    if "kid_mean" in v:
+        parts.append(f"KID {v['kid_mean']:.4f} (sd {v.get('kid_std', math.nan):.4f})")
+    if "classes_covered" in v:
+        parts.append(f"classes {int(v['classes_covered'])}/10")
+    named = {
+        "kl_uniform": "KL to uniform {:.3f}",
+        "mean_confidence": "confidence {:.2f}",
+        "cond_accuracy": "conditional accuracy {:.2f}",
+        "eval_seconds": "{:.0f} s",
+    }
+    parts += [text.format(v[k]) for k, text in named.items() if k in v]
+    shown = {"fid", "n_samples", "kid_mean", "kid_std", "classes_covered", *named}
+    hidden = {"step", "epoch", "seconds", "n_reference", "kid_subset_size"}
+    parts += [
+        f"{k} {x:.4g}" if isinstance(x, float) else f"{k} {x}"
+        for k, x in v.items()
+        if k not in shown | hidden and not k.startswith("class_hist_")
+    ]
+    where = ", ".join(f"{k} {v[k]}" for k in ("epoch", "step") if k in v)
+    return ", ".join(parts) + (f" ({where})" if where else "")
 
 
 def attach_default_evaluation(trainer) -> None:
@@ -121,74 +151,156 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from .config import resolve_device
     from .data import to_uint8
+    from .files import atomic_write, atomic_write_npz, free_bytes
     from .train import Trainer
-    from .viz import save_grid
 
-    if args.n < 1:
-        raise ConfigError(f"--n must be at least 1, got {args.n}")
-    out = Path(args.out)
+    n, out = args.n, Path(args.out)
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}")
     if out.suffix not in (".png", ".npz"):
         raise ConfigError(f"--out must end in .png or .npz, got {out.name!r}")
-    trainer = Trainer.from_checkpoint(
-        args.checkpoint, device=args.device, run_dir=None, progress=False
-    )
-    c = trainer.config
-    labels = extra = None
+    if out.suffix == ".png" and n > MAX_GRID:
+        raise ConfigError(
+            f"--n {n} is too many for one PNG grid (at most {MAX_GRID}); write an .npz instead"
+        )
     if args.labels and args.genres:
         raise ConfigError("give --labels or --genres, not both")
+    check_output(out, "--out", folder=False)
+    device = resolve_device(args.device)
+    trainer = Trainer.from_checkpoint(args.checkpoint, device=device, run_dir=None, progress=False)
+    c = trainer.config
+    condition, extra = sample_conditions(args, c)
+    # Bytes per sample, uncompressed: uint8 pixels, plus an int64 class id or a uint8 genre row.
+    per_sample = c.channels * c.image_size**2 + (8 if c.num_classes else c.cond_dim)
+    need, free = n * per_sample, free_bytes(out.parent)
+    if need > free:
+        raise ConfigError(
+            f"--n {n} needs up to {_size(need)} for {out.name}, but its folder has {_size(free)} "
+            "free; lower --n or write to another disk"
+        )
+
+    def batches():  # images in [-1, 1], at most SAMPLE_BATCH at a time
+        g = torch.Generator().manual_seed(args.seed)  # one stream: as if drawn all at once
+        for start in range(0, n, SAMPLE_BATCH):
+            size = min(SAMPLE_BATCH, n - start)
+            z = trainer.noise(size, g)
+            x = trainer.sample(size, condition(start, size), temperature=args.temperature, noise=z)
+            if not torch.isfinite(x).all():
+                raise ConfigError(
+                    f"the generator's samples hold NaN/Inf at --temperature {args.temperature:g}: "
+                    "z * T or the weights overflow float32 (about 3e38); use a smaller "
+                    "--temperature, or another checkpoint"
+                )
+            yield x
+
+    if out.suffix == ".png":
+        from torchvision.utils import save_image
+
+        from .viz import grid
+
+        images = torch.cat(list(batches()))
+        atomic_write(out, lambda f: save_image(grid(images), f, format="png"))
+    else:
+        shape = (n, c.channels, c.image_size, c.image_size)
+        pixels = (to_uint8(x).cpu().numpy() for x in batches())
+        atomic_write_npz(out, {"images": (shape, np.uint8, pixels), **extra})
+    print(f"wrote {n} samples of {c.preset} to {out}")
+    return 0
+
+
+def sample_conditions(args: argparse.Namespace, c: Any) -> tuple[Any, dict[str, Any]]:
+    """(condition(start, size) -> the batch's labels or None, the .npz's condition entries) for
+    `gankit sample`: class ids cycled to --n, one genre row repeated, or none; each entry as
+    atomic_write_npz takes it, chunks made batch by batch."""
+    import numpy as np
+    import torch
+
+    n = args.n
     if c.num_classes:
         if args.genres:
             raise ConfigError(
                 f"{args.checkpoint} is conditioned on class ids 0..{c.num_classes - 1} "
-                f"({c.preset}), "
-                f"not genres: use --labels, e.g. --labels 3,7"
+                f"({c.preset}), not genres: use --labels, e.g. --labels 3,7"
             )
-        ids = (
-            parse_labels(args.labels, c.num_classes) if args.labels else list(range(c.num_classes))
+        ids = torch.tensor(
+            parse_labels(args.labels, c.num_classes) if args.labels else range(c.num_classes)
         )
-        labels = torch.tensor([ids[i % len(ids)] for i in range(args.n)])
-        extra = {"labels": labels.numpy().astype(np.int64)}
-    elif c.cond_dim:
+
+        def labels(start: int, size: int) -> torch.Tensor:
+            return ids[torch.arange(start, start + size) % len(ids)]
+
+        chunks = (labels(s, min(SAMPLE_BATCH, n - s)).numpy() for s in range(0, n, SAMPLE_BATCH))
+        return labels, {"labels": ((n,), np.int64, chunks)}
+    if c.cond_dim:
         from .datasets.posters import encode_genres, parse_genres
 
-        names = list(c.label_names)
+        names = tuple(c.label_names)
         if args.labels:
             raise ConfigError(
                 f"{args.checkpoint} is conditioned on genres ({c.preset}), not class ids: "
-                "use --genres, "
-                f'e.g. --genres "Horror,Sci-Fi" (valid: {", ".join(names)})'
+                f'use --genres, e.g. --genres "Horror,Sci-Fi" (valid: {", ".join(names)})'
             )
         if not args.genres:
             raise ConfigError(
                 f'this model paints posters for chosen genres: pass --genres, e.g. "Horror,Sci-Fi" '
                 f"(valid: {', '.join(names)})"
             )
-        chosen = parse_genres(args.genres, vocab=tuple(names))
-        labels = encode_genres([chosen] * args.n, vocab=tuple(names), mode=c.genre_encoding)
-        extra = {"genres": (labels > 0).numpy().astype(np.uint8), "genre_names": np.array(names)}
-    elif args.labels or args.genres:
+        chosen = parse_genres(args.genres, vocab=names)
+        row = encode_genres([chosen], vocab=names, mode=c.genre_encoding)  # (1, G)
+        hot = (row > 0).numpy().astype(np.uint8)
+        chunks = (
+            np.broadcast_to(hot, (min(SAMPLE_BATCH, n - s), len(names)))
+            for s in range(0, n, SAMPLE_BATCH)
+        )
+        extra = {"genres": ((n, len(names)), np.uint8, chunks), "genre_names": np.array(names)}
+        return (lambda start, size: row.expand(size, -1)), extra
+    if args.labels or args.genres:
         raise ConfigError(
             f"{args.checkpoint} is an unconditional model ({c.preset}); drop --labels/--genres"
         )
-    images = trainer.sample(args.n, labels, temperature=args.temperature, seed=args.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".png":
-        save_grid(images, out)
-    else:
-        np.savez_compressed(out, images=to_uint8(images).cpu().numpy(), **(extra or {}))
-    print(f"wrote {args.n} samples of {c.preset} to {out}")
-    return 0
+    return (lambda start, size: None), {}
+
+
+def _size(n: int) -> str:
+    """Bytes as '1.2 GB'."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} bytes"
+
+
+def check_output(path: str | Path, option: str, *, folder: bool) -> None:
+    """ConfigError, in one line, unless `path` can be written as an output folder or file
+    (gankit.files.output_problem): checked before any work starts."""
+    from .files import output_problem
+
+    problem = output_problem(path, folder=folder)
+    if problem:
+        raise ConfigError(f"{option} {str(path)!r} {problem}; pass another {option}")
 
 
 def _cmd_posters(args: argparse.Namespace) -> int:
     from .datasets import download, toy_posters
 
     if args.posters_cmd == "download":
+        check_output(args.out, "--out", folder=True)
+        for name in ("manifest.csv", download.CSV_NAME):  # the files it writes there at the end
+            check_output(Path(args.out) / name, "--out", folder=False)
         try:
             results = download.download_posters(
-                args.csv, args.out, workers=args.workers, timeout=args.timeout, retries=args.retries
+                args.csv,
+                args.out,
+                workers=args.workers,
+                timeout=args.timeout,
+                retries=args.retries,
+                progress=not args.quiet,
             )
+        except download.DownloadInterrupted as e:
+            print(download.download_summary(e.results))
+            raise
         except download.DiskFullError as e:
             print(download.download_summary(e.results))
             raise ConfigError(
@@ -197,6 +309,7 @@ def _cmd_posters(args: argparse.Namespace) -> int:
         print(download.download_summary(results))
         print(f"manifest: {Path(args.out) / 'manifest.csv'}")
     else:
+        check_output(args.dir, "DIR", folder=True)
         csv = toy_posters.make_toy(args.dir, n=args.n, seed=args.seed)
         print(f"wrote a toy poster set of {args.n} rows: {csv}")
     return 0
@@ -210,6 +323,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         since = date.fromisoformat(args.since) if args.since else None
     except ValueError:
         raise ConfigError(f"--since must be a date like 2026-11-01, got {args.since!r}") from None
+    check_output(args.out, "--out", folder=True)
     paths = build_report(runs_root(args.runs), args.out, since=since, pdf=not args.no_pdf)
     for key, value in paths.items():
         if key != "message":  # build_report has printed it already
@@ -240,10 +354,47 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose refusals are DESIGN.md's one line, `gankit CMD: error: ...` (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(text: str, kind: type, ok: Any, rule: str) -> Any:
+    """An option's value as `kind` when ok(value), else argparse's error saying `rule`."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
+    return value
+
+
+def seed(text: str) -> int:
+    """--seed: torch's seeds are unsigned 64-bit; 0..2**63-1 also fits every int64 on the way."""
+    return _number(text, int, lambda v: 0 <= v < 2**63, "an integer in 0..2**63-1")
+
+
+def temperature(text: str) -> float:
+    return _number(text, float, lambda v: 0 <= v < math.inf, "a finite number >= 0 (scale of z)")
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "an integer >= 1")
+
+
+def count(text: str) -> int:
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def seconds(text: str) -> float:
+    return _number(text, float, lambda v: 0 < v < math.inf, "a finite number of seconds > 0")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="gankit", description="Train, sample and report the gankit GAN course models."
-    )
+    p = Parser(prog="gankit", description="Train, sample and report the gankit GAN course models.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a lesson preset into runs/<preset>/<timestamp>/")
@@ -253,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", help="image folder / poster folder (default: under $GANKIT_DATA)")
     t.add_argument("--out", help="runs root folder (default: $GANKIT_RUNS or ./runs)")
     t.add_argument("--resume", action="store_true", help="continue the newest run of this preset")
-    t.add_argument("--seed", type=int)
+    t.add_argument("--seed", type=seed)
     t.add_argument("--device", help="cpu | cuda | mps | auto (default: $GANKIT_DEVICE or auto)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument(
@@ -278,22 +429,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid or an .npz")
     s.add_argument("checkpoint")
-    s.add_argument("--n", type=int, required=True)
+    s.add_argument("--n", type=int, required=True, help=f"samples (a PNG grid holds <= {MAX_GRID})")
     s.add_argument(
         "--out", required=True, help="FILE.png (grid) or FILE.npz (images uint8 (N, C, H, W))"
     )
     s.add_argument(
         "--temperature",
-        type=float,
+        type=temperature,
         default=1.0,
-        help="scale of z (T < 1: safer, T > 1: more varied)",
+        help="scale of z, finite and >= 0 (T < 1: safer, T > 1: more varied)",
     )
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument(
         "--labels", help="class ids for a class-conditional model, e.g. 3,3,7 (cycled to --n)"
     )
     s.add_argument("--genres", help='genres for the poster model, e.g. "Horror,Sci-Fi"')
-    s.add_argument("--device")
+    s.add_argument("--device", help="cpu | cuda | mps | auto (default: $GANKIT_DEVICE or auto)")
     s.set_defaults(func=_cmd_sample)
 
     ps = sub.add_parser(
@@ -302,23 +453,28 @@ def build_parser() -> argparse.ArgumentParser:
     psub = ps.add_subparsers(dest="posters_cmd", required=True)
     d = psub.add_parser("download", help="fetch every poster of MovieGenre.csv to DIR/{imdbId}.jpg")
     d.add_argument("csv")
-    d.add_argument("--out", required=True)
-    d.add_argument("--workers", type=int, default=16)
-    d.add_argument("--timeout", type=float, default=10.0)
-    d.add_argument("--retries", type=int, default=3)
+    d.add_argument("--out", required=True, help="folder for the posters (made if missing)")
+    d.add_argument("--workers", type=positive_int, default=16, help="parallel downloads")
+    d.add_argument("--timeout", type=seconds, default=10.0, help="seconds per socket operation")
+    d.add_argument("--retries", type=count, default=3, help="retries after 5xx or timeouts")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
     m = psub.add_parser(
         "make-toy", help="write a toy poster set in the real format (offline stand-in)"
     )
     m.add_argument("dir")
-    m.add_argument("--n", type=int, default=2000)
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--n", type=positive_int, default=2000)
+    m.add_argument("--seed", type=seed, default=0)
     ps.set_defaults(func=_cmd_posters)
 
     r = sub.add_parser(
         "report", help="progress report (Markdown, HTML, PDF) over the runs in a period"
     )
     r.add_argument("--since", help="YYYY-MM-DD: only runs started on or after this day")
-    r.add_argument("--out", default="reports")
+    r.add_argument(
+        "--out",
+        default="reports",
+        help="folder for progress-YYYY-MM-DD.md/.html/.pdf and index.html (default: reports)",
+    )
     r.add_argument("--runs", default=None, help="runs root (default: $GANKIT_RUNS or ./runs)")
     r.add_argument("--no-pdf", action="store_true")
     r.set_defaults(func=_cmd_report)
@@ -342,15 +498,16 @@ def build_parser() -> argparse.ArgumentParser:
     msub = mt.add_subparsers(dest="metrics_cmd", required=True)
     tc = msub.add_parser("train-classifier", help="retrain the shipped MNIST classifier")
     tc.add_argument("--out", default=None)
-    tc.add_argument("--epochs", type=int, default=3)
-    tc.add_argument("--seed", type=int, default=0)
+    tc.add_argument("--epochs", type=positive_int, default=3)
+    tc.add_argument("--seed", type=seed, default=0)
     tc.add_argument("--device")
     mt.set_defaults(func=_cmd_metrics)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .runs import CheckpointError, RunLocked
+    from .checkpoints import CheckpointError
+    from .runs import RunLocked
     from .train import TrainingDiverged
 
     args = build_parser().parse_args(argv)
@@ -367,26 +524,29 @@ def main(argv: list[str] | None = None) -> int:
         # Errors a user can fix get one clear line, not a traceback.
         print(f"gankit {args.cmd}: error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:
-        if e.errno not in (
-            errno.ENOSPC,
-            getattr(errno, "EDQUOT", errno.ENOSPC),
-        ):  # full disk or quota
-            raise
-        again = (
-            "add --resume to continue from the last checkpoint"
-            if args.cmd == "train"
-            else "run it again"
-        )
-        print(
-            f"gankit {args.cmd}: error: the disk is full ({e.strerror}); "
-            f"free some space, then {again}",
-            file=sys.stderr,
-        )
+    except OSError as e:  # a full disk, a read-only folder, ...: what the file system said
+        print(f"gankit {args.cmd}: error: {os_error_line(e, args.cmd)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; resume with --resume", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        if str(e):  # DownloadInterrupted says what was saved and how to go on
+            print(f"gankit {args.cmd}: {e}", file=sys.stderr)
+        elif args.cmd == "train":
+            print("interrupted; add --resume to the same command to continue", file=sys.stderr)
+        else:
+            print("interrupted; run the same command again", file=sys.stderr)
         return 130
+
+
+def os_error_line(e: OSError, cmd: str) -> str:
+    """One line for an OSError: a full disk says where and how to go on."""
+    from .files import is_disk_full
+
+    if is_disk_full(e):
+        where = f" while writing {e.filename}" if e.filename else ""
+        again = "resume (the same command with --resume)" if cmd == "train" else "run it again"
+        return f"no space left on device{where}; free space and {again}"
+    reason = e.strerror or str(e) or type(e).__name__
+    return f"{reason}: {e.filename}" if e.filename else reason
 
 
 if __name__ == "__main__":

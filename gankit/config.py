@@ -40,7 +40,7 @@ def resolve_device(name: str | None = None) -> torch.device:
     if base == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             f"device {raw!r} was asked for but CUDA is not available here; "
-            "unset GANKIT_DEVICE or use cpu"
+            + ("use cpu" if name is not None else "unset GANKIT_DEVICE or use cpu")
         )
     if base == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
@@ -118,6 +118,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+# Inclusive bounds on the fields that size networks and buffers, checked when a config is made and
+# before a checkpoint's config is built: roomy for any course model, tight enough that a stranger's
+# config cannot ask for gigabytes.
+CONFIG_BOUNDS: dict[str, tuple[int, int]] = {
+    "image_size": (1, 1024), "channels": (1, 4), "latent_dim": (1, 4096),
+    "hidden_dim": (1, 16384), "g_width": (1, 4096), "d_width": (1, 4096),
+    "num_classes": (0, 100_000), "cond_dim": (0, 10_000), "batch_size": (1, 65_536),
+    "n_fixed": (1, 4096), "n_critic": (1, 1000), "epochs": (1, 10**6), "log_every": (1, 10**9),
+    "checkpoint_every": (0, 10**12), "keep_checkpoints": (0, 10**6), "subset": (1, 10**9),
+    "steps_per_epoch": (1, 10**12), "top_k": (1, 10_000),
+}  # fmt: skip
+
+
 @dataclass
 class GANConfig:
     """Everything that defines one training run; saved in every checkpoint and run folder."""
@@ -178,6 +191,9 @@ class GANConfig:
     # bf16: forward passes under bf16 autocast (weights, gradients and Adam stay fp32). Opt-in: it
     # pays off only on bf16 units (recent x86 CPUs, Ampere+ GPUs; benchmarks/README.md)
     precision: str = "fp32"
+    # samples, grids and evaluation come from an exponential moving average of G's weights
+    # (Yazici et al. 2019; StyleGAN, BigGAN); 0 = off. G itself trains and resumes.
+    ema_decay: float = 0.0
     # bookkeeping
     seed: int = 0
     log_every: int = 50  # steps between host syncs (loss .item()) and progress updates
@@ -213,6 +229,12 @@ class GANConfig:
         for name in ("batch_size", "epochs", "latent_dim", "n_critic", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, (low, high) in CONFIG_BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:
+                raise ConfigError(f"{name}={value} is outside {low}..{high}")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1) (0: no average), got {self.ema_decay}")
         if self.num_classes and self.cond_dim:
             raise ConfigError("set num_classes (class ids) or cond_dim (multi-hot), not both")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from .config import ConfigError, GANConfig, cache_root, data_root
 from .datasets.images import augment, load_image_folder
 from .datasets.posters import load_posters
 from .datasets.toy_posters import poster_root
+from .files import atomic_write, is_disk_full
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -64,9 +66,126 @@ def mnist_missing_error(root: Path, name: str, cause: Exception | None) -> FileN
     return FileNotFoundError(
         f"{name} is not under GANKIT_DATA={str(root)!r} and could not be downloaded{why}.\n"
         f"Expected these four files (the originals, .gz or unpacked):\n  {files}\n"
-        "Set GANKIT_DATA to the folder that contains MNIST/raw, "
+        f"Set GANKIT_DATA to the folder that contains {name}/raw, "
         "or go online once so torchvision can download it."
     )
+
+
+def _gz_size(gz: Path) -> int:
+    """The unpacked size a gzip file records in its last 4 bytes (modulo 2**32)."""
+    with open(gz, "rb") as f:
+        if f.seek(0, os.SEEK_END) < 18:  # shorter than a gzip header and trailer: damaged
+            return -1
+        f.seek(-4, os.SEEK_END)
+        return int.from_bytes(f.read(4), "little")
+
+
+def _gunzip(gz: Path, dst: Path) -> None:
+    """Unpack gz to dst atomically, stamped with gz's mtime so a changed .gz is unpacked again."""
+    import gzip
+    import zlib
+
+    class Damaged(Exception):
+        pass
+
+    def write(f) -> None:
+        with gzip.open(gz, "rb") as src:
+            while True:
+                try:
+                    chunk = src.read(1 << 20)
+                except (OSError, EOFError, zlib.error) as e:  # not gzip, truncated, bad CRC
+                    raise Damaged(str(e) or type(e).__name__) from None
+                if not chunk:
+                    return
+                f.write(chunk)
+
+    try:
+        atomic_write(dst, write)
+    except Damaged as e:
+        raise ValueError(
+            f"cannot unpack {gz}: it is not a whole gzip file ({e}); replace it with the original "
+            f"or put the unpacked {dst.name} beside it"
+        ) from None
+    st = gz.stat()
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _check_idx(raw: Path) -> None:
+    """Check the four idx headers (magic, sizes, image and label counts) for a one-line error
+    naming the bad file, where torchvision would fail with an assertion or a reshape error."""
+    counts = {}
+    for fname in MNIST_FILES:
+        path, ndim = raw / fname, 3 if "images" in fname else 1
+        with open(path, "rb") as f:
+            head = f.read(4 + 4 * ndim)
+        dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+        why = ""
+        if len(head) < 4 + 4 * ndim or head[:4] != bytes([0, 0, 8, ndim]):
+            why = f"it does not start with the idx header 00 00 08 0{ndim}"
+        elif ndim == 3 and dims[1:] != [28, 28]:
+            why = f"its images are {dims[1]}x{dims[2]}, not 28x28"
+        elif path.stat().st_size != len(head) + math.prod(dims):
+            why = f"its size {path.stat().st_size} bytes does not match its header {dims}"
+        if why:
+            raise ValueError(
+                f"{path} is not an MNIST idx file: {why}; replace it with the original"
+            )
+        counts[fname] = dims[0]
+    for split in ("train", "t10k"):
+        n_img, n_lab = counts[f"{split}-images-idx3-ubyte"], counts[f"{split}-labels-idx1-ubyte"]
+        if n_img != n_lab:
+            raise ValueError(
+                f"{raw}: {split}-images has {n_img} images but {split}-labels has {n_lab} labels; "
+                "the two files come from different data sets: replace them with the originals"
+            )
+
+
+def _mnist_folder(root: Path, name: str) -> Path:
+    """The root torchvision should read {name}/raw from.
+
+    `root` itself when the four files are there unpacked. When some are only there as .gz, they are
+    unpacked once into cache_root()/unpacked/{name}/raw and that root is returned: torchvision
+    would re-check a .gz against the original's MD5, so re-compressed files (Debian's
+    dataset-mnist / dataset-fashion-mnist packages) make it download, which fails offline; and a
+    data folder may be shared or read-only, so nothing is written into it.
+    """
+    raw = root / name / "raw"
+    if all((raw / f).is_file() for f in MNIST_FILES):
+        _check_idx(raw)
+        return root
+    if not all((raw / f).is_file() or (raw / f"{f}.gz").is_file() for f in MNIST_FILES):
+        return root  # incomplete: torchvision downloads, or mnist_missing_error explains
+    out_root = cache_root() / "unpacked"
+    out = out_root / name / "raw"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for fname in MNIST_FILES:
+            src, gz, dst = raw / fname, raw / f"{fname}.gz", out / fname
+            if src.is_file():  # this one is unpacked in the data folder: link it beside the rest
+                if not (dst.is_file() and dst.samefile(src)):
+                    dst.unlink(missing_ok=True)
+                    try:
+                        dst.symlink_to(src.resolve())
+                    except OSError:  # no symlinks here (Windows without developer mode)
+                        atomic_write(dst, src.read_bytes())
+                continue
+            st = gz.stat()
+            fresh = (
+                dst.is_file()
+                and dst.stat().st_mtime_ns == st.st_mtime_ns
+                and dst.stat().st_size % 2**32 == _gz_size(gz)
+            )
+            if not fresh:
+                _gunzip(gz, dst)
+    except OSError as e:
+        if is_disk_full(e):
+            raise
+        raise ConfigError(
+            f"cannot unpack {name}'s .gz files from {raw} into {out} ({e.strerror or e}); set "
+            "GANKIT_CACHE to a writable folder, or unpack them beside the .gz (gunzip -k)"
+        ) from None
+    _check_idx(out)
+    return out_root
 
 
 def load_mnist(
@@ -76,14 +195,20 @@ def load_mnist(
     download: bool = True,
     fashion: bool = False,
 ) -> Dataset:
-    """MNIST (or Fashion-MNIST) via torchvision: images uint8 (N, 1, 28, 28), labels int64 (N,)."""
+    """MNIST (or Fashion-MNIST) via torchvision: images uint8 (N, 1, 28, 28), labels int64 (N,).
+
+    Reads GANKIT_DATA/MNIST/raw (FashionMNIST/raw): the four idx files unpacked, or their .gz in
+    any compression (unpacked once under GANKIT_CACHE, see _mnist_folder); downloads them with
+    torchvision when they are missing and `download` is set.
+    """
     from torchvision import datasets
 
     root = data_root(root)
     cls = datasets.FashionMNIST if fashion else datasets.MNIST
     name = cls.__name__
+    folder = _mnist_folder(root, name)
     try:
-        ds = cls(str(root), train=train, download=False)
+        ds = cls(str(folder), train=train, download=False)
     except RuntimeError:
         if not download:
             raise mnist_missing_error(root, name, None) from None
@@ -142,7 +267,11 @@ def resize_uint8(images: torch.Tensor, size: int | tuple[int, int]) -> torch.Ten
 
 
 def load_dataset(
-    config: GANConfig, root: str | os.PathLike | None = None, *, train: bool = True
+    config: GANConfig,
+    root: str | os.PathLike | None = None,
+    *,
+    train: bool = True,
+    progress: bool = True,
 ) -> Dataset:
     """The training set a config asks for, at config.image_size and config.channels."""
     if config.dataset in ("mnist", "fashion-mnist"):
@@ -154,7 +283,9 @@ def load_dataset(
             raise ConfigError(
                 "dataset='folder' needs data_path (the image folder); pass --data PATH"
             )
-        images, summary = load_image_folder(config.data_path, config.image_size, config.channels)
+        images, summary = load_image_folder(
+            config.data_path, config.image_size, config.channels, progress=progress
+        )
         ds = Dataset(images, None, [], Path(config.data_path).name, str(summary))
     elif config.dataset == "posters":
         if config.data_path:
@@ -166,6 +297,7 @@ def load_dataset(
             (config.image_size, config.image_size),
             top_k=config.top_k,
             encoding=config.genre_encoding,
+            progress=progress,
         )
         ds = Dataset(
             pd_.images, pd_.genres, pd_.names, "posters-toy" if is_toy else "posters", pd_.summary
@@ -181,6 +313,12 @@ def load_dataset(
         ):  # ITU-R 601 luma, as PIL's convert('L')
             w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
             ds.images = (ds.images.float() * w).sum(1, keepdim=True).round().to(torch.uint8)
+    if config.dataset in ("mnist", "fashion-mnist") and config.image_size == 32:
+        # 28 -> 32 by 2 px of background each side (as LeNet-5 did), not by resizing: the digits
+        # keep their 28x28 pixels, and metrics.prepare crops them back losslessly, so a 32-pixel
+        # run is scored against the test set exactly as a 28-pixel one.
+        ds.images = F.pad(ds.images, (2, 2, 2, 2))
+        ds.summary += "; padded to 32x32 (2 px of background each side)"
     # 28 is the only non-power-of-two size the models accept, and they take it as is.
     ds.images = resize_uint8(ds.images, config.image_size)
     if config.subset and config.subset < len(ds):

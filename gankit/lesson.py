@@ -64,7 +64,7 @@ def setup(
     config = resolve_config(preset_or_config, profile=profile, data_path=data_path, **overrides)
     dev = resolve_device(device)
     seed_everything(config.seed)
-    ds = load_dataset(config)
+    ds = load_dataset(config, progress=progress is not False)  # decoding bars follow --quiet
     if config.cond_dim and ds.label_names:  # genre names travel with the checkpoint (--genres)
         config = config.replace(
             label_names=tuple(ds.label_names)

@@ -55,8 +55,9 @@ def prepare(images: torch.Tensor) -> torch.Tensor:
 
     Accepts uint8 in [0, 255] or float in [-1, 1] (the generator's Tanh range; float in [0, 1]
     cannot be told apart from it, convert with `gankit.data.to_model` first), shaped (N, C, H, W)
-    or (N, H, W). RGB becomes ITU-R 601 luma; other sizes (32x32 DCGAN samples) are resized
-    with antialiased bilinear interpolation. The input is never modified.
+    or (N, H, W). RGB becomes ITU-R 601 luma. 32x32 images (MNIST as the DCGAN presets train it:
+    padded by 2 px, see data.load_dataset) are cropped back to their 28x28 centre; other sizes are
+    resized with antialiased bilinear interpolation. The input is never modified.
     """
     x = images
     if x.ndim == 3:
@@ -84,7 +85,9 @@ def prepare(images: torch.Tensor) -> torch.Tensor:
         x = (x * w).sum(1, keepdim=True)
     elif x.shape[1] != 1:
         raise ValueError(f"images must have 1 (grey) or 3 (RGB) channels, got {x.shape[1]}")
-    if tuple(x.shape[-2:]) != (28, 28):
+    if tuple(x.shape[-2:]) == (32, 32):  # MNIST padded to 32 (data.load_dataset): crop it back
+        x = x[..., 2:30, 2:30]
+    elif tuple(x.shape[-2:]) != (28, 28):
         x = F.interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
     return x.clamp(-1.0, 1.0)
 

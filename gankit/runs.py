@@ -1,5 +1,5 @@
-"""Run folders: where runs go, finding one to reuse or resume, reading checkpoints safely, one
-writer per folder (lock_run), and the RunFolder callback that writes a run's files while it trains.
+"""Run folders: where runs go, finding one to reuse or resume, one writer per folder (lock_run),
+and the RunFolder callback that writes a run's files while it trains (checkpoints: checkpoints.py).
 
 Reading run folders back for reports is gankit.report.runs.
 """
@@ -8,31 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import socket
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from . import __version__
+from .checkpoints import run_checkpoints
 from .config import GANConfig, project_dir
 from .files import atomic_save, atomic_write
-from .models import build_models
-from .speed import load_optimizer_state
 from .viz import save_grid
 
-CHECKPOINT_FORMAT = 1
 TIMESTAMP = "%Y%m%d-%H%M%S"  # run folder names: runs/<preset>/20261122-143005/
-PROGRESS = ("step", "epoch", "batch_in_epoch", "records", "evaluations", "events")  # in checkpoints
 RUN_FILES = ("config.json", "metrics.json", "history.csv", "samples", "checkpoints")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be used: truncated, corrupted, or from another preset or version."""
 
 
 def runs_root(root: str | os.PathLike | None = None) -> Path:
@@ -51,66 +39,11 @@ def new_run_dir(preset: str, root: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def run_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """A run folder's checkpoints, newest first: last.pt, then step_*.pt from the highest step."""
-    folder = Path(run_dir) / "checkpoints"
-    last = [folder / "last.pt"] if (folder / "last.pt").exists() else []
-    return last + sorted(folder.glob("step_*.pt"), reverse=True)
-
-
 def latest_run(preset: str, root: str | os.PathLike | None = None) -> Path | None:
     """The newest run folder of a preset that holds a checkpoint (last.pt or step_*.pt), or None."""
     base = runs_root(root) / preset
     runs = sorted(p for p in base.glob("*") if run_checkpoints(p)) if base.exists() else []
     return runs[-1] if runs else None
-
-
-def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
-) -> dict[str, Any]:
-    """Read a checkpoint safely (weights_only: a stranger's file runs no code) with clear errors."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        others = sorted(p.name for p in path.parent.glob("*.pt") if p != path)
-        hint = f" Other checkpoints in that folder: {', '.join(others)}." if others else ""
-        reason = (str(e).strip().splitlines() or [""])[0][
-            :200
-        ]  # one line: torch's messages run to paragraphs
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is truncated or corrupted and cannot be read "
-            f"({type(e).__name__}: "
-            f"{reason}).{hint}"
-        ) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{str(path)!r} is not a gankit checkpoint (format {CHECKPOINT_FORMAT} expected)"
-        )
-    return ckpt
-
-
-def rng_state() -> dict[str, Any]:
-    """Every RNG a run draws from (torch CPU and CUDA, NumPy, Python): saved in each checkpoint."""
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "python": random.getstate(),
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
 
 
 def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
@@ -149,121 +82,6 @@ def find_run(
         if not finished or status == "finished":
             return run
     return None
-
-
-def newest_checkpoint(
-    run_dir: str | os.PathLike | None, device: str | torch.device = "cpu"
-) -> tuple[str, dict[str, Any]] | None:
-    """(path, checkpoint) of a run folder's newest readable checkpoint (last.pt, else the highest
-    step_*.pt), or None. Skipping an unreadable one is said out loud (the steps since are lost)."""
-    candidates = run_checkpoints(run_dir) if run_dir else []
-    for i, path in enumerate(candidates):
-        try:
-            return str(path), load_checkpoint(path, device)
-        except CheckpointError as e:
-            if i == len(candidates) - 1:
-                raise
-            print(f"warning: {e} Trying {candidates[i + 1].name} instead.")
-    return None
-
-
-def check_compatible(ckpt: dict[str, Any], config: GANConfig, objective: Any, source: str) -> None:
-    """CheckpointError unless `ckpt` continues a run of this preset, architecture and objective.
-
-    The objective is compared by name (`Objective.describe`): a learner's own loss or penalty must
-    be passed again to continue a run trained with it. Checkpoints older than this check are
-    trusted.
-    """
-    saved = GANConfig.from_dict(ckpt["config"])
-    if saved.preset != config.preset:
-        raise CheckpointError(f"{source} is from preset {saved.preset!r}, not {config.preset!r}")
-    diff = saved.architecture_diff(config)
-    if diff:
-        raise CheckpointError(
-            f"{source} has another architecture ({diff}); saved with gankit {ckpt['version']}"
-        )
-    was, now = ckpt.get("objective"), objective.describe()
-    diff = [f"{k}: saved {was[k]!r}, now {now[k]!r}" for k in now if was and was.get(k) != now[k]]
-    if diff:
-        raise CheckpointError(
-            f"{source} was trained with another objective ({'; '.join(diff)}). Pass the same "
-            "pieces again (e.g. train_or_load(..., penalty=my_penalty)) to continue it"
-        )
-
-
-# ------------------------------------------------------------------------ the Trainer's checkpoints
-class Checkpointing:
-    """The Trainer's checkpoint state: what an exact resume needs, saved, checked and loaded.
-
-    A mixin of gankit.train.Trainer (kept here, beside the files it reads and writes, so that the
-    Trainer's own module is the training loop); it uses the Trainer's attributes.
-    """
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything an exact resume needs: nanoGPT's checkpoint dict, history and RNG states."""
-        nets = {k: getattr(self, k).state_dict() for k in ("G", "D", "opt_g", "opt_d")}
-        progress = {k: getattr(self, k) for k in PROGRESS}
-        extra = {
-            "fixed_noise": self.fixed_noise.cpu(),
-            "accum": self._sums.cpu(),
-            "accum_n": self._n,
-        }
-        labels = None if self.fixed_labels is None else self.fixed_labels.cpu()
-        return {
-            "format": CHECKPOINT_FORMAT, "version": __version__, "config": self.config.to_dict(),
-            "objective": self.objective.describe(), **nets, **progress, **extra,
-            "elapsed": self._clock(), "fixed_labels": labels, "rng": rng_state(),
-        }  # fmt: skip
-
-    def load_state_dict(self, ckpt: dict[str, Any], *, source: str = "checkpoint") -> None:
-        """Continue from `ckpt`; CheckpointError for another preset, architecture or objective."""
-        check_compatible(ckpt, self.config, self.objective, source)
-        self.G.load_state_dict(ckpt["G"])
-        self.D.load_state_dict(ckpt["D"])
-        load_optimizer_state(self.opt_g, ckpt["opt_g"])
-        load_optimizer_state(self.opt_d, ckpt["opt_d"])
-        for k in PROGRESS:
-            setattr(
-                self, k, list(ckpt.get(k, [])) if isinstance(getattr(self, k), list) else ckpt[k]
-            )
-        self.elapsed, self._n = ckpt["elapsed"], ckpt["accum_n"]
-        self._sums, self.fixed_noise = (
-            ckpt["accum"].to(self.device),
-            ckpt["fixed_noise"].to(self.device),
-        )
-        labels = ckpt["fixed_labels"]
-        self.fixed_labels = None if labels is None else labels.to(self.device)
-        set_rng_state(ckpt["rng"])
-
-    def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the state to `path` or the run folder's checkpoints/last.pt; never a NaN state."""
-        if path is None and self.run_folder is None:
-            raise ValueError("no run folder: pass a path to save_checkpoint")
-        if path is None:
-            return self.run_folder.checkpoint(self)
-        atomic_save(self.checked_state(), Path(path))
-        return Path(path)
-
-    def resume(self, path: str | os.PathLike | None = None) -> bool:
-        """Continue from `path`, or the run folder's newest readable checkpoint; False if none."""
-        found = newest_checkpoint(self.run_dir, self.device) if path is None else None
-        if path is not None:
-            found = (str(path), load_checkpoint(path, self.device))
-        if found:
-            self.load_state_dict(found[1], source=found[0])
-        return found is not None
-
-    @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, data: Any = None, **kwargs: Any) -> Any:
-        """A Trainer rebuilt from a checkpoint; it writes nothing until it trains (then into the
-        checkpoint's run folder, unless run_dir= says otherwise)."""
-        path, ckpt = Path(path), load_checkpoint(path)
-        config = GANConfig.from_dict(ckpt["config"])
-        in_run = path.parent.name == "checkpoints"
-        kwargs.setdefault("run_dir", path.parent.parent if in_run else None)
-        trainer = cls(config, *build_models(config), data, **kwargs)
-        trainer.load_state_dict(ckpt, source=str(path))
-        return trainer
 
 
 # ------------------------------------------------------------------------ one writer per run folder

@@ -14,15 +14,16 @@ from typing import Any
 import pandas as pd
 import torch
 import torch.nn as nn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
+from .checkpoints import (
+    Checkpointing,
+)
 from .config import GANConfig, resolve_device
 from .data import BatchSource
 from .losses import Objective, clip_weights, objective_for
-from .runs import (
-    Checkpointing,
-    RunFolder,
-)
+from .runs import RunFolder
 from .speed import check_bf16, make_optimizer, memory_format_for
 from .speed import scores_per_sample as one_d_call_is_exact
 
@@ -71,7 +72,7 @@ class Trainer(Checkpointing):
         objective: Objective | None = None,
         device: torch.device | str | None = None,
         run_dir: str | os.PathLike | None = None,
-        progress: bool = True,
+        progress: bool | str = True,
     ) -> None:
         self.config, self.data, self.progress = config, data, progress
         self.device = torch.device(device or (data.device if data else resolve_device()))
@@ -93,6 +94,8 @@ class Trainer(Checkpointing):
         # The visualisation noise has its own generator: it never moves with other randomness.
         g = torch.Generator().manual_seed(config.seed + 12345)
         self.fixed_noise = self.noise(config.n_fixed, g)
+        # The moving average of G's weights that samples come from (Yazici et al. 2019); G trains.
+        self.G_ema = ema_of(self.G, config.ema_decay) if config.ema_decay > 0 else None
         labels = fixed_labels(config, data, g)
         self.fixed_labels = None if labels is None else labels.to(self.device)
         self.run_folder = RunFolder(run_dir) if run_dir else None
@@ -147,6 +150,8 @@ class Trainer(Checkpointing):
             loss_d, d_real, d_fake = self.d_step(x_real, y)
             g_turn = (self.step + 1) % self.config.n_critic == 0
             loss_g = self.g_step(x_real, y) if g_turn else torch.zeros((), device=self.device)
+        if g_turn and self.G_ema is not None:
+            self.G_ema.update_parameters(self.G)
         p = self.objective.as_probability
         self._sums += torch.stack(
             [loss_d, loss_g, p(d_real).mean(), p(d_fake).mean(), torch.tensor(float(g_turn))]
@@ -193,7 +198,8 @@ class Trainer(Checkpointing):
         target = epochs or self.config.epochs
         left = max((target - self.epoch) * len(self.data) - self.batch_in_epoch, 0)
         self._t0, self.status = time.perf_counter(), "running"
-        bar = tqdm(total=left, desc=self.config.preset, unit="step", disable=not self.progress)
+        mode = progress_mode(self.progress)
+        bar = tqdm(total=left, desc=self.config.preset, unit="step", disable=mode != "bar")
         try:
             self._fire("on_fit_start")
             while self.epoch < target:
@@ -207,6 +213,8 @@ class Trainer(Checkpointing):
                     self._fire("on_batch_end")
                 self._log()
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                if mode == "epochs":  # a plain line: what an executed notebook keeps
+                    print(epoch_line(self, target), flush=True)
                 self._fire("on_epoch_end")
             self.status = "finished"
         except TrainingDiverged:
@@ -287,25 +295,28 @@ class Trainer(Checkpointing):
         temperature: float = 1.0,
         seed: int | None = None,
         noise: torch.Tensor | None = None,
+        raw: bool = False,
     ) -> torch.Tensor:
         """n images in [-1, 1], (n, C, H, W), from z * temperature.
 
-        G runs in eval mode (running BN stats).
+        From the moving average of G's weights when the config keeps one (`raw=True`: from G
+        itself), in eval mode (batch norm uses its running statistics).
         """
+        G = self.G if raw or self.G_ema is None else self.G_ema.module
         if noise is None:
             noise = self.noise(n, torch.Generator().manual_seed(seed) if seed is not None else None)
         if self.config.conditional and labels is None:
             raise ValueError("this model is conditional: pass labels (class ids or genre vectors)")
-        was_training = self.G.training
-        self.G.eval()
+        was_training = G.training
+        G.eval()
         try:
             ys = labels.to(self.device).split(500) if labels is not None else [None] * n
             out = [
-                self.G(z * temperature) if y is None else self.G(z * temperature, y)
+                G(z * temperature) if y is None else G(z * temperature, y)
                 for z, y in zip(noise.split(500), ys)
             ]
         finally:
-            self.G.train(was_training)
+            G.train(was_training)
         return torch.cat(out).contiguous()  # plain NCHW for callers, whatever the training layout
 
     @property
@@ -333,6 +344,39 @@ class Trainer(Checkpointing):
 
 
 EVENT_KEYS = ("loss_d", "loss_g", "d_real", "d_fake")  # the progress bar's numbers (glossary names)
+
+
+def ema_of(G: nn.Module, decay: float) -> AveragedModel:
+    """torch's AveragedModel of G as an exponential moving average with a warm-up: the weight of the
+    old average is min(decay, (1 + n) / (10 + n)) after n updates (as TensorFlow's
+    ExponentialMovingAverage with num_updates), so short runs average over their few steps too.
+    Batch-norm statistics are averaged like the weights."""
+
+    def average(avg: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        keep = torch.clamp((1 + n) / (10 + n), max=decay)  # a tensor: no host sync
+        return avg + (current - avg) * (1 - keep)
+
+    return AveragedModel(G, avg_fn=average, use_buffers=True).requires_grad_(False)
+
+
+def progress_mode(progress: bool | str) -> str:
+    """ "bar" (a live tqdm bar), "epochs" (one printed line per epoch) or "none"; True means
+    $GANKIT_PROGRESS if set (`make course` sets "epochs": executed notebooks keep plain lines,
+    not a frozen widget), else "bar"."""
+    mode = os.environ.get("GANKIT_PROGRESS", "bar") if progress is True else progress or "none"
+    if mode not in ("bar", "epochs", "none"):
+        raise ValueError(f"progress={mode!r}: use 'bar', 'epochs' or 'none' (or True/False)")
+    return mode
+
+
+def epoch_line(trainer: Trainer, target: int) -> str:
+    """One plain progress line: epoch, step, the last logged losses and the training time."""
+    r = trainer.records[-1] if trainer.records else {}
+    values = ", ".join(f"{k} {r[k]:.3f}" for k in EVENT_KEYS if k in r)
+    return (
+        f"{trainer.config.preset} epoch {trainer.epoch}/{target}: step {trainer.step}, {values}, "
+        f"{trainer.elapsed:.0f} s"
+    )
 
 
 def nonfinite_weights(trainer: Trainer) -> list[str]:

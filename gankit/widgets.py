@@ -19,6 +19,10 @@ from typing import Any
 
 import torch
 
+# A description as wide as its text: ipywidgets' default column (80 px) cut "temperature" to
+# "temperat..."; a dict works as the style on ipywidgets 7 and 8 alike.
+LABEL = {"description_width": "initial"}
+
 
 def _box(
     trainer: Any,
@@ -39,7 +43,12 @@ def _box(
         description="new seed", tooltip="draw other latent vectors z (seed + 1)"
     )
     caption = widgets.HTML()
-    picture = widgets.Image(format="png")
+    # Shown at its own size (at most the output's width): stretched to the box, as a VBox does by
+    # default, a 414-px grid became 964 px and never fit one screen with the controls.
+    picture = widgets.Image(
+        format="png",
+        layout=widgets.Layout(max_width="100%", height="auto", align_self="flex-start"),
+    )
     column = [c for k, c in controls.items() if k not in ("temperature", "seed")]
     box = widgets.VBox(
         [
@@ -54,14 +63,18 @@ def _box(
     def draw(_change: Any = None) -> None:
         values = {k: c.value for k, c in controls.items()}
         y = condition(values)
-        if y is None:
+        if y is None:  # nothing to draw: no stale grid under the message
             caption.value = "<b>choose at least one genre</b>"
+            box.images = box.condition = None
+            picture.value, picture.layout.display = b"", "none"
             return
         images = trainer.sample(n, y, temperature=values["temperature"], seed=values["seed"]).cpu()
         box.images, box.condition = images, y
         caption.value = f"<b>{html.escape(title(values))}</b>"
         if show:  # show=False (tests) skips the PNG encoding
             picture.value = png_grid(images, nrow)
+            picture.layout.width = f"{int.from_bytes(picture.value[16:20], 'big')}px"  # IHDR width
+            picture.layout.display = None
 
     for c in controls.values():
         c.observe(draw, names="value")  # redraw on every change
@@ -123,6 +136,7 @@ def genre_picker(
             step=0.1,
             description="temperature",
             continuous_update=False,
+            style=LABEL,
         ),  # redraw on release, not on every pixel
         "seed": widgets.IntText(value=seed, description="seed"),
     }
@@ -172,6 +186,7 @@ def digit_picker(
             step=0.1,
             description="temperature",
             continuous_update=False,
+            style=LABEL,
         ),
         "seed": widgets.IntText(value=seed, description="seed"),
     }

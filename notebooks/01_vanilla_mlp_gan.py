@@ -29,21 +29,26 @@
 
 # %%
 # Colab only: install gankit, optionally keep runs on Google Drive so a cut-off session can resume.
+# Where pip gets gankit: the course repository; or a wheel from `make dist` uploaded to Drive
+# ("/content/drive/MyDrive/gankit-0.1.0-py3-none-any.whl"); or a folder (README, "Colab").
+GANKIT_SOURCE = "git+https://github.com/gankit-course/gankit"
 import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 USE_DRIVE = False  # True: runs (checkpoints) go to /content/drive/MyDrive/gankit/runs
-if IN_COLAB:  # not one `if`: the %pip line is a magic, not a comment  # noqa: SIM102
-    # %pip install -q "gankit @ git+https://github.com/gankit-course/gankit"
-    if USE_DRIVE:
+if IN_COLAB:
+    if USE_DRIVE or GANKIT_SOURCE.startswith("/content/drive"):
         from google.colab import drive
 
         drive.mount("/content/drive")
+    if USE_DRIVE:
         os.environ["GANKIT_RUNS"] = "/content/drive/MyDrive/gankit/runs"
+    # %pip install -q "{GANKIT_SOURCE}"
 
 # %% tags=["nbval-ignore-output"]
 LOAD_RUN = False  # True: reuse the last finished run instead of training
+RESUME = False  # True: continue the newest run of this config from its last checkpoint
 
 import inspect
 import math
@@ -58,6 +63,7 @@ import gankit
 from gankit import losses
 from gankit.config import make_config, resolve_device, resolve_profile
 from gankit.data import load_dataset, to_model
+from gankit.exercises import check_d_loss, check_g_loss, check_gan_step
 from gankit.lesson import setup, train_or_load
 from gankit.metrics import EvaluateCallback, mnist_quality, reference_quality
 from gankit.models import build_models, count_parameters
@@ -189,6 +195,42 @@ print(
 # generator has something to work with. Section 7 measures what this does to a real run.
 
 # %% [markdown]
+# ### Your turn: the two losses
+#
+# Write $D$'s loss and the non-saturating $G$ loss yourself, on **logits** (what `D` returns) and
+# averaged over the batch:
+#
+# $$\mathcal L_D = -\mathbb E[\log\sigma(d_\text{real})] -
+#   \mathbb E[\log(1 - \sigma(d_\text{fake}))],
+# \qquad \mathcal L_G = -\mathbb E[\log\sigma(d_\text{fake})].$$
+#
+# Use `F.binary_cross_entropy_with_logits` (or `F.softplus`): $\log\sigma(d)$ computed as written
+# overflows for confident logits. The check cell compares your functions with the closed forms and
+# says what is wrong; until you write them it says so, and the lesson uses the library's.
+
+# %%
+import torch.nn.functional as F
+
+
+def my_d_loss(d_real, d_fake):
+    ### BEGIN SOLUTION
+    loss_real = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+    loss_fake = F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+    return loss_real + loss_fake
+    ### END SOLUTION
+
+
+def my_g_loss(d_fake):
+    ### BEGIN SOLUTION
+    return F.softplus(-d_fake).mean()  # -log sigmoid(d) = softplus(-d)
+    ### END SOLUTION
+
+
+# %%
+d_loss_fn = check_d_loss(my_d_loss)
+g_loss_fn = check_g_loss(my_g_loss)
+
+# %% [markdown]
 # ## 2. The data
 #
 # MNIST: 60,000 training digits, 28x28, grey. gankit keeps the whole set in memory as `uint8`
@@ -306,9 +348,44 @@ print(
 print(inspect.getsource(Trainer.d_step))
 print(inspect.getsource(Trainer.g_step))
 
+# %% [markdown]
+# ### Your turn: one step of Algorithm 1
+#
+# Write the D step and the G step with your losses: draw noise with
+# `torch.randn(batch, latent_dim)` (first for the D step, then fresh noise for the G step), keep
+# $G$ fixed while $D$ learns (make the fakes under `torch.no_grad()`), and for each network zero its
+# gradients, call `backward()` and step its optimizer once. The check runs your function and the
+# library's `d_step` + `g_step` on copies of the same networks, optimizers and batch with the same
+# random numbers: the losses and the weights afterwards must agree.
+
+
+# %%
+def my_gan_step(G, D, opt_g, opt_d, x_real, latent_dim):
+    """One D step, then one G step; returns (loss_d, loss_g)."""
+    ### BEGIN SOLUTION
+    batch = len(x_real)
+    with torch.no_grad():  # G is fixed in the D step
+        x_fake = G(torch.randn(batch, latent_dim))
+    loss_d = d_loss_fn(D(x_real), D(x_fake))
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
+    loss_g = g_loss_fn(D(G(torch.randn(batch, latent_dim))))  # fresh noise, through D
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    return loss_d, loss_g
+    ### END SOLUTION
+
+
+# %%
+gan_step = check_gan_step(my_gan_step, setup(config, run_dir=None, progress=False))
+
 # %% tags=["nbval-ignore-output"]
 evaluate = EvaluateCallback(every=1, n_samples=N_EVAL)
-trainer = train_or_load("mlp-mnist", load=LOAD_RUN, callbacks={"on_epoch_end": [evaluate]})
+trainer = train_or_load(
+    "mlp-mnist", load=LOAD_RUN, resume=RESUME, callbacks={"on_epoch_end": [evaluate]}
+)
 history, c = trainer.history, trainer.config
 eval_seconds = sum(e.get("eval_seconds", 0.0) for e in trainer.evaluations)
 print(

@@ -37,18 +37,22 @@
 
 # %%
 # Colab only: install gankit, optionally keep runs on Google Drive so a cut-off session can resume.
+# Where pip gets gankit: the course repository; or a wheel from `make dist` uploaded to Drive
+# ("/content/drive/MyDrive/gankit-0.1.0-py3-none-any.whl"); or a folder (README, "Colab").
+GANKIT_SOURCE = "git+https://github.com/gankit-course/gankit"
 import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 USE_DRIVE = False  # True: runs (checkpoints) go to /content/drive/MyDrive/gankit/runs
-if IN_COLAB:  # not one `if`: the %pip line is a magic, not a comment  # noqa: SIM102
-    # %pip install -q "gankit @ git+https://github.com/gankit-course/gankit"
-    if USE_DRIVE:
+if IN_COLAB:
+    if USE_DRIVE or GANKIT_SOURCE.startswith("/content/drive"):
         from google.colab import drive
 
         drive.mount("/content/drive")
+    if USE_DRIVE:
         os.environ["GANKIT_RUNS"] = "/content/drive/MyDrive/gankit/runs"
+    # %pip install -q "{GANKIT_SOURCE}"
 
 # %% [markdown]
 # ## Setup
@@ -61,6 +65,7 @@ if IN_COLAB:  # not one `if`: the %pip line is a magic, not a comment  # noqa: S
 
 # %% tags=["nbval-ignore-output"]
 LOAD_RUN = False  # True: reuse the last finished run instead of training
+RESUME = False  # True: continue the newest run of this config from its last checkpoint
 DATASET = "mnist"  # or "cifar10", or a path to an image folder (cat faces 64x64, abstract art)
 
 import inspect
@@ -319,7 +324,7 @@ plt.show()
 
 # %% tags=["nbval-ignore-output"]
 callbacks = {"on_epoch_end": [EvaluateCallback(every=1, n_samples=N_EVAL)]} if IS_MNIST else {}
-trainer = train_or_load("dcgan-mnist", load=LOAD_RUN, callbacks=callbacks, **DATA)
+trainer = train_or_load("dcgan-mnist", load=LOAD_RUN, resume=RESUME, callbacks=callbacks, **DATA)
 
 history = trainer.history
 evals = pd.DataFrame(trainer.evaluations)

@@ -15,21 +15,26 @@
 
 # %%
 # Colab only: install gankit, optionally keep runs on Google Drive so a cut-off session can resume.
+# Where pip gets gankit: the course repository; or a wheel from `make dist` uploaded to Drive
+# ("/content/drive/MyDrive/gankit-0.1.0-py3-none-any.whl"); or a folder (README, "Colab").
+GANKIT_SOURCE = "git+https://github.com/gankit-course/gankit"
 import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 USE_DRIVE = False  # True: runs (checkpoints) go to /content/drive/MyDrive/gankit/runs
-if IN_COLAB:  # not one `if`: the %pip line is a magic, not a comment  # noqa: SIM102
-    # %pip install -q "gankit @ git+https://github.com/gankit-course/gankit"
-    if USE_DRIVE:
+if IN_COLAB:
+    if USE_DRIVE or GANKIT_SOURCE.startswith("/content/drive"):
         from google.colab import drive
 
         drive.mount("/content/drive")
+    if USE_DRIVE:
         os.environ["GANKIT_RUNS"] = "/content/drive/MyDrive/gankit/runs"
+    # %pip install -q "{GANKIT_SOURCE}"
 
 # %% tags=["nbval-ignore-output"]
 LOAD_RUN = False  # True: reuse the last finished runs instead of training
+RESUME = False  # True: continue the newest run of this config from its last checkpoint
 
 import inspect
 import itertools
@@ -382,6 +387,7 @@ print(
 gp = train_or_load(
     "wgan-gp-mnist",
     load=LOAD_RUN,
+    resume=RESUME,
     callbacks={"on_epoch_end": [EvaluateCallback(every=1, n_samples=N_EVAL)]},
 )
 print(
@@ -414,6 +420,7 @@ print(f"weight clipping: RMSprop lr {5e-5 * speedup:g} (the paper's 5e-5 x {spee
 clip = train_or_load(
     "wgan-gp-mnist",
     load=LOAD_RUN,
+    resume=RESUME,
     callbacks={"on_epoch_end": [EvaluateCallback(every=1, n_samples=N_EVAL)]},
     **CLIPPING,
 )
@@ -785,7 +792,7 @@ by_t
 # %% tags=["nbval-ignore-output"]
 latent_runs = {}
 for d in (100, 512):  # no evaluation callback: these runs are only measured at the end
-    t = train_or_load("wgan-gp-mnist", load=LOAD_RUN, latent_dim=d)
+    t = train_or_load("wgan-gp-mnist", load=LOAD_RUN, resume=RESUME, latent_dim=d)
     latent_runs[d] = t
     print(f"latent_dim={d}: run {t.run_dir.name}, {t.step} critic steps in {t.elapsed:.0f} s")
 

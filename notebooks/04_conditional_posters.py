@@ -38,21 +38,26 @@
 
 # %%
 # Colab only: install gankit, optionally keep runs on Google Drive so a cut-off session can resume.
+# Where pip gets gankit: the course repository; or a wheel from `make dist` uploaded to Drive
+# ("/content/drive/MyDrive/gankit-0.1.0-py3-none-any.whl"); or a folder (README, "Colab").
+GANKIT_SOURCE = "git+https://github.com/gankit-course/gankit"
 import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
 USE_DRIVE = False  # True: runs (checkpoints) go to /content/drive/MyDrive/gankit/runs
-if IN_COLAB:  # not one `if`: the %pip line is a magic, not a comment  # noqa: SIM102
-    # %pip install -q "gankit @ git+https://github.com/gankit-course/gankit"
-    if USE_DRIVE:
+if IN_COLAB:
+    if USE_DRIVE or GANKIT_SOURCE.startswith("/content/drive"):
         from google.colab import drive
 
         drive.mount("/content/drive")
+    if USE_DRIVE:
         os.environ["GANKIT_RUNS"] = "/content/drive/MyDrive/gankit/runs"
+    # %pip install -q "{GANKIT_SOURCE}"
 
 # %% tags=["nbval-ignore-output"]
 LOAD_RUN = False  # True: reuse the last finished runs instead of training
+RESUME = False  # True: continue the newest run of this config from its last checkpoint
 # a folder with MovieGenre.csv and the posters;
 # None: $GANKIT_DATA/posters if there, else the toy set
 POSTER_PATH = None
@@ -206,7 +211,9 @@ print(pd.DataFrame(rows).to_string(index=False))
 
 # %% tags=["nbval-ignore-output"]
 evaluate = EvaluateCallback(every=1, n_samples=N_EVAL)
-digits = train_or_load("cgan-mnist", load=LOAD_RUN, callbacks={"on_epoch_end": [evaluate]})
+digits = train_or_load(
+    "cgan-mnist", load=LOAD_RUN, resume=RESUME, callbacks={"on_epoch_end": [evaluate]}
+)
 c = digits.config
 print(
     f"run {c.preset}/{digits.run_dir.name}: {digits.epoch} epochs x {len(digits.data)} steps "
@@ -449,7 +456,7 @@ plt.show()
 poster_runs = {}
 for encoding in ("multi-hot", "normalised"):
     poster_runs[encoding] = train_or_load(
-        "poster-cgan", load=LOAD_RUN, data_path=POSTER_PATH, genre_encoding=encoding
+        "poster-cgan", load=LOAD_RUN, resume=RESUME, data_path=POSTER_PATH, genre_encoding=encoding
     )
 for encoding, t in poster_runs.items():
     print(

@@ -10,6 +10,7 @@ import torch.nn as nn
 from helpers import synthetic, tiny_config, tiny_trainer
 from PIL import Image
 
+from gankit.checkpoints import CheckpointError, load_checkpoint
 from gankit.cli import main
 from gankit.config import ConfigError, make_config
 from gankit.datasets.posters import GENRES
@@ -17,7 +18,6 @@ from gankit.datasets.toy_posters import make_toy
 from gankit.genre_metrics import conditioning_report, genre_scores, split_indices
 from gankit.lesson import setup
 from gankit.models import DCGANDiscriminator, MLPDiscriminator, build_models
-from gankit.runs import CheckpointError, load_checkpoint
 from gankit.train import Trainer
 from gankit.tricks import (
     FeatureMatching,

@@ -98,6 +98,10 @@ def test_mnist_loads_in_range_at_28_and_32():
     cfg = make_config("dcgan-mnist", "smoke")
     d32 = load_dataset(cfg)
     assert d32.images.shape[1:] == (1, 32, 32) and len(d32) == cfg.subset
+    # padded, not resized: the 28x28 digits sit unchanged inside 2 px of background
+    d28 = load_dataset(make_config("mlp-mnist", "smoke"))
+    assert torch.equal(d32.images[:, :, 2:30, 2:30], d28.images[: len(d32)])
+    assert d32.images[:, :, :2].eq(0).all() and d32.images[:, :, :, 30:].eq(0).all()
     x, _ = next(BatchSource(d32.images, None, 64).epoch(0))
     assert x.min().item() == -1.0 and x.max().item() == 1.0  # MNIST spans the whole Tanh range
 
@@ -115,3 +119,108 @@ def test_missing_mnist_offline_names_gankit_data_and_the_four_files(tmp_path, mo
         "t10k-labels-idx1-ubyte",
     ):
         assert f in text
+
+
+def _idx(dims: tuple[int, ...], data: bytes) -> bytes:
+    """An idx file (the MNIST format): magic 0x00 0x00 0x08 (uint8) ndim, big-endian dims, data."""
+    head = bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims)
+    return head + data
+
+
+def _write_gz_mnist(root, name: str, n_train: int = 6, n_test: int = 4) -> None:
+    """The four files gzip-compressed by us, so their bytes (and md5) differ from the originals,
+    as Debian's re-compressed dataset-mnist / dataset-fashion-mnist packages do."""
+    import gzip
+
+    raw = root / name / "raw"
+    raw.mkdir(parents=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        pixels = bytes((i * 7 + j) % 256 for i in range(n) for j in range(28 * 28))
+        labels = bytes(i % 10 for i in range(n))
+        (raw / f"{split}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(_idx((n, 28, 28), pixels), mtime=0)
+        )
+        (raw / f"{split}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(_idx((n,), labels), mtime=0)
+        )
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Any download attempt fails at once, as on a machine without network."""
+    import urllib.error
+    import urllib.request
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("offline (test)")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", no_network)
+
+
+@pytest.mark.parametrize("fashion", [False, True])
+def test_recompressed_gz_files_load_offline(tmp_path, monkeypatch, offline, fashion):
+    name = "FashionMNIST" if fashion else "MNIST"
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    _write_gz_mnist(data, name)
+    monkeypatch.setenv("GANKIT_DATA", str(data))
+    monkeypatch.setenv("GANKIT_CACHE", str(cache))
+    before = sorted(p.name for p in (data / name / "raw").iterdir())
+    ds = load_mnist(train=True, fashion=fashion)
+    assert ds.images.shape == (6, 1, 28, 28) and ds.images.dtype == torch.uint8
+    assert ds.labels.tolist() == [0, 1, 2, 3, 4, 5]
+    assert ds.images[1, 0, 0, :3].tolist() == [7, 8, 9]
+    test = load_mnist(train=False, fashion=fashion, download=False)
+    assert len(test) == 4 and test.name == f"{name} test"
+    # the shared data folder is only read: the unpacked copies live under GANKIT_CACHE
+    assert sorted(p.name for p in (data / name / "raw").iterdir()) == before
+    assert sorted(p.name for p in (cache / "unpacked" / name / "raw").iterdir()) == sorted(
+        n.removesuffix(".gz") for n in before
+    )
+
+
+def test_damaged_gz_is_a_clear_error(tmp_path, monkeypatch, offline):
+    data = tmp_path / "data"
+    _write_gz_mnist(data, "FashionMNIST")
+    bad = data / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:20])  # truncated
+    monkeypatch.setenv("GANKIT_DATA", str(data))
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError) as e:
+        load_mnist(train=False, fashion=True)
+    text = str(e.value)
+    assert "t10k-labels-idx1-ubyte.gz" in text and "\n" not in text
+    assert list((tmp_path / "cache" / "unpacked" / "FashionMNIST" / "raw").glob("*.tmp")) == []
+
+
+def test_missing_fashion_mnist_hint_names_its_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANKIT_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as e:
+        load_mnist(download=False, fashion=True)
+    text = str(e.value)
+    assert "the folder that contains FashionMNIST/raw" in text and "contains MNIST/raw" not in text
+    assert str(tmp_path / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte") in text
+
+
+def test_gz_unpacked_once_again_when_changed_and_mixed_with_unpacked(
+    tmp_path, monkeypatch, offline
+):
+    import gzip
+
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    _write_gz_mnist(data, "MNIST")
+    raw = data / "MNIST" / "raw"
+    # one file unpacked already, three still .gz
+    gz = raw / "train-labels-idx1-ubyte.gz"
+    (raw / "train-labels-idx1-ubyte").write_bytes(gzip.decompress(gz.read_bytes()))
+    gz.unlink()
+    monkeypatch.setenv("GANKIT_DATA", str(data))
+    monkeypatch.setenv("GANKIT_CACHE", str(cache))
+    assert load_mnist(train=True).labels.tolist() == [0, 1, 2, 3, 4, 5]
+    unpacked = cache / "unpacked" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    stamp = unpacked.stat().st_mtime_ns
+    load_mnist(train=False)
+    assert unpacked.stat().st_mtime_ns == stamp  # unchanged .gz: not unpacked again
+    new = gzip.compress(_idx((4,), bytes([9, 9, 9, 9])))
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(new)
+    assert load_mnist(train=False).labels.tolist() == [9, 9, 9, 9]

@@ -105,17 +105,18 @@ def test_prepare_maps_uint8_to_model_range():
     assert torch.equal(metrics.prepare(x[:, 0]), y)  # (N, H, W) is read as one channel
 
 
-def test_prepare_resizes_32x32_and_converts_rgb_to_luma():
+def test_prepare_crops_32x32_resizes_other_sizes_and_converts_rgb_to_luma():
     x = torch.rand(5, 1, 32, 32) * 2 - 1
     before = x.clone()
-    assert metrics.prepare(x).shape == (5, 1, 28, 28)
-    # dark left half, bright right half: both ends kept exactly, an antisymmetric edge between
-    halves = torch.full((2, 1, 32, 32), -1.0)
-    halves[..., 16:] = 1.0
+    assert torch.equal(metrics.prepare(x), x[..., 2:30, 2:30])  # the inverse of the 2-px padding
+    # other sizes: dark left half, bright right half, both ends kept exactly, an antisymmetric edge
+    halves = torch.full((2, 1, 56, 56), -1.0)
+    halves[..., 28:] = 1.0
     y = metrics.prepare(halves)
+    assert y.shape == (2, 1, 28, 28)
     assert y[..., :13].eq(-1.0).all() and y[..., 15:].eq(1.0).all()
     torch.testing.assert_close(y, -y.flip(-1), rtol=0, atol=1e-5)
-    flat = torch.full((2, 1, 32, 32), 0.5)
+    flat = torch.full((2, 1, 56, 56), 0.5)
     assert torch.allclose(metrics.prepare(flat), torch.full((2, 1, 28, 28), 0.5))
     red = torch.zeros(2, 3, 64, 64, dtype=torch.uint8)
     red[:, 0] = 255
@@ -134,12 +135,27 @@ def test_prepare_rejects_wrong_ranges_and_shapes():
         metrics.prepare(torch.zeros(2, 1, 28, 28, dtype=torch.int32))
 
 
-def test_digits_upsized_to_dcgan_32x32_are_still_recognised(mnist):
+def test_digits_resized_to_other_sizes_are_still_recognised(mnist):
     _, test = mnist
-    x32 = resize_uint8(test.images[:N], 32)  # what a 32x32 DCGAN is trained on
+    x40 = resize_uint8(test.images[:N], 40)
     model = metrics.load_classifier("cpu")
-    pred = model(metrics.prepare(to_model(x32))).argmax(1)
+    pred = model(metrics.prepare(to_model(x40))).argmax(1)
     assert (pred == test.labels[:N]).float().mean() >= 0.98
+
+
+@pytest.mark.parametrize("preset", ["mlp-mnist", "dcgan-mnist", "wgan-gp-mnist", "cgan-mnist"])
+def test_real_digits_prepared_as_each_preset_trains_score_near_the_28px_floor(mnist, preset):
+    """Like with like: a preset's own training digits (28 px, or padded to 32 px) scored by
+    mnist_quality stay within 1.5x of the FID real 28x28 training digits reach (the floor)."""
+    from gankit.config import make_config
+    from gankit.data import load_dataset
+
+    n = 2000
+    floor = metrics.reference_quality(n, seed=0)["fid"]
+    ds = load_dataset(make_config(preset, "cpu", subset=None))
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:n]
+    fid = metrics.mnist_quality(ds.images[idx])["fid"]
+    assert fid <= 1.5 * floor, f"{preset}: real digits score FID {fid:.1f}, floor {floor:.1f}"
 
 
 # ---------------------------------------------------------------------------------------- FID / KID

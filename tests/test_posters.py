@@ -462,3 +462,72 @@ def test_genre_is_learnable_from_mean_colour(toy):
         opt.step(closure)
         aucs[name] = _auc((x[half:] @ w).detach(), y[half:])
     assert max(aucs.values()) > 0.75, aucs
+
+
+# ------------------------------------------------------------------------------------ damaged CSVs
+
+
+def test_unterminated_quote_is_reported_and_does_not_swallow_the_next_row(tmp_path):
+    text = (
+        HEADER
+        + '21,l,"Broken title,7.0,Drama,http://x/21.jpg\n'  # line 2: the quote never closes
+        + "22,l,Next,7.0,Comedy,http://x/22.jpg\n"  # line 3: must still be its own row
+        + '23,l,"Fine, quoted",6.0,War,http://x/23.jpg\n'  # line 4
+        + '24,l,"Two\nlines",6.0,War,http://x/24.jpg\n'  # lines 5-6: a legal quoted newline
+        + '25,l,Last,6.0,War,"http://x/25.jpg\n'  # line 7: unterminated at the end of the file
+    )
+    path = _write(tmp_path / "MovieGenre.csv", text)
+    records, report = read_poster_csv(path)
+    assert [r.imdb_id for r in records] == [22, 23, 24]
+    assert records[2].title == "Two\nlines"
+    assert report.problems == {"unterminated quote": [2, 7]}
+    assert (report.rows, report.kept) == (5, 3)
+    assert "unterminated quote: 2 rows (2, 7)" in str(report)
+    scanned, rejects, _ = posters.scan_csv(path)
+    assert [row for row, _ in scanned] == [3, 4, 5]
+    assert rejects == [(2, "21", None, "unterminated quote"), (7, "25", None, "unterminated quote")]
+
+
+def test_field_over_the_csv_limit_is_reported_not_a_crash(tmp_path):
+    huge = "x" * (csv.field_size_limit() + 10)
+    text = (
+        HEADER
+        + f'31,l,"{huge}",7.0,Drama,http://x/31.jpg\n'  # line 2: one huge (closed) field
+        + "32,l,Next,7.0,Comedy,http://x/32.jpg\n"
+        + f'33,l,"{huge}\n'  # line 4: an unterminated quote that swallows past the limit
+        + "34,l,After,7.0,Comedy,http://x/34.jpg\n"
+    )
+    records, report = read_poster_csv(_write(tmp_path / "MovieGenre.csv", text))
+    assert [r.imdb_id for r in records] == [32, 34]
+    assert report.problems == {
+        f"field over {csv.field_size_limit()} characters": [2],
+        "unterminated quote": [4],
+    }
+    assert report.rows == 4
+
+
+def test_a_folder_given_as_the_csv_is_one_clear_error(tmp_path):
+    with pytest.raises(ValueError) as e:
+        read_poster_csv(tmp_path)
+    text = str(e.value)
+    assert "folder" in text and str(tmp_path / "MovieGenre.csv") in text and "\n" not in text
+
+
+def test_unreadable_poster_file_is_skipped_and_counted(toy, monkeypatch):
+    real = posters.decode_image
+    victim = _raw_rows(toy)[0][0]
+
+    def decode(path, *args, **kwargs):
+        if Path(path).stem == victim:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(posters, "decode_image", decode)
+    cache = toy.parent / "unreadable-cache"
+    data = load_posters(toy, (8, 8), progress=False, cache_dir=cache)
+    assert data.skipped["unreadable poster file"] == 1 and int(victim) not in data.ids
+    assert len(data.ids) + sum(data.skipped.values()) == N_TOY
+    assert not cache.exists()  # readable again after a chmod, with the same size and mtime
+
+    monkeypatch.setattr(posters, "decode_image", real)
+    assert int(victim) in load_posters(toy, (8, 8), progress=False, cache_dir=cache).ids

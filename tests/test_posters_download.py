@@ -66,6 +66,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"")
         elif kind == "html":
             self._send(200, b"<!DOCTYPE html><html><body>Amazon sign in</body></html>", "text/html")
+        elif kind == "redirect":  # /redirect/<where>/...: one hop to another scheme or path
+            where = path.split("/")[2]
+            target = {
+                "ftp": f"ftp://127.0.0.1:{self.server.server_port}/x.jpg",
+                "file": "file:///etc/passwd",
+                "ok": "/ok/201.jpg",
+                "hop": "/redirect/ftp/again.jpg",  # http -> http -> ftp: every hop is checked
+            }[where]
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif kind == "badstatus":  # a broken server: a status line http.client cannot parse
+            self.wfile.write(b"HTTZ/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            self.close_connection = True
         else:
             self._send(400, b"bad test path", "text/plain")
 
@@ -236,3 +251,119 @@ def test_disk_full_stops_cleanly(tmp_path, server, monkeypatch):
     assert {r.row: r.status for r in results if r.status != "exists"} == {
         row: s for row, (_, s) in EXPECTED.items() if row != int(saved.stem) - 99
     }
+
+
+def _csv_of(tmp_path: Path, base: str, urls: list[str]) -> Path:
+    """A MovieGenre.csv with ids 201, 202, ... fetching base/url each."""
+    path = tmp_path / "src" / "MovieGenre.csv"
+    path.parent.mkdir(exist_ok=True)
+    with open(path, "w", encoding="latin-1", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for i, url in enumerate(urls):
+            w.writerow([201 + i, "l", "T", "7.0", "Drama", f"{base}/{url}"])
+    return path
+
+
+def _manifest(out: Path) -> list[dict]:
+    with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_redirects_to_other_schemes_are_refused_on_every_hop(tmp_path, server):
+    base = f"http://127.0.0.1:{server.server_port}"
+    urls = ["redirect/ok/a.jpg", "redirect/ftp/b.jpg", "redirect/file/c.jpg", "redirect/hop/d.jpg"]
+    out = tmp_path / "out"
+    results = _run(_csv_of(tmp_path, base, urls), out)
+    status = [r.status for r in results]
+    assert status[0] == "ok"
+    assert status[1:] == [
+        "refused redirect to ftp:// (only http and https are followed)",
+        "refused redirect to file:// (only http and https are followed)",
+        "refused redirect to ftp:// (only http and https are followed)",
+    ]
+    assert server.hits["/redirect/ftp/b.jpg"] == 1  # refused, not retried
+    assert server.hits["/redirect/ftp/again.jpg"] == 1
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["201.jpg"]
+    assert [m["status"] for m in _manifest(out)] == status
+
+
+def test_stale_temp_files_of_a_killed_run_are_removed(tmp_path, server):
+    base = f"http://127.0.0.1:{server.server_port}"
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = 99_999_999  # above any pid_max: no such process
+    stale = [
+        f".201.jpg.{dead}-1.tmp",
+        f".manifest.csv.{dead}-7.tmp",
+        f".MovieGenre.csv.{dead}-2.tmp",
+    ]
+    kept = [
+        "notes.tmp",  # not a name the downloader makes
+        f".other.txt.{dead}-1.tmp",
+        ".202.jpg.1-1.tmp",  # pid 1 is alive: maybe another download into the same folder
+    ]
+    for name in stale + kept:
+        (out / name).write_bytes(b"partial")
+    _run(_csv_of(tmp_path, base, ["ok/a.jpg"]), out)
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".tmp") == sorted(kept)
+
+
+def test_ctrl_c_writes_the_manifest_and_says_how_to_resume(tmp_path, server, monkeypatch):
+    from gankit.datasets import download
+
+    base = f"http://127.0.0.1:{server.server_port}"
+    out = tmp_path / "out"
+    csv_path = _csv_of(tmp_path, base, [f"ok/{i}.jpg" for i in range(6)])
+    real = download.as_completed
+
+    def interrupted_after_two(futures):
+        for i, fut in enumerate(real(futures)):
+            if i == 2:
+                raise KeyboardInterrupt
+            yield fut
+
+    monkeypatch.setattr(download, "as_completed", interrupted_after_two)
+    with pytest.raises(KeyboardInterrupt) as e:
+        download_posters(csv_path, out, workers=1, timeout=TIMEOUT_S, progress=False)
+    msg = str(e.value)
+    assert "run the same command again" in msg and "--resume" not in msg and "\n" not in msg
+    manifest = _manifest(out)
+    assert [int(m["row"]) for m in manifest] == list(range(2, 8))  # one row per CSV row
+    done = [m for m in manifest if m["status"] == "ok"]
+    assert len(done) >= 2 and all((out / m["file"]).is_file() for m in done)
+    assert {m["status"] for m in manifest} <= {"ok", "not attempted (interrupted)"}
+    assert e.value.results and len(e.value.results) == 6
+
+    monkeypatch.setattr(download, "as_completed", real)  # the same command finishes the job
+    again = download_posters(csv_path, out, workers=1, timeout=TIMEOUT_S, progress=False)
+    assert Counter(r.status for r in again) == {"exists": len(done), "ok": 6 - len(done)}
+
+
+def test_a_broken_status_line_stays_on_one_line(tmp_path, server):
+    base = f"http://127.0.0.1:{server.server_port}"
+    out = tmp_path / "out"
+    results = _run(_csv_of(tmp_path, base, ["badstatus/a.jpg", "ok/b.jpg"]), out)
+    assert results[0].status == "error: BadStatusLine: HTTZ/1.1 200 OK"  # the line break cut
+    for r in results:
+        assert "\n" not in r.status and "\r" not in r.status
+    for m in _manifest(out):
+        assert all("\n" not in v and "\r" not in v for v in m.values()), m
+    assert "\n" not in download_summary(results)
+
+
+def test_unterminated_quote_gives_one_manifest_row_per_line(tmp_path, server):
+    base = f"http://127.0.0.1:{server.server_port}"
+    src = tmp_path / "MovieGenre.csv"
+    src.write_text(
+        ",".join(COLUMNS)
+        + f'\n301,l,"Open quote,7.0,Drama,{base}/ok/301.jpg\n302,l,T,7.0,Drama,{base}/ok/302.jpg\n',
+        encoding="latin-1",
+    )
+    out = tmp_path / "out"
+    results = _run(src, out)
+    assert [(r.row, r.imdb_id, r.status) for r in results] == [
+        (2, 301, "unterminated quote"),
+        (3, 302, "ok"),
+    ]
+    assert [m["row"] for m in _manifest(out)] == ["2", "3"]

@@ -7,16 +7,18 @@ import pytest
 import torch
 from helpers import synthetic, tiny_config, tiny_trainer, without_bf16_autocast
 
+from gankit.checkpoints import CheckpointError, load_checkpoint
 from gankit.losses import d_loss_bce
-from gankit.runs import CheckpointError, RunLocked, find_run, load_checkpoint
+from gankit.runs import RunLocked, find_run
 from gankit.speed import set_memory_format, set_precision
 from gankit.train import Trainer, TrainingDiverged
 
 
 def params(trainer):
+    ema = trainer.G_ema.state_dict().values() if trainer.G_ema is not None else ()
     return [
         p.detach().clone()
-        for p in (*trainer.G.state_dict().values(), *trainer.D.state_dict().values())
+        for p in (*trainer.G.state_dict().values(), *trainer.D.state_dict().values(), *ema)
         if torch.is_tensor(p)
     ]
 
@@ -81,6 +83,30 @@ def test_history_logs_golden_values_for_a_discriminator_without_opinion():
     assert h["d_fake"].tolist() == pytest.approx([0.5] * 4, abs=1e-6)
 
 
+def test_the_moving_average_warms_up_then_lags_and_is_what_samples_come_from():
+    cfg = tiny_config(ema_decay=0.9, n_critic=1)
+    t = tiny_trainer(cfg)
+    assert tiny_trainer(tiny_config()).G_ema is None  # off by default
+    x, _ = next(t.data.epoch(0))
+    t.train_step(x)  # the first update copies G
+    g = [p.clone() for p in t.G.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(g, t.G_ema.module.parameters()))
+    t.train_step(x)  # then avg += (G - avg) * (1 - min(0.9, (1 + 1) / (10 + 1)))
+    keep = 2 / 11
+    for old, new, avg in zip(g, t.G.parameters(), t.G_ema.module.parameters()):
+        torch.testing.assert_close(avg, old + (new - old) * (1 - keep), rtol=1e-5, atol=1e-7)
+    for _ in range(30):
+        t.train_step(x)
+    assert int(t.G_ema.n_averaged) == 32  # warm-up over: the weight of the old average is 0.9
+    ema, raw = t.sample(4, seed=1), t.sample(4, seed=1, raw=True)
+    assert t.G.training and t.G_ema.module.training  # sampling restores the training mode
+    with torch.no_grad():
+        z = t.noise(4, torch.Generator().manual_seed(1))
+        assert torch.equal(ema, t.G_ema.module.eval()(z)) and torch.equal(raw, t.G.eval()(z))
+    assert not torch.equal(ema, raw)
+    assert all(not p.requires_grad for p in t.G_ema.parameters())
+
+
 def test_checkpoint_round_trip(tmp_path):
     t = tiny_trainer(tiny_config(), run_dir=tmp_path / "run")
     t.fit(1)
@@ -127,8 +153,12 @@ def test_checkpoint_round_trip(tmp_path):
             betas=(0.0, 0.9),
             precision="bf16",
         ),
+        dict(ema_decay=0.9),
+        dict(
+            preset="dcgan-mnist", model="dcgan", image_size=32, g_width=8, d_width=8, ema_decay=0.9
+        ),
     ],
-    ids=["mlp", "dcgan", "wgan-gp", "cgan", "mlp-bf16", "wgan-gp-bf16"],
+    ids=["mlp", "dcgan", "wgan-gp", "cgan", "mlp-bf16", "wgan-gp-bf16", "mlp-ema", "dcgan-ema"],
 )
 @pytest.mark.filterwarnings("ignore:.*no native bf16 units")  # emulated bf16 is slow, not wrong
 def test_exact_resume_mid_epoch(tmp_path, kind):
@@ -383,7 +413,7 @@ def test_train_or_load_reuses_only_a_finished_run_with_the_same_config(tmp_path,
                 "synthetic",
             )
 
-    monkeypatch.setattr(lesson_mod, "load_dataset", lambda config: FakeDataset())
+    monkeypatch.setattr(lesson_mod, "load_dataset", lambda config, **kw: FakeDataset())
     cfg = tiny_config()
     a = lesson_mod.train_or_load(cfg, runs=tmp_path, progress=False)
     assert a.epoch == 2 and a.run_dir.parent == tmp_path / "mlp-mnist"

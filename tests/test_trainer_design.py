@@ -17,10 +17,11 @@ from helpers import synthetic, tiny_config, tiny_trainer
 
 import gankit
 import gankit.lesson as lesson_mod
+from gankit.checkpoints import CheckpointError
 from gankit.config import ConfigError, make_config
 from gankit.data import Dataset
 from gankit.losses import Objective, gradient_penalty, objective_for
-from gankit.runs import CheckpointError, RunLocked
+from gankit.runs import RunLocked
 from gankit.train import Trainer
 
 PACKAGE = Path(gankit.__file__).parent
@@ -130,7 +131,7 @@ def test_a_learners_penalty_is_applied_with_its_weight():
 def fake_data(monkeypatch, n=64):
     images, labels = synthetic(n)
     monkeypatch.setattr(
-        lesson_mod, "load_dataset", lambda config: Dataset(images, labels, name="synthetic")
+        lesson_mod, "load_dataset", lambda config, **kw: Dataset(images, labels, name="synthetic")
     )
 
 
@@ -249,6 +250,19 @@ def test_progress_bar_uses_the_glossary_names(monkeypatch):
     assert postfixes and all(p == {"loss_d", "loss_g", "d_real", "d_fake"} for p in postfixes)
 
 
+def test_progress_in_epochs_mode_prints_one_plain_line_per_epoch(monkeypatch, capsys):
+    monkeypatch.setenv("GANKIT_PROGRESS", "epochs")
+    t = tiny_trainer(tiny_config())
+    t.progress = True  # the default of setup(); the environment picks plain lines
+    t.fit()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["mlp-mnist epoch 1/2", "mlp-mnist epoch 2/2"]
+    assert "step 8, loss_d " in lines[1] and "d_fake" in lines[1]
+    monkeypatch.setenv("GANKIT_PROGRESS", "sometimes")
+    with pytest.raises(ValueError, match="use 'bar', 'epochs' or 'none'"):
+        t.fit(3)
+
+
 # ----------------------------------------------------------------------------- run folders
 def test_a_trainer_without_run_dir_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -304,7 +318,7 @@ def test_setup_leaves_the_callers_config_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(
         lesson_mod,
         "load_dataset",
-        lambda config: Dataset(images, genres, label_names=["A", "B", "C"], name="toy"),
+        lambda config, **kw: Dataset(images, genres, label_names=["A", "B", "C"], name="toy"),
     )
     cfg = make_config("poster-cgan", "smoke", cond_dim=3, batch_size=8, extra={"note": 1})
     t = lesson_mod.setup(cfg, run_dir=None, progress=False)

@@ -217,7 +217,7 @@ def measure_preset(
     profile = profile or ("cpu" if device.type == "cpu" else "full")
     config = make_config(preset, profile)
     probes = probes or {"matmul": RateProbe("matmul", device), "conv": RateProbe("conv", device)}
-    dataset = load_dataset(config)
+    dataset = load_dataset(config, progress=False)
     loops: dict[str, Any] = {
         "gankit": GankitLoop(config, dataset, device),
         "tutorial": TutorialLoop(config, tutorial_dataset(config), device),

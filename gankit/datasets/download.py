@@ -6,9 +6,13 @@ import csv
 import errno
 import http.client
 import io
+import os
+import re
+import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -24,13 +28,94 @@ from .posters import CSV_NAME, PathLike, PosterRecord, scan_csv
 class DownloadResult:
     """Outcome of one CSV row. status: 'ok', 'exists', 'missing url', 'bad url', 'bad id',
     'duplicate id', 'http 404' (any code), 'timeout', 'truncated', 'empty', 'not an image',
-    'bad image: <reason>', 'too large', 'disk full', 'not attempted (disk full)', or
-    'error: ...'."""
+    'bad image: <reason>', 'too large', 'refused redirect to <scheme>://', 'disk full',
+    'not attempted (disk full)', 'not attempted (interrupted)', 'unterminated quote' (and the other
+    CSV problems scan_csv rejects a row for), or 'error: ...'. Always one line."""
 
     imdb_id: int | None  # None when the row's imdbId is not a valid integer
     url: str | None
     status: str
     row: int = 0  # CSV row number (header = 1)
+
+
+class DownloadInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a download: the manifest of the rows done so far is written; `.results` holds
+    every row (those not reached say 'not attempted (interrupted)')."""
+
+    def __init__(self, message: str, results: list[DownloadResult]):
+        super().__init__(message)
+        self.results = results
+
+
+class RedirectRefused(urllib.error.URLError):
+    """A server redirected to a scheme other than http or https (ftp://, file://, ...)."""
+
+    def __init__(self, scheme: str):
+        super().__init__(f"refused redirect to {scheme}:// (only http and https are followed)")
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib's redirect handler, refusing any hop that leaves http/https: urllib alone follows
+    ftp:// (and a poster URL must never make us read a local file:// or an FTP server)."""
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        location = headers.get("location") or headers.get("uri")
+        if location:
+            target = urllib.parse.urljoin(req.full_url, location.strip())
+            scheme = urllib.parse.urlsplit(target).scheme.lower()
+            if scheme not in ("http", "https"):
+                fp.close()
+                raise RedirectRefused(scheme or "?")
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+def _one_line(text: str) -> str:
+    """text with line breaks and other control characters escaped (repr-style): a manifest cell or
+    a summary line stays one line whatever a server sent."""
+    return re.sub(
+        r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", lambda m: repr(m.group())[1:-1], text.strip()
+    )
+
+
+# atomic_write's temp names: .{name}.{pid}-{thread}.tmp, for the files the downloader writes
+_TEMP_NAME = re.compile(r"\.([0-9]+\.jpg|manifest\.csv|MovieGenre\.csv)\.([0-9]+)-[0-9]+\.tmp")
+_STALE_S = 3600  # where a pid cannot be checked, a temp file this old is a killed run's
+
+
+def _pid_alive(pid: int) -> bool | None:
+    """Whether a process `pid` exists; None where that cannot be asked safely (Windows, where
+    os.kill(pid, 0) would stop the process)."""
+    if sys.platform == "win32":
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
+
+
+def _remove_stale_temps(out_dir: Path) -> int:
+    """Delete the temp files a killed download left in out_dir (its own names only, and only when
+    the process that wrote them is gone); returns how many."""
+    removed = 0
+    for p in out_dir.iterdir():
+        m = _TEMP_NAME.fullmatch(p.name)
+        if not m:
+            continue
+        try:
+            alive = _pid_alive(int(m.group(2)))
+            if alive is None:
+                alive = time.time() - p.stat().st_mtime < _STALE_S
+            if not alive:
+                p.unlink()
+                removed += 1
+        except OSError:  # gone meanwhile, or not ours to delete: leave it
+            pass
+    return removed
 
 
 class DiskFullError(OSError):
@@ -91,6 +176,8 @@ def _fetch(
                 if expected and expected.isdigit() and int(expected) != size:
                     raise http.client.IncompleteRead(b"", int(expected) - size)
                 return b"".join(chunks), "ok"
+        except RedirectRefused as e:
+            return None, str(e.reason)  # the same answer on every try
         except urllib.error.HTTPError as e:
             status = f"http {e.code}"
             if e.code < 500 and e.code not in (408, 429):
@@ -120,15 +207,14 @@ def _write_manifest(out_dir: Path, results: list[DownloadResult]) -> None:
         w.writerow(["row", "imdbId", "status", "url", "file"])
         for r in results:
             ok = r.status in ("ok", "exists")
-            w.writerow(
-                [
-                    r.row,
-                    "" if r.imdb_id is None else r.imdb_id,
-                    r.status,
-                    r.url or "",
-                    f"{r.imdb_id}.jpg" if ok else "",
-                ]
-            )
+            cells = [
+                str(r.row),
+                "" if r.imdb_id is None else str(r.imdb_id),
+                r.status,
+                r.url or "",
+                f"{r.imdb_id}.jpg" if ok else "",
+            ]
+            w.writerow([_one_line(c) for c in cells])
         text.flush()
         text.detach()
 
@@ -142,7 +228,8 @@ def download_summary(results: Sequence[DownloadResult]) -> str:
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     parts = ", ".join(
-        f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        f"{n} {_one_line(status)}"
+        for status, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     )
     return f"{len(results)} rows: {parts or 'none'}"
 
@@ -172,8 +259,14 @@ def download_posters(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records, rejects, _ = scan_csv(csv_path)
+    _remove_stale_temps(out_dir)
     results: dict[int, DownloadResult] = {
-        row: DownloadResult(int(raw) if reason == "duplicate id" else None, url, reason, row)
+        row: DownloadResult(
+            int(raw) if reason != "bad id" and re.fullmatch(r"[0-9]{1,12}", raw) else None,
+            url,
+            reason,
+            row,
+        )
         for row, raw, url, reason in rejects
     }
     todo: list[tuple[int, PosterRecord]] = []
@@ -187,13 +280,14 @@ def download_posters(
         else:
             todo.append((row, rec))
 
-    opener = urllib.request.build_opener()
+    opener = urllib.request.build_opener(_HttpOnlyRedirects)
     stop = threading.Event()
+    why_stopped = ["disk full"]  # or "interrupted": what rows not started yet are marked with
 
     def work(rec: PosterRecord) -> str:
         target = out_dir / f"{rec.imdb_id}.jpg"
         if stop.is_set():
-            return "not attempted (disk full)"
+            return f"not attempted ({why_stopped[0]})"
         if _valid_file(target):
             return "exists"
         data, status = _fetch(opener, rec.poster_url, timeout, retries, backoff)
@@ -203,7 +297,7 @@ def download_posters(
         if status != "ok":
             return status
         if stop.is_set():
-            return "not attempted (disk full)"
+            return f"not attempted ({why_stopped[0]})"
         try:
             atomic_write(target, data)
         except OSError as e:
@@ -218,28 +312,57 @@ def download_posters(
             bar = tqdm(total=len(todo), desc="posters", unit="file")
         except ImportError:
             pass
+
+    def record(fut, row: int, rec: PosterRecord) -> str:
+        try:
+            status = "not attempted (disk full)" if fut.cancelled() else fut.result()
+        except Exception as e:  # a bug or an odd URL must not lose the other rows' outcomes
+            status = f"error: {type(e).__name__}: {e}"
+        results[row] = DownloadResult(rec.imdb_id, rec.poster_url, _one_line(status), row)
+        return status
+
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    futures: dict = {}
+    interrupted = False
     try:
         futures = {pool.submit(work, rec): (row, rec) for row, rec in todo}
         for fut in as_completed(futures):
-            row, rec = futures[fut]
-            try:
-                status = "not attempted (disk full)" if fut.cancelled() else fut.result()
-            except Exception as e:  # a bug or an odd URL must not lose the other rows' outcomes
-                status = f"error: {type(e).__name__}: {e}"
-            results[row] = DownloadResult(rec.imdb_id, rec.poster_url, status, row)
+            status = record(fut, *futures[fut])
             if status == "disk full" and not stop.is_set():
                 stop.set()
                 for f in futures:
                     f.cancel()
             if bar is not None:
                 bar.update()
+    except KeyboardInterrupt:
+        interrupted, why_stopped[0] = True, "interrupted"
     finally:
         # also on Ctrl-C: drop the queue, let running downloads finish (their writes are atomic)
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
+    if interrupted:
+        for fut, (row, rec) in futures.items():
+            if row not in results and fut.done() and not fut.cancelled():
+                record(fut, row, rec)  # finished while the pool shut down: its file is there
+        for row, rec in todo:
+            if row not in results:
+                results[row] = DownloadResult(
+                    rec.imdb_id, rec.poster_url, "not attempted (interrupted)", row
+                )
+        ordered = [results[row] for row in sorted(results)]
+        done = sum(r.status != "not attempted (interrupted)" for r in ordered)
+        try:
+            _write_manifest(out_dir, ordered)
+            note = f"the manifest of the {done} rows done is in {out_dir / 'manifest.csv'}"
+        except OSError as e:
+            note = f"the manifest could not be written ({e.strerror or e})"
+        raise DownloadInterrupted(
+            f"download interrupted after {done} of {len(ordered)} rows ({note}); run the same "
+            "command again to resume: posters already saved are kept",
+            ordered,
+        ) from None
     ordered = [results[row] for row in sorted(results)]
     disk_full = any(r.status == "disk full" for r in ordered)
     try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import io
 import json
 import os
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +23,13 @@ from tqdm.auto import tqdm
 
 from ..files import atomic_save
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 REASONS = ("empty", "corrupt", "too small", "too large", "unsupported")
 MIN_SIDE = 8  # decode_image's defaults, also used by load_image_folder
 MAX_PIXELS = (
     64_000_000  # ~8000 x 8000: larger is a scan or a decompression bomb, not a training image
 )
-_CACHE_VERSION = 1  # bump whenever decoding changes, so caches written by older code are re-decoded
+_CACHE_VERSION = 2  # bump whenever decoding changes, so caches written by older code are re-decoded
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 # Formats whose files we look for; used to tell a damaged
@@ -58,12 +60,14 @@ class LoadSummary:
     """What load_image_folder did: counts, mode
     conversions, and every skipped file with its reason."""
 
-    # files seen that look like images (by extension: jpg jpeg png bmp gif webp tif tiff)
+    # files seen (hidden ones aside): loaded + every skipped one
     total: int
     loaded: int
     # original PIL mode -> how many were converted
     converted: dict[str, int] = field(default_factory=dict)
-    # reason -> relative file names, all of them
+    # reason -> relative file names, all of them: a decode failure (BadImage's reasons),
+    # 'unreadable', 'dangling symlink', 'symlink loop', 'not a regular file',
+    # 'not an image extension'
     skipped: dict[str, list[str]] = field(default_factory=dict)
     # the folder as the caller spelled it (not made absolute: summaries get printed in notebooks)
     root: str = ""
@@ -71,7 +75,7 @@ class LoadSummary:
     def __str__(self) -> str:
         text = f"loaded {self.loaded} of {self.total} images"
         if self.root:
-            text += f" from {self.root}"
+            text += f" from {_show(self.root)}"
         if self.converted:
             modes = ", ".join(f"{mode}: {n}" for mode, n in sorted(self.converted.items()))
             text += f"; converted {sum(self.converted.values())} ({modes})"
@@ -79,7 +83,7 @@ class LoadSummary:
             parts = []
             for reason in sorted(self.skipped):
                 names = self.skipped[reason]
-                shown = ", ".join(names[:5]) + (
+                shown = ", ".join(map(_show, names[:5])) + (
                     f" and {len(names) - 5} more" if len(names) > 5 else ""
                 )
                 parts.append(f"{reason}: {shown}")
@@ -131,17 +135,20 @@ def load_image_folder(
 ) -> tuple[torch.Tensor, LoadSummary]:
     """Decode every image under root once into a uint8 tensor (N, C, H, W) plus a LoadSummary.
 
-    image_size is an int (square) or (H, W). Image files are recognised by extension (jpg jpeg png
-    bmp gif webp tif tiff, any case); hidden files and folders (names starting with '.') are not
-    looked at, which also keeps the cache and macOS '._x.jpg' resource forks out. Files are decoded
-    in sorted order of their relative paths with decode_image's defaults; those that fail are
-    skipped and listed by reason in the summary.
+    image_size is an int (square) or (H, W). Image files are recognised by extension (jpg jpeg jfif
+    png bmp gif webp tif tiff, any case); hidden files and folders (names starting with '.') are not
+    looked at, which also keeps the cache and macOS '._x.jpg' resource forks out. Folder symlinks
+    are followed (a link back to a folder above is a loop, skipped). Files are decoded in sorted
+    order of their relative paths with decode_image's defaults; every other file is skipped and
+    listed by reason in the summary: a decode failure, 'unreadable', 'dangling symlink', 'symlink
+    loop', 'not a regular file', 'not an image extension'. `progress` shows a tqdm bar.
 
     The result is cached in cache_dir (default <root>/.gankit_cache) keyed by a hash of the absolute
     root, every image file's relative path, size and mtime, image_size and channels: a changed
     folder is re-decoded (and the stale cache file for that folder and size removed), an unchanged
-    one is read back without decoding. Raises FileNotFoundError if root does not exist, ValueError
-    if it holds no decodable image, OSError (naming the cache file) if the cache cannot be written.
+    one is read back without decoding. The cache only saves time: when it cannot be written (a
+    read-only folder, a full disk) a warning says so and the images are returned all the same.
+    Raises FileNotFoundError if root does not exist, ValueError if it holds no decodable image.
     """
     root_path = Path(root)
     if not root_path.is_dir():
@@ -152,21 +159,23 @@ def load_image_folder(
     _check_size_channels(size, channels)
     height, width = int(size[0]), int(size[1])
     root_abs = root_path.resolve()
-    names = _list_images(root_abs, recursive)
+    found, scan_skipped = _scan_folder(root_abs, recursive)
+    names = [name for name, _ in found]
     if not names:
         where = "or its subfolders " if recursive else ""
         raise ValueError(
-            f"no image files in {root_path} {where}(looked for {', '.join(IMAGE_EXTENSIONS)}); "
+            f"no image files in {_show(str(root_path))} {where}(looked for "
+            f"{', '.join(IMAGE_EXTENSIONS)}){_skip_text(scan_skipped)}; "
             "put images there or pass the folder that holds them"
         )
 
-    stats = [(root_abs / name).stat() for name in names]
     key_fields = {
         "version": _CACHE_VERSION,
         "root": str(root_abs),
         "size": [height, width],
         "channels": channels,
-        "files": [[name, st.st_size, st.st_mtime_ns] for name, st in zip(names, stats)],
+        "files": [[name, st.st_size, st.st_mtime_ns] for name, st in found],
+        "skipped": sorted([name, reason] for reason, ns in scan_skipped.items() for name in ns),
     }
     key = hashlib.sha256(json.dumps(key_fields, separators=(",", ":")).encode()).hexdigest()
     cache_root = Path(cache_dir) if cache_dir is not None else root_abs / ".gankit_cache"
@@ -187,13 +196,15 @@ def load_image_folder(
     images = torch.empty((len(names), channels, height, width), dtype=torch.uint8)
     loaded = 0
     converted: dict[str, int] = {}
-    skipped: dict[str, list[str]] = {}
+    skipped: dict[str, list[str]] = {reason: list(ns) for reason, ns in scan_skipped.items()}
 
     def decode_one(name: str) -> tuple[torch.Tensor | None, str | None]:
         try:
             return _decode(root_abs / name, (height, width), channels, MIN_SIDE, MAX_PIXELS)
         except BadImage as e:
             return None, e.reason
+        except OSError as e:  # no read permission, an I/O error, gone since the scan
+            return None, _os_reason(e, is_link=False)
 
     # Threads, not processes: Pillow releases the GIL while decoding and resizing, and threads share
     # the result tensor without pickling. Executor.map keeps the sorted order.
@@ -215,27 +226,34 @@ def load_image_folder(
             if note is not None:
                 converted[note] = converted.get(note, 0) + 1
 
+    for names_ in skipped.values():
+        names_.sort()
+    total = loaded + sum(map(len, skipped.values()))
     summary = LoadSummary(
-        total=len(names), loaded=loaded, converted=converted, skipped=skipped, root=str(root)
+        total=total, loaded=loaded, converted=converted, skipped=skipped, root=str(root)
     )
     if loaded == 0:
         reasons = "; ".join(
-            f"{reason}: {len(files)} (e.g. {files[0]})" for reason, files in sorted(skipped.items())
+            f"{reason}: {len(files)} (e.g. {_show(files[0])})"
+            for reason, files in sorted(skipped.items())
         )
         raise ValueError(
-            f"no decodable images in {root_path}: saw {len(names)} image files and skipped all of "
-            f"them ({reasons}); "
+            f"no decodable images in {_show(str(root_path))}: saw {len(names)} image files and "
+            f"skipped all of them ({reasons}); "
             "decode one with gankit.datasets.images.decode_image to see the full error"
         )
     images = images[:loaded].clone() if loaded < len(names) else images
 
-    _write_cache(cache_file, {"key": key, "images": images, "summary": dataclasses.asdict(summary)})
-    for (
-        stale
-    ) in cache_root.iterdir():  # not glob(): a folder name may hold glob characters like '['
-        if stale.name.startswith(prefix) and stale.suffix == ".pt" and stale != cache_file:
-            with contextlib.suppress(OSError):
-                stale.unlink()
+    # A file we could not read may be readable next time (permissions fixed) with the same size and
+    # mtime, so such a result is not cached.
+    if len(skipped.get("unreadable", [])) == len(scan_skipped.get("unreadable", [])):
+        blob = {"key": key, "images": images, "summary": dataclasses.asdict(summary)}
+        if _write_cache(cache_file, blob):
+            # not glob(): a folder name may hold glob characters like '['
+            for stale in cache_root.iterdir():
+                if stale.name.startswith(prefix) and stale.suffix == ".pt" and stale != cache_file:
+                    with contextlib.suppress(OSError):
+                        stale.unlink()
     return images, summary
 
 
@@ -450,16 +468,68 @@ def _no_bomb_warning():
         yield
 
 
-def _list_images(root: Path, recursive: bool) -> list[str]:
-    """Relative POSIX paths of image files under root,
-    sorted; hidden files and folders are left out."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if recursive else []
-        for fname in filenames:
-            if not fname.startswith(".") and fname.lower().endswith(IMAGE_EXTENSIONS):
-                found.append((Path(dirpath) / fname).relative_to(root).as_posix())
-    return sorted(found)
+def _show(name: str) -> str:
+    """A file name as a summary shows it: as is, or repr-escaped when it holds a line break, a tab
+    or another unprintable character, so a summary stays one line."""
+    return name if name.isprintable() else repr(name)
+
+
+def _skip_text(skipped: dict[str, list[str]]) -> str:
+    if not skipped:
+        return ""
+    parts = "; ".join(f"{r}: {len(ns)} (e.g. {_show(ns[0])})" for r, ns in sorted(skipped.items()))
+    return f"; skipped {sum(map(len, skipped.values()))} other files ({parts})"
+
+
+def _os_reason(e: OSError, is_link: bool) -> str:
+    """Why a file could not be looked at, as a LoadSummary reason."""
+    if e.errno == errno.ELOOP:
+        return "symlink loop"
+    if is_link and isinstance(e, FileNotFoundError):
+        return "dangling symlink"
+    return "unreadable"
+
+
+def _scan_folder(
+    root: Path, recursive: bool
+) -> tuple[list[tuple[str, os.stat_result]], dict[str, list[str]]]:
+    """(image files as (relative POSIX path, stat), reason -> other files) under root, both sorted;
+    hidden files and folders are left out, folder symlinks followed unless they loop back."""
+    found: list[tuple[str, os.stat_result]] = []
+    skipped: dict[str, list[str]] = {}
+
+    def visit(folder: Path, rel: str, above: frozenset) -> None:
+        try:
+            with os.scandir(folder) as it:
+                entries = [e for e in it if not e.name.startswith(".")]
+        except OSError as e:
+            skipped.setdefault(_os_reason(e, is_link=False), []).append(rel or ".")
+            return
+        for entry in entries:
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                st = entry.stat()  # follows symlinks
+            except OSError as e:
+                skipped.setdefault(_os_reason(e, entry.is_symlink()), []).append(name)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if recursive:
+                    if (st.st_dev, st.st_ino) in above:
+                        skipped.setdefault("symlink loop", []).append(name)
+                    else:
+                        visit(Path(entry.path), name, above | {(st.st_dev, st.st_ino)})
+            elif not entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                skipped.setdefault("not an image extension", []).append(name)
+            elif not stat.S_ISREG(st.st_mode):  # a FIFO would block the reader forever
+                skipped.setdefault("not a regular file", []).append(name)
+            else:
+                found.append((name, st))
+
+    st = root.stat()
+    visit(root, "", frozenset({(st.st_dev, st.st_ino)}))
+    for names in skipped.values():
+        names.sort()
+    return sorted(found, key=lambda item: item[0]), skipped
 
 
 def _read_cache(path: Path, key: str) -> tuple[torch.Tensor, LoadSummary] | None:
@@ -479,19 +549,24 @@ def _read_cache(path: Path, key: str) -> tuple[torch.Tensor, LoadSummary] | None
         return None
 
 
-def _write_cache(path: Path, obj: dict) -> None:
-    """torch.save obj to path atomically (gankit.files.atomic_save);
-    a failure says how to get past it."""
+def _write_cache(path: Path, obj: dict) -> bool:
+    """torch.save obj to path atomically (gankit.files.atomic_save); True if it was written.
+
+    The cache only saves time, so a failure (read-only folder, full disk) is one warning, and the
+    images are used without it.
+    """
     try:
         atomic_save(obj, path)
-    except Exception as e:  # KeyboardInterrupt and friends pass through unchanged
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        message = (
-            f"could not write the image cache {path}: {why}. Free some disk space, or pass "
-            "cache_dir= to load_image_folder to put the cache somewhere writable"
+    except OSError as e:
+        why = e.strerror or str(e)
+        warnings.warn(
+            f"could not write the image cache {_show(str(path))} ({why}); loading without it, so "
+            f"the folder is decoded again on every run (make {_show(str(path.parent))} writable, "
+            "or free some space, to keep a cache)",
+            stacklevel=3,
         )
-        errno = e.errno if isinstance(e, OSError) else None
-        raise (OSError(errno, message) if errno else OSError(message)) from e
+        return False
+    return True
 
 
 def _grey(y: torch.Tensor) -> torch.Tensor:

@@ -286,16 +286,91 @@ def _decode_text(raw: bytes, encoding: str, name: str) -> tuple[str, str, list[s
         ) from None
 
 
+class _Lines:
+    """The lines of a text, fed one by one to csv.reader; `pos` (lines handed out) can be set back,
+    so a record that swallowed lines (an unterminated quote) can be parsed again line by line."""
+
+    def __init__(self, text: str):
+        self.lines = list(io.StringIO(text, newline=""))  # split at \n, \r\n or \r, kept as is
+        self.pos = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.pos >= len(self.lines):
+            raise StopIteration
+        self.pos += 1
+        return self.lines[self.pos - 1]
+
+
+def _records(lines: _Lines, n_columns: int | None = None, free_column: int | None = None):
+    """Yield (line number, cells or None, why) for each CSV record from lines.pos on; line numbers
+    count from 1, the header included.
+
+    A record that runs over several lines (an open quote) is accepted only when it has n_columns
+    cells and its line breaks are all inside column free_column (a title may hold one); otherwise
+    it is an unterminated quote: it is yielded as (line, None, 'unterminated quote') and the lines
+    it swallowed are read again as rows of their own. A field longer than csv.field_size_limit()
+    is reported the same way, instead of aborting the whole file.
+    """
+    reader = csv.reader(lines)
+    while lines.pos < len(lines.lines):
+        start = lines.pos
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            quotes = "".join(lines.lines[start : start + 1]).count('"') % 2
+            if lines.pos - start > 1 or quotes:
+                why = "unterminated quote"
+            elif "field larger than field limit" in str(e):
+                why = f"field over {csv.field_size_limit()} characters"
+            else:
+                why = f"unreadable line ({e})"
+            lines.pos = start + 1  # the csv reader keeps no state between records
+            yield start + 1, None, why
+            continue
+        if n_columns is not None:
+            broken = [i for i, c in enumerate(cells) if "\n" in c or "\r" in c]
+            if broken and (len(cells) != n_columns or any(i != free_column for i in broken)):
+                lines.pos = start + 1
+                yield start + 1, None, "unterminated quote"
+                continue
+        yield start + 1, cells, ""
+
+
+def _id_on_line(line: str, column: int) -> str:
+    """The id cell of a line that is not a whole record (unterminated quote), read on its own."""
+    try:
+        cells = next(csv.reader([line]), [])
+    except csv.Error:  # a field over the limit: the id column comes before it, split by hand
+        cells = line.split(",", column + 1)
+    return cells[column].strip().strip('"') if column < len(cells) else ""
+
+
 def scan_csv(path: PathLike, encoding: str = "latin-1"):
     """Parse every row: (records as (row, PosterRecord),
-    rejects as (row, raw id, url, reason), report)."""
+    rejects as (row, raw id, url, reason), report).
+
+    Rows are numbered by the line they start on (the header is line 1), so every data line of the
+    file is either one record or one reject, even when a quote is left open.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"{path} is a folder, not a CSV file: pass the CSV inside it, e.g. {path / CSV_NAME}"
+        )
     text, used, notes = _decode_text(path.read_bytes(), encoding, path.name)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    lines = _Lines(text)
+    _, header, why = next(_records(lines), (1, [], ""))
     if not header:
         raise ValueError(
             f"{path} is empty: expected a header row with columns {', '.join(COLUMNS)}"
+            if not why
+            else f"{path}: the header row is unreadable ({why}); expected the columns "
+            f"{', '.join(COLUMNS)}"
         )
     found = [h.strip() for h in header]
     where: dict[str, int] = {}
@@ -318,7 +393,14 @@ def scan_csv(path: PathLike, encoding: str = "latin-1"):
     rejects: list[tuple[int, str, str | None, str]] = []
     seen: set[int] = set()
     n_rows = 0
-    for row_no, cells in enumerate(reader, start=2):
+    for row_no, cells, why in _records(lines, len(found), where["Title"]):
+        if cells is None:  # reported with what can be read of its line: the id, if it is one
+            n_rows += 1
+            problems.setdefault(why, []).append(row_no)
+            rejects.append(
+                (row_no, _id_on_line(lines.lines[row_no - 1], where["imdbId"]), None, why)
+            )
+            continue
         if not any(c.strip() for c in cells):
             continue  # blank line: not a data row
         n_rows += 1
@@ -434,6 +516,8 @@ def _decode_all(root: Path, records: list[PosterRecord], size: tuple[int, int], 
             return decode_image(path, size, 3)
         except BadImage as e:
             return f"bad image ({e.reason})"
+        except OSError:  # no read permission, vanished since poster_file looked, I/O error
+            return "unreadable poster file"
 
     out = torch.empty(
         len(records), 3, *size, dtype=torch.uint8
@@ -531,7 +615,8 @@ def load_posters(
             "genres": encode_genres(genre_lists).to(torch.uint8),
             "skipped": skipped,
         }
-        if cache:
+        # a poster we could not read may be readable next time with the same size and mtime
+        if cache and "unreadable poster file" not in skipped:
             try:
                 cache_path.parent.mkdir(parents=True, exist_ok=True)
                 for old in cache_path.parent.glob(f"{prefix}-*.pt"):

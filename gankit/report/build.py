@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import math
@@ -45,6 +46,7 @@ KEY_HPARAMS = (
     "gp_weight",
     "seed",
 )  # always shown, even when all runs agree
+LONG_ITEMS, LONG_CHARS = 6, 60  # lists longer than this are summarised outside the appendix
 CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -189,12 +191,56 @@ def export_notebooks(notebooks: Sequence[str | Path], out: str | Path = "reports
         resources = {
             "metadata": {"name": _notebook_title(nb) or nb_path.stem, "path": str(nb_path.parent)}
         }
-        body, _ = exporter.from_notebook_node(nb, resources=resources)
+        body, _ = exporter.from_notebook_node(_images_as_html(nb), resources=resources)
+        if _has_math(nb):
+            body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + MATH_NOTE, body, count=1)
         target = out / f"{nb_path.stem}.html"
         target.write_text(body, encoding="utf-8")
         written.append(target)
     write_index(out)
     return written
+
+
+# At the top of an export with formulas; removed by its script once MathJax (nbconvert loads it
+# from a CDN in <head>) is there, so only a reader without a connection sees it.
+MATH_NOTE = """
+<div id="gankit-math-note" style="margin: 0 0 1em; padding: .6em 1em; background: #fff8c5;
+  border: 1px solid #d4a72c; border-radius: 6px; font: 14px/1.5 sans-serif; color: #1f2328">
+<strong>The formulas on this page need an internet connection.</strong> They are typeset by
+MathJax, which this page loads from cdnjs.cloudflare.com; offline they show as raw TeX
+(<code>$\\min_G \\max_D V(D, G)$</code>). Open the notebook itself in Jupyter to read them offline.
+</div>
+<script>if (window.MathJax) document.getElementById("gankit-math-note").remove();</script>
+"""
+# TeX in Markdown: $x$ (no space inside the dollars: not $5 to $10), $$...$$, \(, \[, \begin{
+TEX = re.compile(r"\$\$.+?\$\$|\$[^$\s](?:[^$]*[^$\s])?\$|\\\(|\\\[|\\begin\{", re.S)
+# Images nbconvert's HTML templates show; any other image type (a GIF animation) is embedded here.
+SHOWN_IMAGES = ("image/png", "image/jpeg", "image/svg+xml")
+
+
+def _has_math(nb) -> bool:
+    return any(c.cell_type == "markdown" and TEX.search(c.source) for c in nb.cells)
+
+
+def _images_as_html(nb):
+    """A copy of `nb` where each image output the HTML templates cannot show (image/gif, e.g. the
+    training-progress animation of viz.show_gif) is an <img> with a base64 data URI, so it plays in
+    the export instead of printing `<IPython.core.display.Image object>`."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if not data or any(m in data for m in SHOWN_IMAGES):
+                continue
+            mime = next((m for m in data if m.startswith("image/")), None)
+            if mime:
+                b64 = "".join(data[mime]).replace("\n", "")
+                alt = "training progress, one frame per epoch" if mime == "image/gif" else mime
+                output["data"] = {
+                    "text/html": f'<img src="data:{mime};base64,{b64}" alt="{alt}" '
+                    'style="max-width: 100%">'
+                }
+    return nb
 
 
 def write_index(out: str | Path = "reports") -> Path:
@@ -245,6 +291,23 @@ def _fmt(v: Any) -> str:
     return "–" if v is None else str(v)
 
 
+def _setting(run: RunSummary, key: str, short: bool = True) -> str:
+    """A run's setting for a table cell or a sentence; short: a long list as its length and what it
+    counts ("28 genres"), the full value being in the appendix."""
+    return _hp(_shortened(run.config.get(key), key, run.config) if short else run.config.get(key))
+
+
+def _shortened(v: Any, key: str, config: dict[str, Any]) -> Any:
+    if isinstance(v, dict):
+        return {k: _shortened(x, k, config) for k, x in v.items()}
+    if isinstance(v, (list, tuple)) and (len(v) > LONG_ITEMS or len(_hp(v)) > LONG_CHARS):
+        noun = "values"
+        if key == "label_names":
+            noun = "genres" if config.get("dataset") == "posters" else "classes"
+        return f"{len(v)} {noun}"
+    return v
+
+
 def _hp(v: Any) -> str:
     """A config value as written by a person: 0.0002, (0.5, 0.999), {}."""
     if isinstance(v, float):
@@ -266,7 +329,11 @@ def _n_classes(run: RunSummary) -> int | None:
 
 
 def _duration(hours: float) -> str:
-    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
+    """Training time as people say it: 40 s, 12 min, 1.5 h."""
+    seconds = hours * 3600
+    if seconds < 59.5:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 3570 else f"{hours:.1f} h"
 
 
 # ----------------------------------------------------------------------------- composing the report
@@ -412,6 +479,7 @@ def _status_line(run: RunSummary) -> str:
         f"**{run.label}**: {run.status}, epoch {run.epochs_done}/{planned}, {_duration(run.hours)}"
     )
     line += (", " + ", ".join(parts)) if parts else ""
+    line += "" if _evaluated(final) else f", {_not_evaluated(run)}"
     return line + (f"; missing: {', '.join(run.missing)}" if run.missing else "")
 
 
@@ -435,10 +503,11 @@ def _config_tables(runs: list[RunSummary], full: bool) -> list[tuple]:
     )  # <= 4 runs a table: fits A4
     for i in range(0, len(runs), per):
         chunk = runs[i : i + per]
-        rows = [[k] + [_hp(r.config.get(k)) for r in chunk] for k in keys]
+        rows = [[k] + [_setting(r, k, short=not full) for r in chunk] for k in keys]
         if full:
             rows.insert(0, ["folder"] + [f"{r.path.parent.name}/{r.path.name}" for r in chunk])
-        tables.append(("table", ["setting"] + [r.label for r in chunk], rows))
+        # "settings": cells wrap and the table keeps to the page, so every run's column is printed
+        tables.append(("table", ["setting"] + [r.label for r in chunk], rows, False, "settings"))
     return tables
 
 
@@ -453,25 +522,27 @@ def _metrics_table(runs: list[RunSummary]) -> list[tuple]:
     counts = sorted({k for f in finals for k, v in f.items() if is_count(k) and is_num(v)})
     header = (
         ["run", "status", "epoch", "time"]
-        + [metric_label(k) for k in keys]
+        + ([metric_label(k) for k in keys] or ["metrics"])
         + [k.replace("_", " ") for k in counts]
     )
     rows = []
     for run, f in zip(runs, finals):
-        cells = [
-            _fmt(f.get(k))
-            + (f" ± {_fmt(f[merged[k]])}" if k in merged and is_num(f.get(merged[k])) else "")
-            for k in keys
-        ]
+        if _evaluated(f):
+            cells = [
+                _fmt(f.get(k))
+                + (f"\u00a0±\u00a0{_fmt(f[merged[k]])}" if is_num(f.get(merged.get(k))) else "")
+                for k in keys
+            ] + [_fmt_count(f.get(k)) for k in counts]
+        else:  # one cell says why, spanning the row's metric columns (None: covered by the span)
+            cells = [_not_evaluated(run)] + [None] * (len(header) - 5)
         rows.append(
             [
                 run.label,
                 run.status,
                 _fmt(f.get("epoch", run.epochs_done or None)),
                 _duration(run.hours),
+                *cells,
             ]
-            + cells
-            + [_fmt_count(f.get(k)) for k in counts]
         )
     note = (
         "Final evaluation of each run. "
@@ -482,7 +553,29 @@ def _metrics_table(runs: list[RunSummary]) -> list[tuple]:
             else "at equal sample counts (not recorded here)."
         )
     )
-    return [("p", note), ("table", header, rows, True)]  # True: right-align the numbers
+    if any(_evaluated(f) and any(not is_num(f.get(k)) for k in keys) for f in finals):
+        note += " A dash marks a metric not measured for that run (genre scores need posters)."
+    if not all(_evaluated(f) for f in finals):
+        note += (
+            " Not evaluated: the run's metrics.json holds no evaluation (trained without an "
+            "EvaluateCallback, measured only in its notebook, or stopped before its first one)."
+        )
+    # True: right-align the numbers; "wide": smaller type and wrapping labels, to fit the page
+    return [("p", note), ("table", header, rows, True, "wide" if len(header) > 8 else "")]
+
+
+def _evaluated(final: dict[str, Any]) -> bool:
+    """Whether a run's final evaluation holds any metric."""
+    return bool(metric_keys([final]))
+
+
+def _not_evaluated(run: RunSummary) -> str:
+    """Why a run has no metrics, in a few words."""
+    if "metrics.json" in run.missing:
+        return "not evaluated (no metrics.json)"
+    if any(m.startswith("metrics.json") for m in run.missing):
+        return "not evaluated (metrics.json unreadable)"
+    return "not evaluated"
 
 
 def _fmt_count(v: Any) -> str:
@@ -546,6 +639,8 @@ def _observations(runs: list[RunSummary]) -> list[str]:
                 f"a genre classifier tells the requested genres from the others with mean ROC-AUC "
                 f"{final['genre_roc_auc']:.3f} (0.5: condition ignored)"
             )
+        if not _evaluated(final):
+            facts.append(_not_evaluated(run) + ", so no quality numbers")
         facts += _loss_facts(run)
         if run.status != "finished" and run.epochs_done < (run.epochs_planned or math.inf):
             facts.append(
@@ -577,10 +672,10 @@ def _observations(runs: list[RunSummary]) -> list[str]:
             for k in dict.fromkeys(k for _, r in scored for k in r.config)
             if len({_hp(r.config.get(k)) for _, r in scored}) > 1
         ][:3]
-        parts = [
-            f"{_fmt(fid)} ({', '.join(f'{k}={_hp(r.config.get(k))}' for k in differ) or r.label})"
-            for fid, r in scored
-        ]
+        named = [", ".join(f"{k}={_setting(r, k)}" for k in differ) for _, r in scored]
+        if len(set(named)) < len(named):  # the settings differ beyond what a short form shows
+            named = [f"{r.label}: {n}" if n else r.label for n, (_, r) in zip(named, scored)]
+        parts = [f"{_fmt(fid)} ({n or r.label})" for n, (fid, r) in zip(named, scored)]
         out.append(f"**{preset}**: final FID by run, best first: " + "; ".join(parts) + ".")
     return out
 

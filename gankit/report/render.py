@@ -213,7 +213,7 @@ def quality_figure(runs: list[RunSummary], colors: dict[Path, str], x: str) -> b
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("\n", " ").replace("\u00a0", " ")
 
 
 def to_markdown(blocks: list[tuple], files_dir: str) -> str:
@@ -233,7 +233,8 @@ def to_markdown(blocks: list[tuple], files_dir: str) -> str:
         elif kind == "table":
             header, rows = args[:2]
             lines += ["| " + " | ".join(map(_md_cell, header)) + " |", "|" + "---|" * len(header)]
-            lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in rows] + [""]
+            lines += ["| " + " | ".join(_md_cell(c or "") for c in row) + " |" for row in rows]
+            lines += [""]
         elif kind == "figs":
             figs, _ = args
             src = [f"{files_dir}/{name}" for name, _ in figs]
@@ -264,7 +265,22 @@ def _inline(text: str) -> str:
 
 
 def _is_numeric_cell(text: str) -> bool:
-    return text == "–" or bool(re.fullmatch(r"[-+]?[\d.]+(e[-+]?\d+)?( ± \S+)?( min| h)?", text))
+    number = r"[-+]?[\d.]+(e[-+]?\d+)?"
+    return text == "–" or bool(re.fullmatch(rf"{number}(\s±\s{number})?( s| min| h)?", text))
+
+
+def _td(row: list[str | None], numeric: bool) -> list[str]:
+    """A row's <td>s; a cell followed by None cells spans them (colspan)."""
+    cells = []
+    for i, c in enumerate(row):
+        if c is None:
+            continue
+        span = next((j for j in range(i + 1, len(row)) if row[j] is not None), len(row)) - i
+        attrs = (" class=num" if numeric and _is_numeric_cell(c) else "") + (
+            f" colspan={span}" if span > 1 else ""
+        )
+        cells.append(f"<td{attrs}>{html.escape(c)}</td>")
+    return cells
 
 
 def _img_tag(data: bytes, alt: str, kind: str) -> str:
@@ -296,20 +312,11 @@ def to_html(blocks: list[tuple], images: dict[str, bytes], title: str) -> str:
                 + "".join(f"<li>{b}{_inline(t)}</li>" for b, t in zip(boxes, items))
                 + "</ul>"
             )
-        elif kind == "table":
-            header, rows, numeric = (*args, False)[:3]
-            tr = "".join(
-                "<tr>"
-                + "".join(
-                    f"<td{' class=num' if numeric and _is_numeric_cell(c) else ''}>"
-                    f"{html.escape(c)}</td>"
-                    for c in row
-                )
-                + "</tr>"
-                for row in rows
-            )
+        elif kind == "table":  # ("table", header, rows[, numeric[, css class]])
+            header, rows, numeric, cls = (*args, False, "")[:4]
+            tr = "".join("<tr>" + "".join(_td(row, numeric)) + "</tr>" for row in rows)
             body.append(
-                '<div class="scroll"><table><thead><tr>'
+                f'<div class="scroll"><table{f" class={cls}" if cls else ""}><thead><tr>'
                 + "".join(f"<th>{html.escape(h)}</th>" for h in header)
                 + f"</tr></thead><tbody>{tr}</tbody></table></div>"
             )
@@ -365,6 +372,10 @@ table { border-collapse: collapse; margin: .4rem 0 1rem; font-size: .84rem; brea
 th, td { border: 1px solid var(--line); padding: .22rem .6rem; text-align: left; white-space: \
 nowrap; }
 th { background: var(--head); font-weight: 600; white-space: normal; vertical-align: bottom; }
+table.settings { table-layout: fixed; width: 100%; }  /* every run's column within the page */
+table.settings th:first-child { width: 9.5rem; }
+table.settings th, table.settings td { white-space: normal; overflow-wrap: anywhere; }
+table.wide td:first-child { white-space: normal; min-width: 6.5rem; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
 .figs { display: flex; flex-wrap: wrap; gap: 1.2rem; align-items: flex-end; margin: .3rem 0 1rem;
@@ -385,6 +396,8 @@ padding: .05rem .3rem;
   .scroll { overflow: visible; }
   table { font-size: .8rem; }
   th, td { padding: .16rem .4rem; }
+  table.wide { font-size: .68rem; }
+  table.wide th, table.wide td { padding: .14rem .25rem; }
   a { color: inherit; }
 }
 """

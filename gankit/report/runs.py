@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -36,10 +37,10 @@ class RunSummary:
     hours: float  # training time: the last logged `seconds`, in hours
     status: str  # finished | running | diverged (from metrics.json) or incomplete (inferred)
     missing: list[str] = field(default_factory=list)  # files absent, empty or unreadable
+    label: str = ""  # "preset MM-DD HH:MM", unique among the runs found together (find_runs)
 
-    @property
-    def label(self) -> str:
-        return f"{self.preset} {self.started:%m-%d %H:%M}"
+    def __post_init__(self) -> None:
+        self.label = self.label or f"{self.preset} {self.started:%m-%d %H:%M}"
 
     @property
     def evaluations(self) -> list[dict[str, Any]]:
@@ -84,7 +85,27 @@ def find_runs(
         if (since and started.date() < since) or (until and started.date() > until):
             continue
         runs.append(_load_run(path, started))
-    return sorted(runs, key=lambda r: (r.started, str(r.path)))
+    return unique_labels(sorted(runs, key=lambda r: (r.started, str(r.path))))
+
+
+def unique_labels(runs: list[RunSummary]) -> list[RunSummary]:
+    """Give each run a label no other run in `runs` has: "preset MM-DD HH:MM", with the seconds
+    where two runs of a preset started in one minute, the folder name where even those agree (two
+    runs started in one second: <stamp>-1), and a counter as the last resort. Returns `runs`."""
+    ways = (
+        lambda r: f"{r.preset} {r.started:%m-%d %H:%M}",
+        lambda r: f"{r.preset} {r.started:%m-%d %H:%M:%S}",
+        lambda r: f"{r.preset} {r.path.parent.name}/{r.path.name}",
+    )
+    labels = [ways[0](r) for r in runs]
+    for way in ways[1:]:
+        taken = Counter(labels)
+        labels = [way(r) if taken[label] > 1 else label for r, label in zip(runs, labels)]
+    seen: Counter[str] = Counter()
+    for run, label in zip(runs, labels):
+        seen[label] += 1
+        run.label = label + (f" #{seen[label]}" if labels.count(label) > 1 else "")
+    return runs
 
 
 def _looks_like_run(path: Path) -> bool:
