@@ -51,6 +51,7 @@ notebooks: venv
 		echo "== $$nb"; \
 		GANKIT_PROFILE=$${GANKIT_PROFILE:-cpu} $(EXECUTE) "$$nb" || exit 1; \
 	done
+	$(PY) scripts/widget_fallbacks.py $(NOTEBOOKS)
 	$(VENV)/bin/nbstripout --keep-output --keep-count $(NOTEBOOKS)
 
 ## test: unit tests, then strict nbval over the committed notebooks in the smoke profile

@@ -4,40 +4,27 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .config import PRECISIONS, PRESETS, ConfigError
+from .config import DATASETS, PRECISIONS, PRESETS, ConfigError, GANConfig
 
 MAX_GRID = 4096  # samples in one PNG grid (64 x 64): more is unviewable and costs GBs; use .npz
 SAMPLE_BATCH = 500  # samples generated (and written) at a time: memory stays flat in --n
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import make_config, resolve_device
+    from .config import resolve_device
     from .lesson import setup
     from .runs import latest_run, new_run_dir, runs_root
     from .speed import check_bf16
 
     # Every option is checked before a run folder is made: a typo must not leave an empty run
     # behind.
-    if args.checkpoint_every is not None and args.checkpoint_every < 0:
-        raise ConfigError(
-            f"--checkpoint-every must be >= 0 (0: only at the end of each epoch), "
-            f"got {args.checkpoint_every}"
-        )
-    config = make_config(
-        args.preset,
-        args.profile,
-        data_path=args.data,
-        epochs=args.epochs,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-        on_diverge=args.on_diverge,
-        precision=args.precision,
-    )
+    config = train_config(args)
     device = resolve_device(args.device)
     check_output(runs_root(args.out), "--out" if args.out else "runs folder", folder=True)
     if config.precision == "bf16":
@@ -65,6 +52,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     attach_default_evaluation(trainer)
     bf16 = ", bf16 autocast" if trainer.config.precision == "bf16" else ""
     print(f"{args.preset} [{trainer.config.profile} profile, {trainer.device}{bf16}] -> {run_dir}")
+    print(data_line(trainer.config))
     print(trainer.dataset.summary)
     if args.resume and trainer.resume():
         print(f"resumed at step {trainer.step} (epoch {trainer.epoch})")
@@ -79,6 +67,165 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"final evaluation: {format_evaluation(trainer.evaluations[-1])}")
     print(f"checkpoint: {run_dir / 'checkpoints' / 'last.pt'}")
     return 0
+
+
+def train_config(args: argparse.Namespace) -> GANConfig:
+    """The config `gankit train` runs: the preset under its profile with the options applied and
+    the data source made explicit (train_data). Raises ConfigError before anything is written."""
+    from .config import make_config
+
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
+        raise ConfigError(
+            f"--checkpoint-every must be >= 0 (0: only at the end of each epoch), "
+            f"got {args.checkpoint_every}"
+        )
+    config = make_config(
+        args.preset,
+        args.profile,
+        epochs=args.epochs,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        on_diverge=args.on_diverge,
+        precision=args.precision,
+    )
+    return config.replace(**train_data(args.preset, args.dataset, args.data))
+
+
+def preset_datasets(preset: str) -> tuple[tuple[str, ...], str, str]:
+    """(the --dataset values a preset can train on, why no others, where the others go), read from
+    the preset's networks: an MLP is built for 1x28x28 inputs, a conditional model needs the labels
+    it is conditioned on, an unconditional DCGAN takes any image set at its own image_size."""
+    p = PRESETS[preset]
+    dcgans = "dcgan-mnist or wgan-gp-mnist (channels follow the images)"
+    if p.get("cond_dim"):
+        return ("posters",), "it is conditioned on poster genres, which only posters have", ""
+    if p.get("num_classes"):
+        reason = "it is an MLP for 28x28 grey images conditioned on their 10 class labels"
+        return ("mnist", "fashion-mnist"), reason, f"train unlabelled images with {dcgans}"
+    if p.get("model", "mlp") == "mlp":
+        reason = "it is an MLP built for 28x28 grey images"
+        return ("mnist", "fashion-mnist"), reason, f"train an image folder or cifar10 with {dcgans}"
+    reason = "posters are poster-cgan's data (images with genres)"
+    hint = "to train on the poster images alone pass their folder as --data"
+    return ("mnist", "fashion-mnist", "cifar10", "folder"), reason, hint
+
+
+def train_data(preset: str, dataset: str | None, data: str | None) -> dict[str, Any]:
+    """GANConfig fields (dataset, data_path, channels) for `gankit train PRESET [--dataset D]
+    [--data PATH]`.
+
+    --data alone means an image folder (--dataset folder), or the poster root for a poster preset.
+    A folder trains at the preset's image_size with channels=3 when any image in it is in colour,
+    1 when all are grey (folder_channels). ConfigError, in one line, for a data set the preset's
+    networks cannot take (preset_datasets), a --data that does not exist, is not a folder or holds
+    no readable image (or no MovieGenre.csv), --dataset folder without --data, and --data beside a
+    torchvision data set (those are read from $GANKIT_DATA).
+    """
+    from .datasets.posters import CSV_NAME
+
+    default = PRESETS[preset].get("dataset", "mnist")
+    if dataset is None:
+        dataset = ("posters" if default == "posters" else "folder") if data else default
+    allowed, reason, hint = preset_datasets(preset)
+    if dataset not in allowed:
+        what = f"an image folder (--data {data})" if dataset == "folder" and data else dataset
+        choices = " or ".join([", ".join(allowed[:-1]), allowed[-1]] if allowed[1:] else allowed)
+        raise ConfigError(
+            f"{preset} cannot train on {what}: {reason}, so it takes --dataset {choices}"
+            + (f"; {hint}" if hint else "")
+        )
+    channels = {"mnist": 1, "fashion-mnist": 1, "cifar10": 3}.get(dataset)
+    if dataset not in ("folder", "posters"):
+        if data is not None:
+            raise ConfigError(
+                f"--data is an image folder (--dataset folder) or a poster root; {dataset} is read "
+                "from $GANKIT_DATA: drop --data, or set GANKIT_DATA to the folder that holds it"
+            )
+        return {"dataset": dataset, "data_path": None, "channels": channels}
+    if data is None:
+        if dataset == "folder":
+            raise ConfigError("--dataset folder needs --data FOLDER (the image folder)")
+        return {"dataset": dataset, "data_path": None}  # under $GANKIT_DATA, else the toy set
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise ConfigError(f"--data {data!r} does not exist; pass the folder that holds the images")
+    if not path.is_dir():
+        raise ConfigError(f"--data {data!r} is not a folder; pass the folder that holds the images")
+    if dataset == "posters":
+        if not (path / CSV_NAME).is_file():
+            raise ConfigError(
+                f"--data {data!r} holds no {CSV_NAME}: a poster root holds {CSV_NAME} and the "
+                "{imdbId}.jpg posters (`gankit posters download` or `gankit posters make-toy`)"
+            )
+        return {"dataset": dataset, "data_path": str(data)}
+    return {"dataset": dataset, "data_path": str(data), "channels": folder_channels(path, data)}
+
+
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # PIL modes without hue
+
+
+def folder_channels(folder: Path, option: str) -> int:
+    """3 when an image under `folder` is in colour (RGB, CMYK, palette, ...), 1 when all are grey.
+
+    Walks the folder as load_image_folder does (image extensions, hidden names skipped, folder
+    links followed once), reading headers only and stopping at the first colour image. ConfigError
+    when it holds no image file, or none PIL can open: refused before a run folder is made.
+    """
+    from PIL import Image
+
+    from .datasets.images import IMAGE_EXTENSIONS
+
+    n_files, n_read, seen = 0, 0, set()
+    for where, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(where)
+        if real in seen:  # a folder link back to one already walked
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            n_files += 1
+            try:
+                with Image.open(Path(where, name)) as im:
+                    mode = im.mode
+            except (OSError, ValueError, Image.DecompressionBombError):
+                continue  # load_image_folder skips it and says why
+            n_read += 1
+            if mode not in GREY_MODES:
+                return 3
+    if not n_files:
+        raise ConfigError(
+            f"--data {option!r} holds no image files (looked for {', '.join(IMAGE_EXTENSIONS)}, "
+            "subfolders too); pass the folder that holds the images"
+        )
+    if not n_read:
+        raise ConfigError(
+            f"--data {option!r}: none of its {n_files} image files can be read as an image; "
+            "pass a folder of images"
+        )
+    return 1
+
+
+def data_line(config: GANConfig) -> str:
+    """What a run trains on, for `gankit train`'s summary, e.g. 'data: image folder cats
+    (--dataset folder; colour images: channels=3, at the preset's 32x32)'."""
+    size = f"{config.image_size}x{config.image_size}"
+    if config.dataset == "folder":
+        kind = "colour images: channels=3" if config.channels == 3 else "grey images: channels=1"
+        return (
+            f"data: image folder {config.data_path} (--dataset folder; {kind}, "
+            f"at the preset's {size})"
+        )
+    if config.dataset == "posters":
+        where = config.data_path or "$GANKIT_DATA/posters, else the toy set"
+        return f"data: posters from {where} (--dataset posters; RGB {size}, genres)"
+    name = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+    return (
+        f"data: {name.get(config.dataset, config.dataset)} from $GANKIT_DATA "
+        f"(--dataset {config.dataset}; channels={config.channels}, {size})"
+    )
 
 
 def format_evaluation(values: dict[str, Any]) -> str:
@@ -401,7 +548,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("preset", help=f"one of: {', '.join(PRESETS)}")
     t.add_argument("--profile", help="smoke | cpu | full (default: $GANKIT_PROFILE or auto)")
     t.add_argument("--epochs", type=int)
-    t.add_argument("--data", help="image folder / poster folder (default: under $GANKIT_DATA)")
+    t.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        help="what to train on (default: the preset's; folder when --data is given). MLP presets: "
+        "mnist | fashion-mnist; dcgan-mnist, wgan-gp-mnist: also cifar10, folder; poster-cgan: "
+        "posters",
+    )
+    t.add_argument(
+        "--data",
+        metavar="PATH",
+        help="an image folder (--dataset folder; channels follow its images) or, for "
+        "poster-cgan, the poster root (default: under $GANKIT_DATA)",
+    )
     t.add_argument("--out", help="runs root folder (default: $GANKIT_RUNS or ./runs)")
     t.add_argument("--resume", action="store_true", help="continue the newest run of this preset")
     t.add_argument("--seed", type=seed)

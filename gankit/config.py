@@ -15,6 +15,7 @@ import torch
 PROFILES = ("smoke", "cpu", "full")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "folder", "posters")  # load_dataset reads each
 
 
 class ConfigError(ValueError):
@@ -210,7 +211,7 @@ class GANConfig:
         self.betas = tuple(self.betas)  # JSON round trips give lists
         self.label_names = tuple(self.label_names)
         checks = {
-            "dataset": (self.dataset, ("mnist", "fashion-mnist", "cifar10", "folder", "posters")),
+            "dataset": (self.dataset, DATASETS),
             "model": (self.model, ("mlp", "dcgan")),
             "loss": (self.loss, ("bce", "wgan")),
             "g_loss": (self.g_loss, ("non-saturating", "minimax")),

@@ -161,7 +161,9 @@ def _copy_optimizer(opt: torch.optim.Optimizer, module: nn.Module) -> torch.opti
 
 
 def _same(a: nn.Module, b: nn.Module) -> bool:
-    return all(
-        torch.allclose(x, y, rtol=1e-5, atol=1e-6)
-        for x, y in zip(a.state_dict().values(), b.state_dict().values())
-    )
+    """The same weights up to float rounding. Adam's first step is about lr * sign(gradient), so a
+    gradient within rounding of 0 can move a weight either way: a handful of such weights (under
+    0.1%) may differ; a wrong step moves nearly all of them."""
+    pairs = list(zip(a.state_dict().values(), b.state_dict().values()))
+    off = sum(int((~torch.isclose(x, y, rtol=1e-5, atol=1e-6)).sum()) for x, y in pairs)
+    return off <= 1e-3 * sum(x.numel() for x, _ in pairs)

@@ -327,9 +327,10 @@ print(
 # ## 4. Training
 #
 # `train_or_load` builds everything from the preset (seed, data, models, Adam with
-# $\beta_1 = 0.5$), trains with a live progress bar showing the losses and $D(x)$, $D(G(z))$,
-# and saves into `runs/mlp-mnist/<time stamp>/`: the config, the loss history, a grid of
-# samples from the same fixed noise after every epoch, and a checkpoint to resume from.
+# $\beta_1 = 0.5$), trains with a live progress bar showing the losses and $D(x)$, $D(G(z))$
+# (an executed copy like this one prints one line per epoch instead), and saves into
+# `runs/mlp-mnist/<time stamp>/`: the config, the loss history, a grid of samples from the same
+# fixed noise after every epoch, and a checkpoint to resume from.
 # With `LOAD_RUN = True` it loads the newest finished run instead.
 #
 # Each step is one discriminator update on a real and a generated batch, then one generator
@@ -498,7 +499,7 @@ panels = [
 ]
 fig, axes = plt.subplots(2, 3, figsize=(13, 6.4))
 for row, (x, xlabel) in enumerate(
-    [("step", "training step"), ("seconds", "wall-clock seconds (incl. evaluation)")]
+    [("step", "training step"), ("seconds", "training seconds (evaluations excluded)")]
 ):
     for ax, (col, title) in zip(axes[row], panels):
         ax.plot(evals[x], evals[col], "o-", label=f"generator, {n_eval} samples")
@@ -700,11 +701,13 @@ pd.DataFrame(
 # ## 10. Observations from the committed run
 #
 # All numbers below come from the outputs above (`cpu` profile). Executing the notebook twice on
-# this machine gave identical numbers.
+# this machine gave identical numbers, except for the timings.
 #
-# **The run.** 15 epochs x 937 steps = 14,055 steps of 64 images in 164 s of wall-clock on a
-# 2-core CPU, 27 s of it in the 15 quality evaluations (the first one, which also loads the
-# classifier and the test digits, took 4.5 s; the others about 1.6 s).
+# **The run.** 15 epochs x 937 steps = 14,055 steps of 64 images in 673 s of training on a
+# 2-core CPU that other jobs shared during this execution (most epochs took 13-18 s; the
+# slowest, epochs 11, 12 and 15, took 108-175 s), plus 36 s for the 15 quality evaluations
+# (the first one, which also loads the classifier and the test digits, took 3.7 s; the others
+# 1.1-2.4 s, except 11.8 s after epoch 11).
 #
 # **Losses, in two phases** (per-epoch means from the table in section 5):
 #

@@ -271,7 +271,8 @@ print(
 # %% [markdown]
 # This is the generator's source in `gankit`. Note the shape comment at each stage, the `bias=False`
 # on every convolution that is followed by batch norm (its shift makes a bias redundant), and the
-# 28x28 case: the network works at 32x32 and resizes, so MNIST needs no padding.
+# 28x28 case (a config with `image_size=28`): the network works at 32x32 and resizes its output.
+# This lesson's preset trains at 32x32 instead, on digits padded to that size (section 4).
 
 # %%
 print(inspect.getsource(DCGANGenerator))
@@ -287,10 +288,12 @@ print(inspect.getsource(dcgan_init))
 # ## 4. The data
 #
 # MNIST's 60,000 training digits are decoded once into a `uint8` tensor of shape (N, 1, 28, 28),
-# resized to 32x32 (antialiased) and kept on the training device; each batch is mapped to $[-1, 1]$,
-# the range of the generator's `Tanh`. With an image folder the same loader converts every image to
-# RGB (grey, palette and transparent images included), resizes it to cover the target size and
-# centre-crops it, and caches the decoded tensor; files it cannot decode are skipped and counted.
+# padded to 32x32 with 2 pixels of background on each side (as LeNet-5 did; nothing is resized, so
+# every digit keeps its 28x28 pixels) and kept on the training device; each batch is mapped to
+# $[-1, 1]$, the range of the generator's `Tanh`. With an image folder the same loader converts
+# every image to RGB (grey, palette and transparent images included), resizes it to cover the
+# target size and centre-crops it, and caches the decoded tensor; files it cannot decode are skipped
+# and counted.
 
 # %% tags=["nbval-ignore-output"]
 real = load_dataset(config)
@@ -320,7 +323,10 @@ plt.show()
 # kernel version of it that is less biased at small sample counts, and the **class histogram** says
 # how often each digit is generated. FID and KID depend on the number of samples, so the count is
 # stated beside every number, and `reference_quality(n)` gives the value that real digits reach at
-# the same count: that, not 0, is the floor.
+# the same count: that, not 0, is the floor. The classifier reads 28x28 digits: a 32x32 sample is
+# cropped back to its 28x28 centre, which exactly undoes the padding of section 4. So real digits
+# prepared like this DCGAN's training data score the 28-pixel floor (FID 1.6 at 2,000 samples), and
+# the 32-pixel DCGAN and lesson 01's 28-pixel MLP GAN (section 7) are measured alike.
 
 # %% tags=["nbval-ignore-output"]
 callbacks = {"on_epoch_end": [EvaluateCallback(every=1, n_samples=N_EVAL)]} if IS_MNIST else {}
@@ -450,8 +456,9 @@ show_gif(progress_gif(trainer.run_dir, duration_ms=600))
 # above, evaluations excluded. Method: run the MLP GAN for a few steps to measure its time per step,
 # set its number of steps to `budget / step time`, spread over as many epochs as the DCGAN had (so
 # both are evaluated equally often), train it with the same `EvaluateCallback`, and report the time
-# it really took. The machine's load changes from minute to minute, so the two budgets match to
-# within about ten percent, not exactly.
+# it really took. The machine's load changes from minute to minute, so the two budgets need not
+# match (in the committed run other jobs slowed parts of both runs, and the MLP GAN used 145% of
+# the budget): compare the two FID curves at equal seconds on the plot, not only their last points.
 #
 # This run keeps no run folder (`run_dir=None`), so it never becomes lesson 01's "last run".
 
@@ -678,44 +685,56 @@ if IS_MNIST:
 # %% [markdown]
 # ## 9. Observations from the committed run
 #
-# The committed run used the `cpu` budget on a 2-core machine with nothing else running (2 torch
-# threads); on a GPU the `full` preset trains 20 real epochs at widths 64.
+# The committed run used the `cpu` budget on a 2-core machine (2 torch threads) that other jobs
+# shared for part of the run, so its seconds are longer than an idle machine's and its time per step
+# varies; on a GPU the `full` preset trains 20 real epochs at widths 64.
 #
 # * **Budget.** 6 epochs x 200 steps = 1,200 steps of 64 images (76,800 images, about 1.3 passes
-#   over MNIST) in 59 s of training (49 ms per step), plus 12 s for the six evaluations.
-# * **Losses.** The discriminator won the opening: by step 150 $\mathcal L_D$ had fallen to 0.07 and
-#   $D(G(z))$ to 0.04 while $\mathcal L_G$ peaked at 3.8. The generator then caught up, and over the
-#   last 200 steps $\mathcal L_D$ stayed between 0.37 and 0.89, $\mathcal L_G$ between 1.8 and 2.5,
-#   $D(x)$ near 0.77-0.85 and $D(G(z))$ near 0.16-0.23: a stable band, with $D$ still ahead of the
-#   equilibrium values (1.386, 0.5) and no sign of collapse in the curves.
-# * **Quality.** Classifier FID (2,000 samples) fell 687, 482, 312, 244, 214, 200 over the six
-#   epochs (real digits: 1.6), still falling at the end: the budget, not the model, is the limit
-#   here. The classes covered went 1, 1, 10, 10, 10, 10.
-# * **An early collapse that healed.** After epoch 1 the fixed-noise grid is 64 near-identical grey
-#   blobs, and the classifier put every sample in one class (confidence 0.997); after epoch 2 still
-#   one class. As $D$ learned to reject the blobs, $G$ spread out: all 10 digits from step 600 on.
-# * **Class histogram.** All ten digits are covered at the end, but unevenly: 7 takes 20.0% and 0
-#   15.0% while 6 gets 4.0% and 1 6.8% (real MNIST: 9.0-11.2% each). KL to uniform is 0.095 against
-#   0.007 for real digits: an imbalance, not a collapse.
-# * **DCGAN vs MLP GAN.** The MLP GAN's step took 13.1 ms in the timing probe, so it was given 4,476
-#   steps for the DCGAN's 59 s; those steps took 71 s (121% of the budget). On the time axis the two
-#   FID curves run together: at the DCGAN's 59 s both stand near 200. With its extra 12 s the MLP
-#   GAN ended lower, FID 163 against 200 (KID 32.9 against 42.3, both 10 classes), so on this budget
-#   the DCGAN does not win on FID. The grids show what FID does not: the MLP's digits are sprinkled
-#   with isolated bright pixels, the DCGAN's strokes are smooth, because a convolution uses the same
-#   weights at every position and so correlates neighbouring pixels by construction. The DCGAN's
-#   advantage grows with more steps and width (the `full` profile); on a 2-core CPU minute the small
-#   MLP is a fair rival.
-# * **The collapse-prone run did collapse, completely.** With $D$'s learning rate divided by 10, all
-#   400 steps produced the same grey texture for every $z$: the nearest-neighbour distance is 0.52,
-#   against 12.3 for the DCGAN and 11.6 for real digits. The classifier called every sample an "8",
-#   with a mean confidence of 0.81, *higher* than for the DCGAN's real-looking digits (0.76): a
-#   classifier forced to choose is confidently wrong on inputs unlike any digit, which is why the
-#   histogram must be read together with the grid and FID (688 here). The losses give it away too:
-#   the slowed discriminator rated the fakes as *more* real than real digits for the whole run
-#   ($D(G(z))$ 0.76-0.84 vs $D(x)$ 0.58-0.65). This is the extreme form of collapse; partial
-#   collapse (a few digits, or one style per digit) shows up as tall and missing bars instead of a
-#   single one.
+#   over MNIST) in 81 s of training (67 ms per step on average: 50-55 ms in epochs 1, 2 and 6, up to
+#   97 ms in the epochs the other jobs slowed), plus 13 s for the six evaluations.
+# * **Losses.** The discriminator won the opening: by step 150 $\mathcal L_D$ had fallen to 0.12 and
+#   $D(G(z))$ to 0.06 while $\mathcal L_G$ climbed to 3.5, where it stayed until step 300. The
+#   generator then slowly gained ground, and over the last 200 steps $\mathcal L_D$ stayed between
+#   0.39 and 0.53, $\mathcal L_G$ between 2.29 and 2.40, $D(x)$ near 0.82-0.84 and $D(G(z))$ near
+#   0.16-0.18: a stable band, with $D$ still well ahead of the equilibrium values (1.386, 0.5) and
+#   no sign of collapse in the curves.
+# * **Quality.** Classifier FID (2,000 samples) fell 678, 459, 278, 206, 192, 186 over the six
+#   epochs (real digits: 1.6), still falling at the end, if slowly (by 7 in the last epoch): the
+#   budget, not the model, is the limit here. The classes covered went 1, 1, 7, 8, 9, 8.
+# * **An early collapse that healed, partly.** After epoch 1 the fixed-noise grid is 64 grey blobs
+#   of one kind, differing only in detail, and the classifier put every sample in one class, "8"
+#   (confidence 0.999); after epoch 2 still 99.5% of them. As $D$ learned to reject the blobs, $G$
+#   spread out: 7 classes at step 600, 8 or 9 from step 800 on, but never all 10.
+# * **Class histogram.** Eight digits are covered at the end, unevenly: 3 takes 25.1%, 5 18.4% and 7
+#   17.1%, while 1 (1.7%) and 6 (1.8%) sit just below the 2% line and 4 gets 3.4% (real MNIST:
+#   9.0-11.2% each). KL to uniform is 0.290 against 0.007 for real digits: a mild partial collapse,
+#   two rare digits rather than missing ones, that the short run had not yet worked out of.
+# * **DCGAN vs MLP GAN.** The MLP GAN's step took 15.5 ms in the timing probe, so it was given 5,226
+#   steps for the DCGAN's 81 s; those steps took 117 s (145% of the budget), because the other jobs
+#   slowed three of its six epochs, two of them to twice the probe's time per step. Compared at
+#   equal seconds on the plot, the DCGAN's FID is below the MLP GAN's from about 28 s on: at the
+#   DCGAN's 81 s it is 186 against about 210 for the MLP GAN (read off the plot between its
+#   evaluations at 61 s and 91 s). The MLP GAN's lower final FID, 124 (KID 28.9 against 32.6), came
+#   from its extra 36 s; it also covers all 10 classes (KL to uniform 0.047) where the DCGAN covers
+#   eight. Measured alike, on the same 28x28 digits, the DCGAN leads at equal training time in
+#   this run, but by less than the load can shift: at each model's unslowed step time (50-55 ms
+#   and 15.5 ms) the DCGAN's 1,200 steps are worth about 4,000 MLP steps, and the MLP GAN's FID was
+#   about 190 at 3,484 steps and 135 at 4,355. Rerun the comparison on an idle machine before naming
+#   a winner. The grids (each at the end of its run) show what FID does not: the MLP's digits are
+#   sprinkled with isolated bright pixels, the DCGAN's strokes have none (though many are not yet
+#   legible digits), because a convolution uses the same weights at every position and so correlates
+#   neighbouring pixels by construction. The DCGAN's advantage should grow with more steps and width
+#   (the `full` profile); on a 2-core CPU minute the small MLP is a fair rival.
+# * **The collapse-prone run did collapse, completely.** With $D$'s learning rate divided by 10,
+#   after its 400 steps $G$ produced the same grey texture for every $z$: the nearest-neighbour
+#   distance is 0.53, against 12.2 for the DCGAN and 11.8 for real digits. The classifier called
+#   every sample an "8", with a mean confidence of 0.87, *higher* than for the DCGAN's digit-like
+#   samples (0.79): a classifier forced to choose is confidently wrong on inputs unlike any digit,
+#   which is why the histogram must be read together with the grid and FID (683 here). The losses
+#   give it away too: the slowed discriminator rated the fakes as *more* real than real digits for
+#   the whole run ($D(G(z))$ 0.76-0.85 vs $D(x)$ 0.60-0.67). This is the extreme form of collapse;
+#   partial collapse (a few digits, or one style per digit) shows up as tall and missing bars
+#   instead of a single one.
 
 # %% [markdown]
 # ## 10. Exercises

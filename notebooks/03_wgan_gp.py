@@ -13,6 +13,32 @@
 #     name: python3
 # ---
 
+# %% [markdown]
+# # Lesson 03: Wasserstein GAN, weight clipping vs gradient penalty
+#
+# Lessons 01 and 02 trained a discriminator that *classifies* (real or fake, through a sigmoid and
+# binary cross-entropy). This lesson replaces it with a **critic** that *scores*, and the score
+# difference between real and generated images estimates a distance between the two distributions:
+# the Wasserstein-1 (earth mover's) distance. The generator and the training loop stay the same;
+# only the loss, `n_critic` and the way we keep the critic well-behaved change.
+#
+# **Objectives.** After this lesson you can
+#
+# 1. write the WGAN objectives and the Kantorovich-Rubinstein dual they come from, and say what the
+#    critic estimates (and why it has no sigmoid);
+# 2. explain the two ways of enforcing the 1-Lipschitz constraint, weight clipping (Arjovsky et
+#    al. 2017) and the gradient penalty (Gulrajani et al. 2017), and read the library's
+#    `gradient_penalty` line by line;
+# 3. say why a gradient-penalty critic must not use batch norm, and show it numerically;
+# 4. compare clipping and gradient penalty on the same budget, with a quality metric instead of by
+#    eye;
+# 5. read the critic loss as a training curve: what it estimates, what it should converge to, and
+#    how well it tracks sample quality;
+# 6. use sampling temperature and test a claim about latent width with numbers.
+#
+# The cells below train four small runs; with the `cpu` profile the whole notebook takes a few
+# minutes on a laptop CPU. `LOAD_RUN = True` reuses finished runs instead of training again.
+
 # %%
 # Colab only: install gankit, optionally keep runs on Google Drive so a cut-off session can resume.
 # Where pip gets gankit: the course repository; or a wheel from `make dist` uploaded to Drive
@@ -64,32 +90,6 @@ profile = resolve_profile()
 print(f"profile: {profile}   device: {device}   torch threads: {torch.get_num_threads()}")
 config = make_config("wgan-gp-mnist", profile)
 print(config)
-
-# %% [markdown]
-# # Lesson 03: Wasserstein GAN, weight clipping vs gradient penalty
-#
-# Lessons 01 and 02 trained a discriminator that *classifies* (real or fake, through a sigmoid and
-# binary cross-entropy). This lesson replaces it with a **critic** that *scores*, and the score
-# difference between real and generated images estimates a distance between the two distributions:
-# the Wasserstein-1 (earth mover's) distance. The generator and the training loop stay the same;
-# only the loss, `n_critic` and the way we keep the critic well-behaved change.
-#
-# **Objectives.** After this lesson you can
-#
-# 1. write the WGAN objectives and the Kantorovich-Rubinstein dual they come from, and say what the
-#    critic estimates (and why it has no sigmoid);
-# 2. explain the two ways of enforcing the 1-Lipschitz constraint, weight clipping (Arjovsky et
-#    al. 2017) and the gradient penalty (Gulrajani et al. 2017), and read the library's
-#    `gradient_penalty` line by line;
-# 3. say why a gradient-penalty critic must not use batch norm, and show it numerically;
-# 4. compare clipping and gradient penalty on the same budget, with a quality metric instead of by
-#    eye;
-# 5. read the critic loss as a training curve: what it estimates, what it should converge to, and
-#    how well it tracks sample quality;
-# 6. use sampling temperature and test a claim about latent width with numbers.
-#
-# The cells below train four small runs; with the `cpu` profile the whole notebook takes a few
-# minutes on a laptop CPU. `LOAD_RUN = True` reuses finished runs instead of training again.
 
 # %%
 # Parameter counts of the full preset (what a GPU trains);
@@ -350,8 +350,10 @@ except ConfigError as e:
 # generated and real test digits ("FID" below; classifier features, not Inception, so comparable
 # within this course only), KID, how many of the ten digits get at least 2% of the samples, and the
 # classifier's mean confidence. The number of samples is printed with every table, because FID
-# depends on it. `reference_quality(n)` gives the numbers real training digits get at the same
-# sample count: the floor to compare against.
+# depends on it. The classifier reads 28x28 digits, so each 32x32 sample is cropped back to its
+# 28x28 centre, which exactly undoes the 2-pixel padding of the training digits (lesson 02).
+# `reference_quality(n)` gives the numbers real training digits, prepared the same way, get at the
+# same sample count: the floor to compare against.
 
 # %% tags=["nbval-ignore-output"]
 N_EVAL = 200 if profile == "smoke" else 2000  # samples per quality evaluation
@@ -392,8 +394,8 @@ gp = train_or_load(
 )
 print(
     f"run {gp.run_dir.name}: {gp.step} critic steps ({gp.step // gp.config.n_critic} generator "
-    f"steps) in {gp.elapsed:.0f} s, of which {sum(e['eval_seconds'] for e in gp.evaluations):.0f} "
-    "s quality evaluations"
+    f"steps) in {gp.elapsed:.0f} s of training (plus "
+    f"{sum(e['eval_seconds'] for e in gp.evaluations):.0f} s of quality evaluations)"
 )
 
 # %% [markdown]
@@ -426,8 +428,8 @@ clip = train_or_load(
 )
 print(
     f"run {clip.run_dir.name}: {clip.step} critic steps ({clip.step // clip.config.n_critic} "
-    f"generator steps) in {clip.elapsed:.0f} s, of which "
-    f"{sum(e['eval_seconds'] for e in clip.evaluations):.0f} s quality evaluations"
+    f"generator steps) in {clip.elapsed:.0f} s of training (plus "
+    f"{sum(e['eval_seconds'] for e in clip.evaluations):.0f} s of quality evaluations)"
 )
 
 
@@ -436,8 +438,8 @@ def evaluations(trainer) -> pd.DataFrame:
     """The run's quality evaluations,
     with the training time that excludes the evaluations themselves."""
     ev = pd.DataFrame(trainer.evaluations)
-    # `seconds` counts everything since the start, including earlier evaluations: take those out
-    ev["train_seconds"] = ev["seconds"] - ev["eval_seconds"].cumsum().shift(fill_value=0.0)
+    # the Trainer's clock stops while callbacks (these evaluations) run: `seconds` is training time
+    ev["train_seconds"] = ev["seconds"]
     return ev
 
 
@@ -547,27 +549,33 @@ for name, t in runs.items():
 # **Observations (committed run, `cpu` profile, 2000 samples per evaluation).** Our sources found
 # clipping worse. On this budget it is, by a wide margin:
 #
-# * After 1200 critic steps (240 generator steps) the gradient-penalty run reaches FID 181.3 with
-#   all 10 digits covered (its best, 168.1, came at step 1000). The clipping run ends at FID 725.9
-#   with 1 digit class covered, and its samples are near-black squares with faint outlines. Real
-#   digits score 1.61 at this sample count, so the GP run is still far from the data, and its FID
-#   had flattened over the last 400 steps: more quality needs more steps (the `full` profile), not
-#   more patience at this learning rate.
-# * The clipping run did not merely learn slowly, it went backwards: its best was FID 525.3 with 5
-#   classes at step 800, then 646.7 (3 classes) and 725.9 (1 class). Its samples darkened towards
-#   black over those 400 steps.
-# * A clipping step is cheaper (17.4 ms against 30.8 ms per critic step here: no double backward),
-#   but that does not rescue it: the GP run was at FID 487 after 400 critic steps (about 11 s of
-#   training), already below anything the clipping run reached in its 21 s.
-# * The classifier's mean confidence does not separate the two runs (0.764 against 0.837, the
-#   clipping run *higher*): it is confidently wrong about dark squares. FID and class coverage do
-#   separate them.
-# * The clipped critic has 86.5% of its convolution weights at $|w| \ge 0.0099$ (the bound is 0.01),
-#   standard deviation 0.0058; the GP critic's weights spread freely (standard deviation 0.072,
-#   largest 0.41). This is the capacity problem Gulrajani et al. describe.
-# * The clipped critic's W1 estimate collapses from 1.05 to 0.03 within 200 steps, sits at 0.10-0.16
-#   up to step 800 while FID barely moves, and climbs to about 0.4 at the end while the samples get
-#   *worse*: it is not a useful training curve here.
+# * After 1200 critic steps (240 generator steps) the gradient-penalty run reaches FID 159.0 with
+#   all 10 digits covered; its best, 137.7, came at step 1000, and FID rose again in the last
+#   epoch. The clipping run ends at FID 485.2 with 4 digit classes covered, and its samples are
+#   flat grey blobs on a black background, a few shapes repeated across the grid. Real digits score
+#   1.61 at this sample count, so the GP run is still far from the data. Whether its last rise is
+#   noise or the start of a plateau, one run cannot tell; the `full` profile trains longer, at the
+#   paper's learning rate.
+# * The clipping run learns, but slowly: FID 645, 623, 574, 520, 495 and 485 at the six
+#   evaluations (its best is its last), with 1 class covered at first and 3 to 4 from step 600.
+#   After 1200 critic steps it sits between the GP run's first two evaluations (594 at step 200,
+#   448 at step 400).
+# * A clipping step is cheaper (no double backward): by the trainer's clock, which stops while the
+#   evaluations run, the clipping run trained for 22 s and the GP run for 43 s (the progress lines
+#   above). That does not rescue it: the GP run was at FID 448 after 400 critic steps (20 s of
+#   training), already below the 485 the clipping run reached in its 22 s.
+# * The classifier's mean confidence separates the runs far less than FID and class coverage do
+#   (0.773 against 0.703, both far below the 0.992 of real digits): the classifier still reads the
+#   grey blobs as digits with fair confidence. FID and class coverage are the numbers that separate
+#   the two runs.
+# * The clipped critic has 78.3% of its convolution weights at $|w| \ge 0.0099$ (the bound is 0.01),
+#   standard deviation 0.0071; the GP critic's weights spread freely (standard deviation 0.074,
+#   largest 0.39; its 88.8% at $|w| \ge 0.0099$ only says that most of them are larger than the
+#   clipping bound). This is the capacity problem Gulrajani et al. describe.
+# * The clipped critic's W1 estimate falls from 1.4 to about 0.03 within 200 steps and stays there
+#   until about step 500; its rolling mean then rises to about 0.11 by step 700 and stays between
+#   0.10 and 0.12 to the end, while FID keeps improving slowly (574 at step 600, 485 at step 1200):
+#   it is not a useful training curve here.
 # * Caveat: the clipping run uses RMSprop at $10^{-3}$, the paper's $5 \cdot 10^{-5}$ scaled like
 #   the GP learning rate. Exercise 3 tries the unscaled value.
 
@@ -671,18 +679,20 @@ print(pairs[["step", "w1_estimate", "fid", "classes_covered"]].round(3).to_strin
 # %% [markdown]
 # **Observations (committed run).**
 #
-# * The W1 estimate peaks at 23.7 (rolling mean) at step 30, while the critic learns to tell noise
-#   from digits, then falls: 19.8, 14.8, 11.1, 2.9, 2.0, 2.1 at the ends of the six epochs, while
-#   FID goes 606, 487, 332, 206, 168, 181. Over these 6 evaluations Pearson $r = 0.99$ and Spearman
-#   $\rho = 1.00$: in this run the critic's estimate ranks the checkpoints exactly as the
-#   classifier's FID does, and both flatten over the last 400 steps. It does not reach 0: it ends
-#   near 2.0, with $\lambda\,\text{GP}$ at 0.20.
-# * The raw scores drift: the mean $D(x)$ (rolling mean) climbs to 39.0 around step 110 and falls to
-#   4.0, the mean $D(G(z))$ peaks at 17.2 and ends at 1.9. So `loss_g` $= -\overline{D(G(z))}$
-#   *rises* from $-15.7$ to $-1.5$: read naively, the generator's loss got worse by 14 while its
-#   samples went from noise to digits.
+# * The W1 estimate peaks at 26.7 (rolling mean) at step 30, while the critic learns to tell noise
+#   from digits, then falls: averaged over each of the six epochs it is 20.7, 14.9, 11.3, 4.1, 2.6
+#   and 2.3, while FID at the epochs' ends goes 594, 448, 294, 180, 138, 159. Over these 6
+#   evaluations Pearson $r = 0.99$ and Spearman $\rho = 0.94$: the critic's estimate ranks the
+#   checkpoints as the classifier's FID does except for the last two, where the estimate still falls
+#   (2.6 to 2.3) while FID rises (138 to 159). Both change little after step 800 compared with the
+#   first 800 steps. The estimate does not reach 0: it ends near 2.3, with $\lambda\,\text{GP}$ at
+#   0.21.
+# * The raw scores drift: the mean $D(x)$ (rolling mean) climbs to 42.2 around step 110 and falls to
+#   5.8, the mean $D(G(z))$ peaks at 19.2 around step 120 and ends at 3.5. So `loss_g`
+#   $= -\overline{D(G(z))}$ *rises* from $-19.2$ to $-3.5$: read naively, the generator's loss got
+#   worse by 16 while its samples went from noise to digits.
 # * Six points from one run are few, and the estimate's scale belongs to its critic: the clipped
-#   critic's sits near 0.1 and tracks nothing (Spearman $\rho = 0.37$ with FID). Use the estimate to
+#   critic's sits near 0.1 and tracks nothing (Spearman $\rho = 0.09$ with FID). Use the estimate to
 #   watch one GP run, and a sample-quality metric to compare runs.
 
 # %% [markdown]
@@ -764,17 +774,19 @@ by_t
 # %% [markdown]
 # **Observations (committed run).** The textbook trade-off does not appear on this generator:
 #
-# * Lowering $T$ hurts: FID 182 at $T = 1$, 200 at 0.8, 257 at 0.6 and 495 at 0.4, where only 5
-#   digits are covered and only 25.4% of the samples are still read as the same digit as at $T = 1$.
-#   The grids show why: the strokes fade. The generator's first layer is linear in $z$ (a transposed
-#   convolution without bias, then batch norm with its running statistics in eval mode), so scaling
-#   $z$ scales the first features and the image loses contrast.
-# * $T = 1.5$ is slightly *better* than $T = 1$ by FID (168 against 182), at the same confidence
-#   (0.769), with all 10 digits and 85.4% of the samples keeping their digit: strokes get brighter
-#   and thicker, a few break up.
-# * So on this architecture temperature acts largely as a contrast knob. One run, 1200 steps: a
-#   longer-trained generator may show more of the usual fidelity gain at $T < 1$ (try it on the
-#   `full` profile).
+# * Lowering $T$ hurts: FID 154 at $T = 1$, 164 at 0.8, 207 at 0.6 and 421 at 0.4, and the
+#   classifier's mean confidence falls with it (0.774, 0.763, 0.739, 0.705): no fidelity is gained
+#   for the diversity lost. At $T = 0.4$ 9 digits are still covered, but unevenly (KL to uniform
+#   0.917 against 0.052 at $T = 1$), and only 29.2% of the samples are still read as the same digit
+#   as at $T = 1$. The grids show why: the strokes fade. The generator's first layer is linear in
+#   $z$ (a transposed convolution without bias, then batch norm with its running statistics in eval
+#   mode), so scaling $z$ scales the first features and the image loses contrast.
+# * $T = 1.5$ costs a little: FID 164 against 154 at $T = 1$, with all 10 digits, a slightly higher
+#   confidence (0.781 against 0.774) and 82.8% of the samples keeping their digit; the strokes get
+#   thinner and break up more.
+# * So on this generator $T = 1$, the latents it was trained on, gives the best FID of the five,
+#   and lowering $T$ acts largely as a contrast knob. One run, 1200 steps: a longer-trained
+#   generator may show more of the usual fidelity gain at $T < 1$ (try it on the `full` profile).
 
 # %% [markdown]
 # ## 7. Does a 512-wide latent stay coherent at $T = 1.5$?
@@ -817,14 +829,17 @@ plt.show()
 # %% [markdown]
 # **Observations (committed run): the claim does not hold here.**
 #
-# * Both widths *improve* by FID from $T = 1$ to $T = 1.5$ (latent 100: 180.1 to 169.3; latent 512:
-#   204.8 to 200.2), keep all 10 digits, and gain a little confidence (0.768 to 0.770; 0.731 to
-#   0.740).
-# * The share of samples read as the same digit at $T = 1.5$ as at $T = 1$ is 82.3% for latent 100
-#   and 82.1% for latent 512: no sign that the wider latent keeps its samples' identities better.
-# * The 100-wide run is the better one at both temperatures. With one training seed per width and
-#   1200 critic steps, a gap of about 10-30 FID may be within seed-to-seed variation (exercise 6),
-#   so the conclusion we can draw is the negative one: nothing in these numbers supports "512 stays
+# * Both widths *improve* by FID from $T = 1$ to $T = 1.5$ (latent 100: 106.3 to 100.0; latent 512:
+#   152.8 to 144.4), keep all 10 digits, and keep or gain a little confidence (0.813 to 0.813;
+#   0.780 to 0.785).
+# * The share of samples read as the same digit at $T = 1.5$ as at $T = 1$ is 87.3% for latent 100
+#   and 87.1% for latent 512: no sign that the wider latent keeps its samples' identities better.
+# * The 100-wide run is the better one at both temperatures, by about 45 FID, but that need not be
+#   the width's doing. The main run (latent 128, the same recipe otherwise) scored 154.3 at $T = 1$
+#   in section 6, measured the same way, close to the 512-wide run; and it got slightly *worse* at
+#   $T = 1.5$ (164.2) where these two got slightly better. With one training seed per width and
+#   1200 critic steps, gaps like these may be seed-to-seed variation (exercise 6), so the
+#   conclusion we can draw is the negative one: nothing in these numbers supports "512 stays
 #   coherent at $T = 1.5$ where 100 does not". Nor did the norm argument turn into a penalty for the
 #   wider latent: both generators extrapolate smoothly.
 
@@ -840,7 +855,8 @@ plt.show()
 # * Read $\overline{D(x)} - \overline{D(\tilde x)}$ as the training curve: it falls towards (never
 #   to) zero as the generator improves; `loss_g` and the raw scores drift and mean nothing on their
 #   own.
-# * Temperature trades diversity for fidelity; claims about it are cheap to measure.
+# * Temperature is said to trade diversity for fidelity; on this generator lowering it only lost
+#   quality, and $T = 1.5$ changed little. Claims like these are cheap to measure.
 #
 # ## Exercises
 #

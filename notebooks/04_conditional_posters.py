@@ -147,7 +147,7 @@ print(inspect.getsource(DCGANDiscriminator.forward))
 # The projection term is linear in $y$. That makes the choice of **encoding** of a multi-genre
 # poster matter: a normalised probability vector (each of $k$ genres gets $1/k$, the idea of our
 # sources) sends the generator and the critic exactly $1/k$ of each genre's multi-hot signal.
-# The cell checks this on the poster critic of the full preset, with random weights:
+# The cell checks this on a poster critic of the `cpu` profile's width (16), with random weights:
 
 # %%
 torch.manual_seed(0)
@@ -263,9 +263,10 @@ pd.DataFrame(
 ).set_index("").round(4)
 
 # %% [markdown]
-# **In this run** (`cpu` profile, 8 epochs = 7,496 steps, 274 s of wall-clock on a 2-core CPU shared
-# with other jobs for part of the run): the conditional accuracy climbs from 0.60 after the first
-# epoch to 0.86 after the second and **0.957** after the eighth, above the 95% target and below the
+# **In this run** (`cpu` profile, 8 epochs = 7,496 steps, 300 s of training time on a 2-core CPU;
+# the Trainer's clock stops while the evaluations run): the conditional accuracy climbs from 0.60
+# after the first epoch to 0.85 after the second and **0.957** after the eighth (0.93 already after
+# the fourth, then 0.92 to 0.95), above the 95% target and below the
 # 0.990 the same classifier scores on 2,000 real training digits with their true labels. FID falls
 # from 242 to 23.4 (real digits at the same count: 1.6): the digits are the right ones well before
 # they look clean, which the grid shows too, every row the asked-for digit, with speckles the real
@@ -371,11 +372,11 @@ plt.show()
 #   over the baseline (0.598, FID 242). With a single seed, differences of two or three points
 #   are within what another seed could move; read them as "does not hurt, may help a little".
 #   Feature matching adds a second pass through $D$ per generator step, which should cost time;
-#   here it took 37.2 s against 33.6 s for the baseline, while label smoothing, which adds almost
-#   nothing, took 31.2 s and concat 40.7 s: half-minute timings on this machine move by that much
-#   (other jobs shared it during part of this execution).
-# - **Minibatch discrimination** hurts at this budget: 0.300, FID 424, 5 classes covered, and
-#   the most time (51.5 s against 33.6 s). The grid shows near-identical digits along each row:
+#   here it took 37.4 s, label smoothing (which adds almost nothing) 32.1 s and concat 37.8 s,
+#   but the baseline, the first variant to train, took 54.5 s: timings of half a minute on this
+#   machine move by more than the tricks cost, so they rank nothing here.
+# - **Minibatch discrimination** hurts at this budget: 0.300, FID 424, 5 classes covered, in
+#   54.7 s (as long as the baseline). The grid shows near-identical digits along each row:
 #   exactly the collapse the trick is meant to expose, which after one epoch it has not yet
 #   cured. Salimans et al. used it in long runs; a trick measured in one setting does not carry
 #   over to another by default, which is why each one here is a switch and a number.
@@ -680,42 +681,47 @@ fig.colorbar(im, ax=axes, shrink=0.8)
 plt.show()
 
 # %% [markdown]
-# **In this run** (toy posters, 64x64, 1,740 generator steps per run, 400 s and 471 s; the second
-# shared the machine with other jobs for part of its run):
+# **In this run** (toy posters, 64x64, 1,740 generator steps per run, 501 s and 516 s of training
+# time):
 #
 # - **Conditioning works, short of the ceiling.** The multi-hot model's posters score a mean
-#   ROC-AUC of **0.818** against the genres they were asked for, between chance (the same posters
-#   against shuffled genres: 0.493) and the classifier on real held-out posters (0.966); mAP 0.461
-#   against 0.117 and 0.750. FID in the classifier's features is 28.0, the real-vs-real floor 3.4.
+#   ROC-AUC of **0.838** against the genres they were asked for, between chance (the same posters
+#   against shuffled genres: 0.503) and the classifier on real held-out posters (0.966); mAP 0.511
+#   against 0.118 and 0.749. FID in the classifier's features is 20.9, the real-vs-real floor 3.4.
 #   The grid agrees: each genre's row has its own palette (violet stripes for Drama, yellow for
-#   Comedy, orange and brown for Action, dark red for Horror, pale pink for Romance, green checks
-#   for Thriller), but the shapes are smeared and cross-hatched; 1,740 small generator steps on a
-#   CPU learn colours long before they learn the toy posters' motifs.
-# - **Frequent genres are painted best, but not only frequency counts**: Drama and Comedy 0.968,
-#   Horror 0.944, Romance 0.919, Adventure 0.910 against Musical 0.584, Music 0.657 and Biography
-#   0.708 (11-12 held-out positives each). Thriller, the seventh most frequent genre, is among the
-#   weakest (0.759): in the response matrix a multi-hot Thriller request is read as Thriller with a
-#   mean probability of only about 0.4, and Horror at about 0.65, while Drama, Comedy and Romance
-#   requests are read as such at nearly 1. That is the "one look for several genres" failure, seen
-#   for one genre at a time.
-# - **The two encodings end close, normalised ahead.** The normalised vector scores ROC-AUC 0.822
-#   against 0.818, mAP 0.486 against 0.461, FID 16.6 against 28.0, and a higher diagonal in the
-#   response matrix (mean 0.98 against 0.84; its Thriller and Horror requests are read as such at
-#   nearly 1, though its Action requests are also read as Comedy). The per-genre differences go
-#   both ways (multi-hot ahead on Drama, Comedy, Adventure and Horror; normalised on Crime,
-#   Thriller, Animation, Romance and Music), and its rows look more uniform within each genre in
-#   the grid. With one seed per encoding, only the FID gap is large.
+#   Comedy, dark red for Horror, pale pink for Romance, green checks for Thriller; multi-hot
+#   Action is a dark mix of orange, green and blue), but the shapes are smeared and
+#   cross-hatched; 1,740 small generator steps on a CPU learn colours long before they learn the
+#   toy posters' motifs.
+# - **Frequent genres are painted best, but not only frequency counts**: Horror 0.970, Drama
+#   0.968, Romance 0.949, Comedy 0.940 and Action 0.931, against Musical 0.593, Biography 0.679
+#   (12 held-out positives each) and History 0.740 (11). Sci-Fi scores 0.946 with only 22
+#   positives, while Documentary, with 32, is among the weakest (0.691). In the response matrix
+#   the multi-hot Drama, Comedy, Romance and Thriller requests are read as such at nearly 1 and
+#   Horror at about 0.9, but an Action request is read as Action and as Thriller, each at about
+#   0.7 (and a little as Horror and Comedy): the "one look for several genres" failure, seen for
+#   one genre at a time. Action's ROC-AUC (0.931) hides it, because it scores the mostly
+#   multi-genre requests of the held-out posters, not a request for Action alone.
+# - **The two encodings end close, and the measures disagree on which is ahead.** Multi-hot
+#   scores the higher ROC-AUC (0.838 against 0.809) and mAP (0.511 against 0.482), and is ahead
+#   on 14 of the 18 genres (the normalised run only on Musical, Biography, Fantasy and,
+#   by 0.001, Documentary); the normalised run has the lower FID (18.6 against 20.9; KID 2.15
+#   against 2.19) and the cleaner response matrix (diagonal mean 0.99 against 0.93, off-diagonal
+#   0.04 against 0.06; its Action requests are read as Action at nearly 1, though also as Horror
+#   at about 0.35), and its rows look more uniform within each genre in the grid. With one seed
+#   per encoding none of these gaps is large enough to name a winner.
 # - **Runs differ more than you might think.** The previous execution of this lesson, with the same
-#   settings and seed, stored its tensors channels-first, which changes nothing but float rounding
-#   (the Trainer now trains convolutions channels-last on a CPU, about a quarter faster). It scored
-#   0.781 (multi-hot) and 0.790 (normalised), FID 41.9 and 37.4. A 870-step run of both at 64x64
-#   gave 0.674 against 0.636, and one at 32x32 gave the multi-hot run the FID lead. Which encoding
-#   wins depends on the run; repeat with other seeds before believing either.
-# - **Longer training paid.** The multi-hot critic's Wasserstein estimate jumps to about 19 around
-#   step 500, drops back to 10 by step 900 and then creeps up to 15 (the normalised one rises to 15
-#   by step 700 and stays near 13-14), yet the posters kept improving: an earlier execution of this
-#   lesson that stopped at 870 steps scored ROC-AUC 0.674 and FID 118 with the same multi-hot
-#   settings (this run: 0.818 and 28.0).
+#   settings and seed, scored 0.818 (multi-hot) and 0.822 (normalised), FID 28.0 and 16.6, so the
+#   ROC-AUC order of the encodings has flipped between two executions; the one before that scored
+#   0.781 and 0.790, FID 41.9 and 37.4. A 870-step run of both at 64x64 gave 0.674 against 0.636,
+#   and one at 32x32 gave the multi-hot run the FID lead. Which encoding wins depends on the run;
+#   repeat with other seeds before believing either.
+# - **Longer training paid.** The multi-hot critic's Wasserstein estimate climbs from about 9 at
+#   step 300 to about 16 by step 500, dips to about 13 around step 700 and then holds near 17-18
+#   from step 900 to the end (the normalised one reaches 17-18 around steps 750-900 and settles
+#   at 13-15), yet the posters kept improving: an earlier execution of this lesson that stopped
+#   at 870 steps scored ROC-AUC 0.674 and FID 118 with the same multi-hot settings (this run:
+#   0.838 and 20.9).
 
 # %% [markdown]
 # ### Why genre outputs collapse to one look, and how the numbers show it
@@ -803,14 +809,15 @@ plt.show()
 # - Conditioning is measured, not eyeballed: conditional accuracy for digits (0.957 here after
 #   8 epochs, target 95%); for posters a genre classifier's ROC-AUC and AP on generated posters
 #   between two anchors, real held-out posters (ceiling 0.966) and the same generated posters with
-#   shuffled genres (chance 0.493). Ours: 0.818 (multi-hot) and 0.822 (normalised).
+#   shuffled genres (chance 0.503 and 0.516). Ours: 0.838 (multi-hot) and 0.809 (normalised),
+#   an order that flipped from the previous execution; one seed does not pick an encoding.
 # - At equal budget the projection discriminator beat concatenation by a wide margin (0.598 vs
-#   0.222 after one epoch); label smoothing and feature matching helped a little; minibatch
-#   discrimination hurt in a one-epoch run.
+#   0.222 after one epoch); label smoothing and feature matching were slightly ahead of the
+#   baseline, within one seed's noise; minibatch discrimination hurt in a one-epoch run.
 # - Collapse to one look shows in the numbers: generated scores on the shuffled ones (ignored
 #   condition), per-genre ROC-AUC falling to 0.5 (ignored genres), a response matrix whose rows
-#   match (one look for every request, as Thriller requests showed here), and a FID that grows
-#   while ROC-AUC holds (collapse within a genre).
+#   match (one look for several requests, as multi-hot Action requests showed here), and a FID
+#   that grows while ROC-AUC holds (collapse within a genre).
 #
 # ## Exercises
 #

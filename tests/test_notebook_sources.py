@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,26 @@ def test_missing_partners_and_unpaired_notebooks_are_reported(copy):
 def test_empty_folder_fails(tmp_path):
     assert check.problems(tmp_path) != []
     assert check.main([str(tmp_path)]) == 1
+
+
+def test_widget_text_fallbacks_become_a_note():
+    import nbformat
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from widget_fallbacks import NOTE, WIDGET, replace_fallbacks
+
+    widget = {WIDGET: {"model_id": "abc"}, "text/plain": "VBox(children=(SelectMultiple(...),))"}
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "picker", outputs=[nbformat.v4.new_output("display_data", data=widget)]
+            ),
+            nbformat.v4.new_code_cell(
+                "x", outputs=[nbformat.v4.new_output("execute_result", data={"text/plain": "1"})]
+            ),
+        ]
+    )
+    assert replace_fallbacks(nb) == 1
+    assert nb.cells[0].outputs[0].data["text/plain"] == NOTE
+    assert nb.cells[0].outputs[0].data[WIDGET] == {"model_id": "abc"}  # the live view stays
+    assert nb.cells[1].outputs[0].data["text/plain"] == "1" and replace_fallbacks(nb) == 0

@@ -68,11 +68,9 @@ def pin_malloc_thresholds() -> bool:
     """Fix malloc's mmap and trim thresholds for this process; True if that worked (Linux, glibc).
 
     glibc raises both thresholds whenever a large block is freed, so whether a loop's allocations
-    cost page faults, and so its speed, depended on what had run before it in the process. Measured
-    here: cgan-mnist's tutorial loop took 2276 minor page faults per cycle in a fresh process and 4
-    after one 28 MB tensor had been freed, and trained 20% faster (gankit's loop: 40 and 0). Pinned
-    high, no loop pays those faults, whatever ran before it (this favours the tutorial loop;
-    benchmarks/README.md).
+    cost page faults, and so its speed, depended on what had run before it in the process. Pinned
+    high, no loop pays those faults, whatever ran before it (this favours the tutorial loop; the
+    measurements are in benchmarks/README.md).
     """
     import ctypes
     import sys
