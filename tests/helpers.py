@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gankit.cli import main as cli_main
 from gankit.config import ConfigError, GANConfig, data_root
 from gankit.data import BatchSource
 from gankit.models import build_models
 from gankit.train import Trainer
+
+# A tiny WGAN-GP critic setup (layer-norm critic, the paper's penalty and betas) for tests.
+WGAN_GP = dict(
+    preset="wgan-gp-mnist", model="dcgan", image_size=32, g_width=8, d_width=8, d_norm="layer",
+    loss="wgan", gp_weight=10.0, betas=(0.0, 0.9),
+)  # fmt: skip
 
 
 def tiny_config(**kw) -> GANConfig:
@@ -74,3 +81,24 @@ def without_bf16_autocast(monkeypatch) -> None:
         )
 
     monkeypatch.setattr(torch, "autocast", unsupported)
+
+
+# gankit CLI: what a refusal must look like (the defect tests share these)
+def run_cli_err(argv, capsys) -> tuple[int, str]:
+    """(exit code, stderr) of `gankit ARGV`, argparse refusals included."""
+    try:
+        code = cli_main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def assert_refused(code: int, err: str, *needles: str) -> str:
+    """Exit 2 with one line on stderr, `gankit CMD: error: ...`, holding every needle."""
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith("gankit ") and ": error: " in lines[0], err
+    assert "Traceback" not in err and "weights_only" not in err, err
+    for needle in needles:
+        assert needle in lines[0], (needle, err)
+    return lines[0]

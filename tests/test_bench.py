@@ -6,7 +6,7 @@ No timing asserts: speed is measured by `gankit bench`, not tested.
 import pytest
 import torch
 import torch.nn as nn
-from helpers import needs_mnist, synthetic, tiny_config, tiny_trainer
+from helpers import WGAN_GP, needs_mnist, synthetic, tiny_config, tiny_trainer
 
 from gankit.bench.kernels import count_flops
 from gankit.bench.throughput import (
@@ -65,18 +65,7 @@ def loops(config: GANConfig, n: int = 64):
     [
         dict(),
         dict(preset="cgan-mnist", num_classes=10),
-        dict(
-            preset="wgan-gp-mnist",
-            model="dcgan",
-            image_size=32,
-            g_width=8,
-            d_width=8,
-            d_norm="layer",
-            loss="wgan",
-            gp_weight=10.0,
-            n_critic=2,
-            betas=(0.0, 0.9),
-        ),
+        WGAN_GP | dict(n_critic=2),
     ],
     ids=["mlp", "cgan", "wgan-gp"],
 )

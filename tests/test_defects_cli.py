@@ -10,31 +10,10 @@ import threading
 
 import pytest
 import torch
-from helpers import tiny_config, tiny_trainer
+from helpers import assert_refused, run_cli_err, tiny_config, tiny_trainer
 
 from gankit import checkpoints
 from gankit.checkpoints import CheckpointError, load_checkpoint, state_checksum
-from gankit.cli import main
-
-
-def run_cli(argv, capsys) -> tuple[int, str]:
-    """(exit code, stderr) of `gankit ARGV`, argparse refusals included."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
-
-
-def assert_refused(code: int, err: str, *needles: str) -> str:
-    """Exit 2 with one line on stderr, `gankit CMD: error: ...`, holding every needle."""
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, err
-    assert lines[0].startswith("gankit ") and ": error: " in lines[0], err
-    assert "Traceback" not in err and "weights_only" not in err, err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +34,7 @@ def crafted(good_checkpoint, tmp_path, change) -> str:
 
 
 def sample(path, tmp_path, capsys, *extra) -> tuple[int, str]:
-    return run_cli(["sample", path, "--n", "4", "--out", tmp_path / "x.png", *extra], capsys)
+    return run_cli_err(["sample", path, "--n", "4", "--out", tmp_path / "x.png", *extra], capsys)
 
 
 # ------------------------------------------------------------ 1. checked before anything is built

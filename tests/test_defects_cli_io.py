@@ -16,30 +16,10 @@ from collections import namedtuple
 import numpy as np
 import pytest
 import torch
-from helpers import needs_mnist, tiny_config, tiny_trainer
+from helpers import assert_refused, needs_mnist, run_cli_err, tiny_config, tiny_trainer
 
 from gankit import files
 from gankit.cli import main
-
-
-def run_cli(argv, capsys) -> tuple[int, str]:
-    """(exit code, stderr) of `gankit ARGV`, argparse refusals included."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
-
-
-def assert_refused(code: int, err: str, *needles: str) -> str:
-    """Exit 2 with one line on stderr, `gankit CMD: error: ...`, holding every needle."""
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, err
-    assert lines[0].startswith("gankit ") and ": error: " in lines[0], err
-    assert "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +98,7 @@ def test_sample_on_a_full_disk_leaves_no_file(checkpoint, tmp_path, capsys, suff
     out = tmp_path / "out" / f"s{suffix}"
     out.parent.mkdir()
     with file_size_limit(4096):
-        code, err = run_cli(["sample", checkpoint, "--n", "64", "--out", out], capsys)
+        code, err = run_cli_err(["sample", checkpoint, "--n", "64", "--out", out], capsys)
     assert_refused(code, err, str(out))
     assert list(out.parent.iterdir()) == []  # neither a partial file nor a temp file
 
@@ -126,7 +106,7 @@ def test_sample_on_a_full_disk_leaves_no_file(checkpoint, tmp_path, capsys, suff
 @pytest.mark.parametrize("suffix", [".png", ".npz"])
 def test_sample_refuses_an_n_that_cannot_fit(checkpoint, tmp_path, capsys, suffix):
     out = tmp_path / f"s{suffix}"
-    code, err = run_cli(["sample", checkpoint, "--n", 10**12, "--out", out], capsys)
+    code, err = run_cli_err(["sample", checkpoint, "--n", 10**12, "--out", out], capsys)
     assert_refused(code, err, "--n", ".npz" if suffix == ".png" else "free")
     assert not out.exists()
 
@@ -137,7 +117,7 @@ def test_sample_checks_the_free_space_of_the_output_folder(
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 1000, 1000))
     out = tmp_path / "s.npz"
-    code, err = run_cli(["sample", checkpoint, "--n", "100", "--out", out], capsys)
+    code, err = run_cli_err(["sample", checkpoint, "--n", "100", "--out", out], capsys)
     assert_refused(code, err, "--n 100", "78.4 KB", "1.0 KB free")  # 100 x 784 bytes
     assert not out.exists()
 
@@ -170,7 +150,7 @@ def test_a_full_disk_in_torch_save_is_the_oserror_naming_the_checkpoint(tmp_path
 def test_train_on_a_full_disk_says_so_in_one_line(tmp_path, capsys, monkeypatch):
     disk_fills(monkeypatch, only=".pt.")  # config.json, metrics.json and the rest still fit
     argv = ["train", "mlp-mnist", "--profile", "smoke", "--out", tmp_path, "--quiet", "--epochs", 1]
-    code, err = run_cli(argv, capsys)
+    code, err = run_cli_err(argv, capsys)
     line = assert_refused(code, err, "no space left on device while writing", "last.pt")
     assert line.endswith("free space and resume (the same command with --resume)")
     (run,) = (tmp_path / "mlp-mnist").iterdir()
@@ -196,7 +176,7 @@ def out_cases(tmp_path, read_only, kind: str):
 @pytest.mark.parametrize("case", ["existing file", "under a file", "read-only"])
 def test_train_out_that_cannot_be_written(tmp_path, read_only, capsys, case):
     out, why = out_cases(tmp_path, read_only, "folder")[case]
-    code, err = run_cli(["train", "mlp-mnist", "--profile", "smoke", "--out", out], capsys)
+    code, err = run_cli_err(["train", "mlp-mnist", "--profile", "smoke", "--out", out], capsys)
     assert_refused(code, err, "--out", why)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "ro"]  # nothing made
 
@@ -204,7 +184,7 @@ def test_train_out_that_cannot_be_written(tmp_path, read_only, capsys, case):
 @pytest.mark.parametrize("case", ["under a file", "read-only", "folder named like the file"])
 def test_sample_out_that_cannot_be_written(checkpoint, tmp_path, read_only, capsys, case):
     out, why = out_cases(tmp_path, read_only, "file")[case]
-    code, err = run_cli(["sample", checkpoint, "--n", 4, "--out", out], capsys)
+    code, err = run_cli_err(["sample", checkpoint, "--n", 4, "--out", out], capsys)
     assert_refused(code, err, "--out", why)
 
 
@@ -224,13 +204,13 @@ def test_posters_download_out_that_cannot_be_written(tmp_path, read_only, empty_
         (out / "manifest.csv").mkdir(parents=True)
     else:
         out, why = out_cases(tmp_path, read_only, "folder")[case]
-    code, err = run_cli(["posters", "download", empty_csv, "--out", out], capsys)
+    code, err = run_cli_err(["posters", "download", empty_csv, "--out", out], capsys)
     assert_refused(code, err, "--out", why)
 
 
 def test_sample_on_a_device_that_is_missing(checkpoint, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    code, err = run_cli(
+    code, err = run_cli_err(
         ["sample", checkpoint, "--n", 4, "--out", tmp_path / "x.png", "--device", "cuda"], capsys
     )
     assert_refused(code, err, "'cuda'", "CUDA is not available")
@@ -246,7 +226,7 @@ def test_download_options_that_would_fail_every_row_are_refused(
     tmp_path, empty_csv, capsys, option, value
 ):
     argv = ["posters", "download", empty_csv, "--out", tmp_path / "p", f"{option}={value}"]
-    assert_refused(*run_cli(argv, capsys), f"argument {option}", repr(value))
+    assert_refused(*run_cli_err(argv, capsys), f"argument {option}", repr(value))
     assert not (tmp_path / "p").exists()
 
 
@@ -257,7 +237,7 @@ def test_seeds_outside_64_bits_are_refused(checkpoint, tmp_path, capsys, cmd, va
         argv = ["sample", checkpoint, "--n", 4, "--out", tmp_path / "x.png"]
     else:
         argv = ["train", "mlp-mnist", "--profile", "smoke", "--out", tmp_path / "runs"]
-    assert_refused(*run_cli([*argv, f"--seed={value}"], capsys), "--seed", "0..2**63-1", value)
+    assert_refused(*run_cli_err([*argv, f"--seed={value}"], capsys), "--seed", "0..2**63-1", value)
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "runs").exists()
 
 
@@ -315,7 +295,7 @@ def test_a_resume_refused_by_a_live_lock_changes_nothing_in_the_run(trained, cap
     (run / ".lock").write_text(f"1 {socket.gethostname()}")  # pid 1 on this machine: alive
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()}
     argv = ["train", "mlp-mnist", "--profile", "smoke", "--out", root, "--quiet", "--resume"]
-    code, err = run_cli([*argv, "--epochs", "2", "--seed", "1"], capsys)
+    code, err = run_cli_err([*argv, "--epochs", "2", "--seed", "1"], capsys)
     assert_refused(code, err, "in use by another training process (pid 1)")
     after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()}
     assert after == before  # config.json, metrics.json, checkpoints and the lock: byte-identical

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from helpers import synthetic, tiny_config, tiny_trainer, without_bf16_autocast
+from helpers import WGAN_GP, synthetic, tiny_config, tiny_trainer, without_bf16_autocast
 
 from gankit.checkpoints import CheckpointError, load_checkpoint
 from gankit.losses import d_loss_bce
@@ -126,33 +126,10 @@ def test_checkpoint_round_trip(tmp_path):
     [
         dict(),
         dict(preset="dcgan-mnist", model="dcgan", image_size=32, g_width=8, d_width=8),
-        dict(
-            preset="wgan-gp-mnist",
-            model="dcgan",
-            image_size=32,
-            g_width=8,
-            d_width=8,
-            d_norm="layer",
-            loss="wgan",
-            gp_weight=10.0,
-            n_critic=3,
-            betas=(0.0, 0.9),
-        ),
+        WGAN_GP | dict(n_critic=3),
         dict(preset="cgan-mnist", num_classes=10),
         dict(precision="bf16"),
-        dict(
-            preset="wgan-gp-mnist",
-            model="dcgan",
-            image_size=32,
-            g_width=8,
-            d_width=8,
-            d_norm="layer",
-            loss="wgan",
-            gp_weight=10.0,
-            n_critic=3,
-            betas=(0.0, 0.9),
-            precision="bf16",
-        ),
+        WGAN_GP | dict(n_critic=3, precision="bf16"),
         dict(ema_decay=0.9),
         dict(
             preset="dcgan-mnist", model="dcgan", image_size=32, g_width=8, d_width=8, ema_decay=0.9
