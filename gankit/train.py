@@ -90,6 +90,7 @@ class Trainer(Checkpointing):
         self.events: list[dict[str, Any]] = []  # rollbacks after divergence
         self.callbacks: dict[str, list[Any]] = defaultdict(list)
         self._sums = torch.zeros(5, device=self.device)  # loss_d, loss_g, d_real, d_fake, G steps
+        self._zero_one = torch.tensor([0.0, 1.0], device=self.device)  # made once, not each step
         self._n = 0
         # The visualisation noise has its own generator: it never moves with other randomness.
         g = torch.Generator().manual_seed(config.seed + 12345)
@@ -149,12 +150,12 @@ class Trainer(Checkpointing):
         with self._autocast():
             loss_d, d_real, d_fake = self.d_step(x_real, y)
             g_turn = (self.step + 1) % self.config.n_critic == 0
-            loss_g = self.g_step(x_real, y) if g_turn else torch.zeros((), device=self.device)
+            loss_g = self.g_step(x_real, y) if g_turn else self._zero_one[0]
         if g_turn and self.G_ema is not None:
             self.G_ema.update_parameters(self.G)
         p = self.objective.as_probability
         self._sums += torch.stack(
-            [loss_d, loss_g, p(d_real).mean(), p(d_fake).mean(), torch.tensor(float(g_turn))]
+            [loss_d, loss_g, p(d_real).mean(), p(d_fake).mean(), self._zero_one[int(g_turn)]]
         )  # summed on the device: no host sync until the next log
         self._n += 1
         self.step += 1
