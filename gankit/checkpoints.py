@@ -20,6 +20,7 @@ import torch
 
 from . import __version__
 from .config import CONFIG_BOUNDS, ConfigError, GANConfig
+from .distributed import from_main, gather, noise_seed, on_main
 from .files import atomic_save
 from .models import build_models
 from .speed import load_optimizer_state
@@ -93,7 +94,7 @@ CHECKPOINT_KEYS: dict[str, type | tuple[type, ...]] = {
 # Keys older checkpoints may lack.
 OPTIONAL_KEYS: dict[str, type | tuple[type, ...]] = {
     "objective": (dict, type(None)), "records": list, "evaluations": list, "events": list,
-    "G_ema": dict, "checksum": str,
+    "G_ema": dict, "checksum": str, "ranks": list,
 }  # fmt: skip
 # The parts of a checkpoint that state_checksum covers, and what a mismatch says about each.
 CHECKSUM_PARTS = {
@@ -136,6 +137,10 @@ def check_checkpoint(ckpt: Any, source: str = "checkpoint") -> GANConfig:
     lists = [k for k in ("records", "evaluations", "events") if k in ckpt]
     if any(not isinstance(row, dict) for k in lists for row in ckpt[k]):
         raise CheckpointError(f"{source} is damaged: its {', '.join(lists)} are not lists of dicts")
+    for r, part in enumerate(ckpt.get("ranks", [])):  # per-process state of a torchrun run
+        ok = isinstance(part, dict) and isinstance(part.get("rng"), dict)
+        if not ok or not isinstance(part.get("accum"), torch.Tensor) or part["accum"].shape != (5,):
+            raise CheckpointError(f"{source} is damaged: the state of process {r} is unreadable")
     config = _checkpoint_config(ckpt["config"], source)
     try:
         with torch.device("meta"):  # shapes without memory
@@ -174,7 +179,8 @@ def check_checkpoint(ckpt: Any, source: str = "checkpoint") -> GANConfig:
             )
     saved = rng_state()
     try:  # on the CPU, where RNG states live (resume maps a checkpoint to the training device)
-        set_rng_state(_on_cpu(ckpt["rng"]))
+        for part in [ckpt, *ckpt.get("ranks", [])]:
+            set_rng_state(_on_cpu(part["rng"]))
     except Exception as e:
         raise CheckpointError(
             f"{source} is damaged: its RNG states cannot be restored ({type(e).__name__})"
@@ -438,21 +444,28 @@ class Checkpointing:
     """
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything an exact resume needs: nanoGPT's checkpoint dict, history and RNG states."""
+        """Everything an exact resume needs: nanoGPT's checkpoint dict, history and RNG states.
+
+        On several processes every rank must call it (it gathers each rank's RNG state and loss
+        sums into "ranks"); "rng" is rank 0's and "accum" the ranks' mean, what one process
+        continues from."""
         nets = {k: getattr(self, k).state_dict() for k in ("G", "D", "opt_g", "opt_d")}
         progress = {k: getattr(self, k) for k in PROGRESS}
+        ranks = gather({"rng": rng_state(), "accum": self._sums.cpu()}, self.world)
         extra = {
             "fixed_noise": self.fixed_noise.cpu(),
-            "accum": self._sums.cpu(),
+            "accum": torch.stack([r["accum"] for r in ranks]).mean(0),
             "accum_n": self._n,
         }
+        if len(ranks) > 1:
+            extra["ranks"] = ranks
         labels = None if self.fixed_labels is None else self.fixed_labels.cpu()
         if self.G_ema is not None:
             extra["G_ema"] = self.G_ema.state_dict()
         state = {
             "format": CHECKPOINT_FORMAT, "version": __version__, "config": self.config.to_dict(),
             "objective": self.objective.describe(), **nets, **progress, **extra,
-            "elapsed": self._clock(), "fixed_labels": labels, "rng": rng_state(),
+            "elapsed": self._clock(), "fixed_labels": labels, "rng": ranks[0]["rng"],
         }  # fmt: skip
         state["checksum"] = state_checksum(state)  # load_checkpoint names damaged weights
         return state
@@ -473,13 +486,27 @@ class Checkpointing:
                 self, k, list(ckpt.get(k, [])) if isinstance(getattr(self, k), list) else ckpt[k]
             )
         self.elapsed, self._n = ckpt["elapsed"], ckpt["accum_n"]
-        self._sums, self.fixed_noise = (
-            ckpt["accum"].to(self.device),
-            ckpt["fixed_noise"].to(self.device),
-        )
+        self.fixed_noise = ckpt["fixed_noise"].to(self.device)
         labels = ckpt["fixed_labels"]
         self.fixed_labels = None if labels is None else labels.to(self.device)
-        set_rng_state(ckpt["rng"])
+        self._restore_ranks(ckpt, source)
+
+    def _restore_ranks(self, ckpt: dict[str, Any], source: str) -> None:
+        """Each rank's RNG state and loss sums: its own when the checkpoint was written by as many
+        processes, else (another process count) rank 0's RNG (ranks the checkpoint lacks start
+        fresh noise streams) and the mean sums (`resume` says so)."""
+        world, saved = self.world, ckpt.get("ranks") or [{"rng": ckpt["rng"], "accum": None}]
+        self.saved_world_size = len(saved)
+        if len(saved) == world.size:
+            mine = saved[world.rank]
+            self._sums = (ckpt["accum"] if mine["accum"] is None else mine["accum"]).to(self.device)
+            set_rng_state(mine["rng"])
+            return
+        self._sums = ckpt["accum"].to(self.device)
+        if world.rank < len(saved):
+            set_rng_state(saved[world.rank]["rng"])
+        else:
+            torch.manual_seed(noise_seed(self.config.seed + self.step, world.rank))
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
         """Write the state to `path` or the run folder's checkpoints/last.pt; never a NaN state."""
@@ -491,13 +518,37 @@ class Checkpointing:
         return Path(path)
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
-        """Continue from `path`, or the run folder's newest readable checkpoint; False if none."""
+        """Continue from `path`, or the run folder's newest readable checkpoint; False if none.
+        On several processes every rank loads the checkpoint rank 0 found."""
+        if path is None and self.world.size > 1:
+            found = on_main(lambda: newest_checkpoint(self.run_dir, "cpu"), self.world)
+            path = from_main(found[0] if found else None, self.world)
+            if path is None:
+                return False
         found = newest_checkpoint(self.run_dir, self.device) if path is None else None
         if path is not None:
             found = (str(path), load_checkpoint(path, self.device))
         if found:
             self.load_state_dict(found[1], source=found[0])
+            self.note_process_change(found[0])
         return found is not None
+
+    def note_process_change(self, source: str) -> None:
+        """Say (and keep in `events`, hence metrics.json) that a run continues on another number
+        of processes than wrote its checkpoint: the weights, optimizer state and global batches
+        continue exactly, the per-process noise streams do not."""
+        was, now = self.saved_world_size, self.world.size
+        if was == now:
+            return
+        note = f"the noise streams differ from an uninterrupted {was}-process run"
+        change = {"event": "process_count", "step": self.step, "from": was, "to": now, "note": note}
+        self.events = [*self.events, change]
+        if self.world.is_main:
+            print(
+                f"{source} was written by {was} process(es) and continues on {now}: same "
+                f"weights, optimizer state and batches (global batch {self.config.batch_size}), "
+                f"but {note}"
+            )
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, data: Any = None, **kwargs: Any) -> Any:

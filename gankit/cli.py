@@ -17,9 +17,10 @@ SAMPLE_BATCH = 500  # samples generated (and written) at a time: memory stays fl
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from . import distributed
     from .config import resolve_device
     from .lesson import setup
-    from .runs import latest_run, new_run_dir, runs_root
+    from .runs import runs_root
     from .speed import check_bf16
 
     # Every option is checked before a run folder is made: a typo must not leave an empty run
@@ -31,41 +32,65 @@ def _cmd_train(args: argparse.Namespace) -> int:
         check_bf16(
             device, warn=False
         )  # the Trainer warns when it starts; refusals come before a run folder exists
+    if distributed.launched():  # torchrun: refuse a batch that does not split before joining
+        config.replace(world_size=int(os.environ["WORLD_SIZE"]))
+        distributed.check_sync_bn(config.sync_bn, device)
+    elif args.backend:
+        raise ConfigError("--backend is for several processes: start them with torchrun")
+    world, device = distributed.init(device, args.backend)
+    try:
+        return train_run(args, config, device, world, setup)
+    finally:
+        distributed.shutdown()
+
+
+def train_run(args: argparse.Namespace, config: GANConfig, device: Any, world: Any, setup) -> int:
+    """`gankit train` once the processes are joined: rank 0 picks the run folder and prints."""
+    from .distributed import from_main, on_main
+    from .runs import latest_run, new_run_dir
+
+    say = print if world.is_main else (lambda *a, **k: None)
     run_dir, created = None, False
     if args.resume:
-        run_dir = latest_run(args.preset, args.out)
+        run_dir = from_main(latest_run(args.preset, args.out) if world.is_main else None, world)
         if run_dir is None:
-            print(
+            say(
                 f"no earlier {args.preset} run with a checkpoint under {args.out or 'runs'}; "
                 "starting a new one"
             )
     if run_dir is None:
-        run_dir, created = new_run_dir(args.preset, args.out), True
+        made = on_main(lambda: new_run_dir(args.preset, args.out), world)
+        run_dir, created = from_main(made, world), True
     try:
-        trainer = setup(config, device=args.device, run_dir=run_dir, progress=not args.quiet)
+        trainer = setup(config, device=str(device), run_dir=run_dir, progress=not args.quiet)
     except BaseException:
-        if created and not any(
-            run_dir.iterdir()
-        ):  # e.g. the data is missing: no empty run for the report
-            run_dir.rmdir()
+        if created and world.is_main and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # e.g. the data is missing: no empty run for the report
         raise
-    attach_default_evaluation(trainer)
+    if world.is_main:  # evaluation samples the bare G: rank 0 alone, while the others wait
+        attach_default_evaluation(trainer)
     bf16 = ", bf16 autocast" if trainer.config.precision == "bf16" else ""
-    print(f"{args.preset} [{trainer.config.profile} profile, {trainer.device}{bf16}] -> {run_dir}")
-    print(data_line(trainer.config))
-    print(trainer.dataset.summary)
+    where = f"{trainer.device}{bf16}"
+    if world.size > 1:
+        where += f", {world.size} processes ({world.backend})"
+    say(f"{args.preset} [{trainer.config.profile} profile, {where}] -> {run_dir}")
+    say(data_line(trainer.config))
+    if world.size > 1:
+        c = trainer.config
+        say(f"batch: {c.batch_size} global = {world.size} processes x {c.batch_per_rank}")
+    say(trainer.dataset.summary)
     if args.resume and trainer.resume():
-        print(f"resumed at step {trainer.step} (epoch {trainer.epoch})")
+        say(f"resumed at step {trainer.step} (epoch {trainer.epoch})")
     history = trainer.fit()
     last = history.iloc[-1] if len(history) else None
     if last is not None:
-        print(
+        say(
             f"done: {trainer.epoch} epochs, {trainer.step} steps, {trainer.elapsed:.0f} s; "
             f"loss_d {last.loss_d:.3f}, loss_g {last.loss_g:.3f}"
         )
     if trainer.evaluations:
-        print(f"final evaluation: {format_evaluation(trainer.evaluations[-1])}")
-    print(f"checkpoint: {run_dir / 'checkpoints' / 'last.pt'}")
+        say(f"final evaluation: {format_evaluation(trainer.evaluations[-1])}")
+    say(f"checkpoint: {run_dir / 'checkpoints' / 'last.pt'}")
     return 0
 
 
@@ -87,6 +112,7 @@ def train_config(args: argparse.Namespace) -> GANConfig:
         checkpoint_every=args.checkpoint_every,
         on_diverge=args.on_diverge,
         precision=args.precision,
+        sync_bn=args.sync_bn or None,
     )
     return config.replace(**train_data(args.preset, args.dataset, args.data))
 
@@ -584,6 +610,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="bf16: forward passes under bf16 autocast, faster only on bf16 units "
         "(recent x86 CPUs with AVX512-BF16/AMX, Ampere+ GPUs); default fp32",
     )
+    t.add_argument(
+        "--backend",
+        choices=("nccl", "gloo"),
+        help="under torchrun: the process group's backend (default: nccl on GPUs, gloo on CPUs)",
+    )
+    t.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="under torchrun on GPUs: batch-norm statistics over the global batch (SyncBatchNorm)",
+    )
     t.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid or an .npz")
@@ -666,6 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError
+    from .distributed import env_rank
     from .runs import RunLocked
     from .train import TrainingDiverged
 
@@ -680,8 +717,10 @@ def main(argv: list[str] | None = None) -> int:
         RunLocked,
         TrainingDiverged,
     ) as e:
-        # Errors a user can fix get one clear line, not a traceback.
-        print(f"gankit {args.cmd}: error: {e}", file=sys.stderr)
+        # Errors a user can fix get one clear line, not a traceback (from rank 0 under torchrun:
+        # every rank stops with the same error).
+        if env_rank() == 0:
+            print(f"gankit {args.cmd}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a full disk, a read-only folder, ...: what the file system said
         print(f"gankit {args.cmd}: error: {os_error_line(e, args.cmd)}", file=sys.stderr)

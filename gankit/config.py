@@ -128,7 +128,7 @@ CONFIG_BOUNDS: dict[str, tuple[int, int]] = {
     "num_classes": (0, 100_000), "cond_dim": (0, 10_000), "batch_size": (1, 65_536),
     "n_fixed": (1, 4096), "n_critic": (1, 1000), "epochs": (1, 10**6), "log_every": (1, 10**9),
     "checkpoint_every": (0, 10**12), "keep_checkpoints": (0, 10**6), "subset": (1, 10**9),
-    "steps_per_epoch": (1, 10**12), "top_k": (1, 10_000),
+    "steps_per_epoch": (1, 10**12), "top_k": (1, 10_000), "world_size": (1, 4096),
 }  # fmt: skip
 
 
@@ -181,7 +181,12 @@ class GANConfig:
     clip_value: float = 0.0  # > 0: WGAN weight clipping bound (0.01 in Arjovsky et al.)
     n_critic: int = 1  # discriminator steps per generator step; 5 for WGAN
     # optimisation
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch: all processes together (one process: the batch)
+    # training processes (torchrun; gankit.distributed): each trains on batch_size // world_size
+    # samples of every batch, and sync_bn (CUDA only) computes batch-norm statistics over all
+    world_size: int = 1
+    batch_per_rank: int = 0  # derived: batch_size // world_size, recorded so config.json says it
+    sync_bn: bool = False
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)  # beta1=0.5 stabilises GANs (Radford et al.)
@@ -238,6 +243,19 @@ class GANConfig:
             raise ConfigError(f"ema_decay must be in [0, 1) (0: no average), got {self.ema_decay}")
         if self.num_classes and self.cond_dim:
             raise ConfigError("set num_classes (class ids) or cond_dim (multi-hot), not both")
+        if self.batch_size % self.world_size:
+            raise ConfigError(
+                f"batch_size={self.batch_size} does not split over {self.world_size} processes: "
+                f"use a batch size divisible by {self.world_size} (e.g. "
+                f"{self.batch_size // self.world_size * self.world_size or self.world_size}) or a "
+                "process count that divides it"
+            )
+        if self.world_size > 1 and not self.drop_last:
+            raise ConfigError(
+                "drop_last=False cannot run on several processes: a last, smaller batch does not "
+                "split evenly over them; keep drop_last=True"
+            )
+        self.batch_per_rank = self.batch_size // self.world_size
 
     @property
     def conditional(self) -> bool:

@@ -337,6 +337,10 @@ class BatchSource:
     Every epoch's order is a permutation drawn from its own torch.Generator seeded with
     (seed, epoch), so it does not move when other code consumes random numbers, and a run
     resumed mid-epoch replays exactly the batches it had left (`epoch(e, start=k)`).
+
+    With several training processes (gankit.distributed) `batch_size` is the global batch and
+    rank r of `world_size` gets its r-th slice of batch_size // world_size samples: the ranks'
+    slices, concatenated in rank order, are the batch one process would train on.
     """
 
     def __init__(
@@ -350,7 +354,16 @@ class BatchSource:
         drop_last: bool = True,
         augment: bool = False,
         steps_per_epoch: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if batch_size % world_size or not 0 <= rank < world_size:
+            raise ValueError(
+                f"rank {rank} of {world_size} processes cannot take an equal share of "
+                f"batch_size={batch_size}: use a batch size divisible by {world_size}"
+            )
+        if world_size > 1 and not drop_last:
+            raise ValueError("several processes need drop_last=True (equal shares of each batch)")
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise TypeError(
                 f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
@@ -369,6 +382,7 @@ class BatchSource:
         self.labels = None if labels is None else labels.to(self.device)
         self.batch_size, self.seed, self.drop_last = batch_size, seed, drop_last
         self.augment = augment
+        self.rank, self.world_size = rank, world_size
         full = n // batch_size if drop_last else -(-n // batch_size)
         self.batches_per_epoch = min(full, steps_per_epoch) if steps_per_epoch else full
 
@@ -387,6 +401,8 @@ class BatchSource:
         perm = self.permutation(epoch)
         for i in range(start, self.batches_per_epoch):
             idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
+            if self.world_size > 1:  # this rank's share of the global batch
+                idx = idx.view(self.world_size, -1)[self.rank]
             x = to_model(self.images[idx])
             if self.augment:
                 x = augment(x, flip=True, jitter=0.1 if x.shape[1] == 3 else 0.0)

@@ -184,8 +184,8 @@ def genre_scores(
             "posters: score more posters or lower min_positives"
         )
     p, t = probs[:, keep].float(), target[:, keep]
-    auc = MultilabelAUROC(num_labels=len(keep), average=None)(p, t)
-    ap = MultilabelAveragePrecision(num_labels=len(keep), average=None)(p, t)
+    auc = MultilabelAUROC(num_labels=len(keep), average=None, sync_on_compute=False)(p, t)
+    ap = MultilabelAveragePrecision(num_labels=len(keep), average=None, sync_on_compute=False)(p, t)
     return pd.DataFrame(
         {
             "genre": [names[i] for i in keep.tolist()],

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import torch
+
+from . import distributed
 from .config import ConfigError, GANConfig, make_config, resolve_device, seed_everything
 from .data import BatchSource, load_dataset
 from .losses import Objective, PenaltyFn, objective_for
@@ -63,6 +66,12 @@ def setup(
     """
     config = resolve_config(preset_or_config, profile=profile, data_path=data_path, **overrides)
     dev = resolve_device(device)
+    world = distributed.current()  # under torchrun: this process's rank (init() was called)
+    if world.size > 1:
+        if dev.type == "cuda":  # distributed.init made this rank's GPU the current one
+            dev = torch.device("cuda", torch.cuda.current_device())
+        distributed.check_sync_bn(config.sync_bn, dev)
+        config = config.replace(world_size=world.size)  # ConfigError if the batch does not split
     seed_everything(config.seed)
     ds = load_dataset(config, progress=progress is not False)  # decoding bars follow --quiet
     if config.cond_dim and ds.label_names:  # genre names travel with the checkpoint (--genres)
@@ -78,13 +87,20 @@ def setup(
         drop_last=config.drop_last,
         augment=config.augment,
         steps_per_epoch=config.steps_per_epoch,
+        rank=world.rank,
+        world_size=world.size,
     )
-    G, D = build_models(config)
+    G, D = build_models(config)  # the same weights on every rank (DDP also broadcasts rank 0's)
+    if world.size > 1:  # each rank its own noise stream; the fixed grid noise is shared
+        seed_everything(distributed.noise_seed(config.seed, world.rank))
     if objective is None:
         objective = objective_for(config, penalty=penalty, penalty_weight=penalty_weight)
     elif penalty is not None:
         raise ConfigError("pass a penalty inside your Objective or as penalty=, not both")
-    folder = new_run_dir(config.preset, runs) if run_dir == AUTO else run_dir
+    folder = run_dir
+    if run_dir == AUTO:  # rank 0 names the folder: the ranks' clocks may read another second
+        folder = distributed.on_main(lambda: new_run_dir(config.preset, runs), world)
+        folder = distributed.from_main(folder, world)
     trainer = Trainer(
         config, G, D, source, objective=objective, device=dev, run_dir=folder, progress=progress
     )
@@ -114,7 +130,11 @@ def train_or_load(
     setup_only = ("device", "progress", "objective", "penalty", "penalty_weight")
     overrides = {k: setup_kwargs.pop(k) for k in list(setup_kwargs) if k not in setup_only}
     config = resolve_config(preset_or_config, **picked, **overrides)
-    previous = find_run(config, runs, finished=not resume) if (load or resume) and run_dir else None
+    previous = None
+    if (load or resume) and run_dir:  # rank 0 picks the run that every rank continues
+        world = distributed.current()
+        found = distributed.on_main(lambda: find_run(config, runs, finished=not resume), world)
+        previous = distributed.from_main(found, world)
     trainer = setup(config, run_dir=previous or run_dir, runs=runs, **setup_kwargs)
     for event, fns in (callbacks or {}).items():
         for fn in fns:

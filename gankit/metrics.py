@@ -132,7 +132,8 @@ def distance_metrics(
 
     Used for MNIST digits (the shipped classifier) and posters (lesson 04's genre classifier):
     Inception features need a download and do not suit either data set. keep_real=True keeps the
-    real features across reset(), so a cached reference is featurised once.
+    real features across reset(), so a cached reference is featurised once. The metrics never
+    sync across processes (sync_on_compute=False): under torchrun rank 0 alone evaluates.
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
@@ -141,9 +142,14 @@ def distance_metrics(
         warnings.catch_warnings()
     ):  # KID warns that it keeps all features; 10k x 128 floats is 5 MB
         warnings.simplefilter("ignore")
-        fid = FrechetInceptionDistance(feature=feature, reset_real_features=not keep_real)
+        fid = FrechetInceptionDistance(
+            feature=feature, reset_real_features=not keep_real, sync_on_compute=False
+        )
         kid = KernelInceptionDistance(
-            feature=feature, subset_size=subset_size, reset_real_features=not keep_real
+            feature=feature,
+            subset_size=subset_size,
+            reset_real_features=not keep_real,
+            sync_on_compute=False,
         )
     return fid.to(device), kid.to(device)
 

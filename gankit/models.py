@@ -165,11 +165,7 @@ class DCGANGenerator(nn.Module):
             nn.ReLU(True),
         ]
         for _ in range(stages - 1):  # (B, ch, s, s) -> (B, ch/2, 2s, 2s)
-            layers += [
-                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(ch // 2),
-                nn.ReLU(True),
-            ]
+            layers += up_block(ch, ch // 2)
             ch //= 2
         layers += [
             nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=False),
@@ -188,6 +184,16 @@ class DCGANGenerator(nn.Module):
             # -1.0000002. Clamped, the output stays in Tanh's [-1, 1] exactly.
             x = x.clamp(-1.0, 1.0)
         return x
+
+
+def up_block(in_ch: int, out_ch: int) -> list[nn.Module]:
+    """One DCGAN generator stage, (B, in_ch, s, s) -> (B, out_ch, 2s, 2s): a stride-2 transposed
+    convolution (kernel 4, padding 1; no bias, batch norm's shift replaces it), batch norm, ReLU."""
+    return [
+        nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(True),
+    ]
 
 
 def _norm(kind: str, ch: int) -> nn.Module:

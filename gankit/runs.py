@@ -16,6 +16,7 @@ from typing import Any
 
 from .checkpoints import run_checkpoints
 from .config import GANConfig, project_dir
+from .distributed import on_main
 from .files import atomic_save, atomic_write
 from .viz import save_grid
 
@@ -56,9 +57,10 @@ def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     """A config dict as JSON sees it, with defaults for fields added since (with_defaults), without
-    what setup() derives from the data (genre names)."""
+    what setup() derives from the data (genre names) or from other fields (batch_per_rank)."""
     d = json.loads(json.dumps(with_defaults(config)))
     d.pop("label_names", None)
+    d.pop("batch_per_rank", None)
     return d
 
 
@@ -155,6 +157,10 @@ class RunFolder:
     `keep_checkpoints` are kept). Each epoch end: samples/epoch_XXXX.png from the fixed noise,
     history.csv and checkpoints/last.pt. Each evaluation: metrics.json. on_fit_end: metrics.json
     with how fit ended (finished, interrupted, diverged), then the lock is released.
+
+    On several processes (gankit.distributed) the callback runs on every rank, which all take part
+    in each checkpoint's state (Trainer.state_dict gathers per-rank RNG states); rank 0 alone takes
+    the lock and writes, and a refused lock stops every rank with the same RunLocked.
     """
 
     order = 100  # after other callbacks: an epoch's checkpoint holds that epoch's evaluation
@@ -165,6 +171,9 @@ class RunFolder:
         self.lock: Path | None = None
 
     def on_fit_start(self, trainer: Any) -> None:
+        on_main(lambda: self.start(trainer), trainer.world)
+
+    def start(self, trainer: Any) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self.lock = lock_run(self.path)
         for tmp in (self.path / "checkpoints").glob(".*.tmp"):  # a killed save's; we hold the lock
@@ -178,19 +187,21 @@ class RunFolder:
             self.checkpoint(trainer, keep=True)
 
     def on_epoch_end(self, trainer: Any) -> None:
-        grid = trainer.sample(
-            len(trainer.fixed_noise), trainer.fixed_labels, noise=trainer.fixed_noise
-        )
-        save_grid(grid, self.path / "samples" / f"epoch_{trainer.epoch:04d}.png")
-        if trainer.records:
+        if trainer.world.is_main:
+            grid = trainer.sample(
+                len(trainer.fixed_noise), trainer.fixed_labels, noise=trainer.fixed_noise
+            )
+            save_grid(grid, self.path / "samples" / f"epoch_{trainer.epoch:04d}.png")
+        if trainer.records and trainer.world.is_main:
             atomic_write(self.path / "history.csv", trainer.history.to_csv(index=False).encode())
         self.checkpoint(trainer)
 
     def on_evaluate(self, trainer: Any) -> None:
-        self.write_metrics(trainer, None)
+        if trainer.world.is_main:
+            self.write_metrics(trainer, None)
 
     def on_fit_end(self, trainer: Any) -> None:
-        if self.lock is None:  # the lock was refused: this folder is another process's
+        if self.lock is None:  # refused, or not rank 0: this folder is another process's to write
             return
         try:
             self.write_metrics(trainer, trainer.status)
@@ -209,6 +220,8 @@ class RunFolder:
     def checkpoint(self, trainer: Any, *, keep: bool = False) -> Path:
         """checkpoints/last.pt (and step_XXXXXXXX.pt when keep=True, pruned to the last K)."""
         state = trainer.checked_state()  # TrainingDiverged instead of writing a NaN state
+        if not trainer.world.is_main:  # every rank gave its part of the state; rank 0 writes it
+            return self.path / "checkpoints" / "last.pt"
         if not (self.path / "config.json").exists():
             self.write_config(trainer)
         folder = self.path / "checkpoints"

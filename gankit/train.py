@@ -22,6 +22,7 @@ from .checkpoints import (
 )
 from .config import GANConfig, resolve_device
 from .data import BatchSource
+from .distributed import current, mean_over_ranks, wrap
 from .losses import Objective, clip_weights, objective_for
 from .runs import RunFolder
 from .speed import check_bf16, make_optimizer, memory_format_for
@@ -58,6 +59,10 @@ class Trainer(Checkpointing):
     `add_callback(obj)`; callbacks with a higher `order` run later. Sample grids, checkpoints and
     metrics.json are the `RunFolder` callback's job (`run_dir=` attaches one); the training clock
     (`elapsed`, history `seconds`) stops while callbacks run. `step` counts batches (D steps).
+
+    Under torchrun (gankit.distributed) the same loop runs on every process: G and D train through
+    their DDP wrappers `G_train` and `D_train`, the history holds the mean over the processes, and
+    only rank 0 writes files and prints.
     """
 
     _rolling = False  # True inside fit_with_rollback, which calls fit itself
@@ -74,11 +79,21 @@ class Trainer(Checkpointing):
         run_dir: str | os.PathLike | None = None,
         progress: bool | str = True,
     ) -> None:
+        self.world = current()  # rank 0 of 1 unless torchrun started several processes
+        if config.world_size != self.world.size:  # e.g. a 2-process checkpoint sampled in one
+            config = config.replace(world_size=self.world.size)
+        self.saved_world_size = self.world.size  # processes that wrote the loaded checkpoint
+        if not self.world.is_main:
+            progress = False  # one progress bar and one set of lines: rank 0's
         self.config, self.data, self.progress = config, data, progress
         self.device = torch.device(device or (data.device if data else resolve_device()))
         self.memory_format = memory_format_for(config, self.device)  # channels_last on a CPU
         self.G = G.to(self.device, memory_format=self.memory_format)
         self.D = D.to(self.device, memory_format=self.memory_format)
+        # What trains: G and D, or on several processes their DDP wrappers, whose backward averages
+        # the gradients over the processes. Checkpoints, sampling and metrics use the bare modules.
+        self.G_train = wrap(self.G, self.world, sync_bn=config.sync_bn)
+        self.D_train = wrap(self.D, self.world, sync_bn=config.sync_bn)
         self.objective = objective or objective_for(config)
         self.opt_g = make_optimizer(config, self.G, config.lr_g)
         self.opt_d = make_optimizer(config, self.D, config.lr_d)
@@ -119,6 +134,8 @@ class Trainer(Checkpointing):
         d_real, d_fake = self.score_pair(x_real, x_fake, y)
         loss_d = obj.d_loss(d_real, d_fake)
         if obj.penalty is not None:  # WGAN-GP: + lambda * E[(||grad D(x_hat)||_2 - 1)^2]
+            # through the bare D: its autograd.grad would fire DDP's gradient hooks early; the
+            # penalty's weight gradients join the scores' in backward, which DDP averages
             loss_d = loss_d + obj.penalty_weight * obj.penalty(self.D, x_real, x_fake, y)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -136,7 +153,7 @@ class Trainer(Checkpointing):
         obj = self.objective
         x_fake = self.generate(len(x_real), y)
         with frozen(self.D):  # D's weight gradients are not needed: only G moves
-            loss_g = obj.g_loss(self.score(x_fake, y))
+            loss_g = obj.g_loss(self.score(x_fake, y, self.D))  # bare D: no gradients to average
             if obj.g_extra is not None:  # e.g. feature matching (Salimans et al. 2016)
                 loss_g = loss_g + obj.g_extra(self.D, x_real, x_fake, y)
         self.opt_g.zero_grad(set_to_none=True)
@@ -170,11 +187,19 @@ class Trainer(Checkpointing):
 
     def generate(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
         """G(z) for n fresh noise vectors (and their conditions y)."""
-        return self.G(self.noise(n)) if y is None else self.G(self.noise(n), y)
+        G = self.G_train
+        return G(self.noise(n)) if y is None else G(self.noise(n), y)
 
-    def score(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """D(x) (or D(x, y)): logits for BCE, critic scores for WGAN, shape (B,)."""
-        return self.D(x) if y is None else self.D(x, y)
+    def score(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, D: nn.Module | None = None
+    ) -> torch.Tensor:
+        """D(x) (or D(x, y)): logits for BCE, critic scores for WGAN, shape (B,).
+
+        Through D_train unless `D` is given. The G step passes the bare D: under DDP a wrapped
+        module's forward expects a backward that reaches all its weights, and a frozen D's never
+        does (its gradients are not needed; G's are averaged by G's wrapper)."""
+        D = self.D_train if D is None else D
+        return D(x) if y is None else D(x, y)
 
     def score_pair(self, x_real: torch.Tensor, x_fake: torch.Tensor, y: torch.Tensor | None):
         """(D(x_real), D(x_fake)), in one call on [real; fake] if D scores samples independently."""
@@ -214,7 +239,7 @@ class Trainer(Checkpointing):
                     self._fire("on_batch_end")
                 self._log()
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                if mode == "epochs":  # a plain line: what an executed notebook keeps
+                if mode == "epochs" and self.world.is_main:  # what an executed notebook keeps
                     print(epoch_line(self, target), flush=True)
                 self._fire("on_epoch_end")
             self.status = "finished"
@@ -235,7 +260,7 @@ class Trainer(Checkpointing):
         """Turn the sums since the last log into one history row: the loop's only host sync."""
         if self._n == 0:
             return
-        s, n = self._sums.tolist(), self._n
+        s, n = mean_over_ranks(self._sums, self.world).tolist(), self._n  # the global batch's
         row = {
             "step": self.step,
             "epoch": self.epoch + self.batch_in_epoch / max(len(self.data), 1),
@@ -334,7 +359,8 @@ class Trainer(Checkpointing):
 
     def checked_state(self) -> dict[str, Any]:
         """state_dict(), or TrainingDiverged when weights or unlogged losses hold NaN/Inf."""
-        bad = [] if torch.isfinite(self._sums).all() else ["losses since the last log"]
+        sums = mean_over_ranks(self._sums, self.world)  # every rank decides alike
+        bad = [] if torch.isfinite(sums).all() else ["losses since the last log"]
         if bad or nonfinite_weights(self):
             raise diverged(self, bad + nonfinite_weights(self))
         return self.state_dict()
@@ -441,7 +467,8 @@ class Rollback:
         self.good: bytes | None = None
 
     def keep(self, trainer: Trainer) -> None:
-        if nonfinite_weights(trainer) or not torch.isfinite(trainer._sums).all():
+        sums = mean_over_ranks(trainer._sums, trainer.world)  # every rank decides alike
+        if nonfinite_weights(trainer) or not torch.isfinite(sums).all():
             return  # nothing good to keep: a later divergence stops instead
         buf = io.BytesIO()
         torch.save(trainer.state_dict(), buf)

@@ -16,6 +16,13 @@
 # %% [markdown]
 # # Lesson 01: a vanilla GAN with two small MLPs on MNIST
 #
+# > **Run time:** RUNTIME_01 with the `cpu` profile on a 2-core laptop-class CPU (measured);
+# > on a GPU the `full` profile trains the full preset (not yet measured on a lent GPU).
+# > **Prerequisites:** PyTorch basics (modules, `backward`, an optimizer step), and the binary
+# > cross-entropy of a classifier. **You will build:** the D and G losses, one step of the GAN
+# > algorithm, and a 2-D GAN you can watch; then you train an MLP GAN on MNIST and measure it.
+# > **Next:** lesson 02 replaces the MLPs with convolutions (DCGAN).
+#
 # A generator $G$ turns 64 random numbers into a 28x28 digit; a discriminator $D$ tells real
 # digits from generated ones; both learn at once. This lesson trains that pair on MNIST, and
 # reads the run like a report: the objective and why its gradient matters, the data, the
@@ -57,6 +64,8 @@ import textwrap
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from IPython.display import Image as Image_
+from IPython.display import Markdown, display
 from PIL import Image
 
 import gankit
@@ -67,6 +76,16 @@ from gankit.exercises import check_d_loss, check_g_loss, check_gan_step
 from gankit.lesson import setup, train_or_load
 from gankit.metrics import EvaluateCallback, mnist_quality, reference_quality
 from gankit.models import build_models, count_parameters
+from gankit.toy import (
+    Snapshots,
+    animate,
+    draw,
+    g_loss_gradient,
+    ring,
+    ring_quality,
+    surface,
+    toy_trainer,
+)
 from gankit.train import Trainer
 from gankit.viz import compare_runs, plot_losses, progress_gif, show_gif, show_grid, show_grids
 
@@ -77,6 +96,7 @@ config = make_config("mlp-mnist", profile)
 # samples per quality evaluation, and the length of the side experiments.
 N_EVAL = {"smoke": 256, "cpu": 2000, "full": 5000}[profile]
 SIDE_EPOCHS = {"smoke": 2, "cpu": 3, "full": 10}[profile]
+TOY_STEPS = {"smoke": 200, "cpu": 1000, "full": 2000}[profile]  # the 2-D game of section 1b
 
 print(f"gankit {gankit.__version__}, torch {torch.__version__}: profile {profile!r} on {device}")
 print(f"quality evaluations use {N_EVAL} samples; side experiments train {SIDE_EPOCHS} epochs each")
@@ -229,6 +249,93 @@ def my_g_loss(d_fake):
 # %%
 d_loss_fn = check_d_loss(my_d_loss)
 g_loss_fn = check_g_loss(my_g_loss)
+
+# %% [markdown]
+# ## 1b. The game in two dimensions
+#
+# Before digits, a data set you can see whole: 2-D points from a **ring of 8 Gaussians** (centres
+# on a circle of radius 2, standard deviation 0.05). $G$ maps 2-D noise to a point, $D$ scores a
+# point; both are small MLPs, trained by the same `Trainer` as the digits below, a thousand steps in
+# a few seconds. Each picture shows $D(x)$ over the plane as colour (yellow: "real", dark: "fake"),
+# the real points in grey and $G$'s samples from fixed noise in red. A mode counts as *covered*
+# when at least 1% of the samples land within 3 standard deviations of its centre (Srivastava et
+# al. 2017).
+#
+# What to look for: $D$ first separates the red cloud from the ring; $G$ follows $D$'s slope
+# towards the yellow regions, usually reaching a few modes first (a *partial mode collapse*), and
+# spreads over the ring as $D$ punishes the crowded modes. Three seeds per loss show how much of
+# that is luck.
+
+# %% tags=["nbval-ignore-output"]
+toy_real = ring(2000, seed=99)
+toy = {}
+for g_loss in ("non-saturating", "minimax"):
+    for seed in (0, 1, 2):
+        t = toy_trainer(seed=seed, g_loss=g_loss, steps_per_epoch=100, epochs=TOY_STEPS // 100)
+        snaps = Snapshots(every=TOY_STEPS // 10)
+        t.add_callback(snaps)
+        t.fit()
+        toy[g_loss, seed] = (t, snaps)
+frames = toy["non-saturating", 0][1].frames
+picked = [frames[i] for i in (0, 1, 2, 4, 7, -1)]
+fig, axes = plt.subplots(1, len(picked), figsize=(2.6 * len(picked), 2.9))
+for ax, frame in zip(axes, picked):
+    draw(ax, frame, real=toy_real)
+fig.suptitle("non-saturating loss, seed 0: D(x) in colour, G's samples in red")
+fig.tight_layout()
+plt.show()
+Image_(data=animate(frames, toy_real), format="gif")  # the same run, every frame
+
+# %% tags=["nbval-ignore-output"]
+toy_table = pd.DataFrame(
+    [
+        {
+            "G loss": g_loss,
+            "seed": seed,
+            **{f"modes at step {f['step']}": f["modes_covered"] for f in snaps.frames[2::3]},
+            "high-quality share (end)": round(snaps.frames[-1]["high_quality"], 2),
+        }
+        for (g_loss, seed), (t, snaps) in toy.items()
+    ]
+)
+toy_table
+
+# %% [markdown]
+# **The generator's gradient, drawn.** Early in training $D$ can reject $G$'s samples with
+# confidence (Goodfellow et al.): train $D$ alone for 40 steps against the untrained $G$, then
+# draw for each red point the direction its loss pushes it, $-\nabla_x \mathcal L_G$, for both
+# losses through the *same* $D$, on one scale (the longest non-saturating arrow is 1 unit long).
+# Where $D(G(z))$ is small the minimax arrows nearly vanish: that is the saturation of section 1,
+# on points you can see.
+
+# %% tags=["nbval-ignore-output"]
+# D alone for 40 steps (n_critic larger than the run: no G step) against the untrained G
+early = toy_trainer(seed=0, n_critic=1000, steps_per_epoch=40, epochs=1)
+early.fit()
+fake = early.sample(300, seed=1)
+arrows = {  # the same D and the same fakes, the two generator losses
+    "non-saturating": g_loss_gradient(early, fake, losses.g_loss_non_saturating),
+    "minimax": g_loss_gradient(early, fake, losses.g_loss_minimax),
+}
+p_fake = torch.sigmoid(early.D(fake)).detach()
+frame = {"step": early.step, "fake": fake, "surface": surface(early), **ring_quality(fake)}
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.3))
+for ax, (name, grad) in zip(axes, arrows.items()):
+    draw(ax, frame, real=toy_real)
+    longest = arrows["non-saturating"].norm(dim=1).max()  # one scale for both panels
+    ax.quiver(*fake.T, *grad.T, color="white", width=0.004, angles="xy", scale_units="xy",
+              scale=float(longest))  # fmt: skip
+    ax.set_title(f"{name}: mean |push| {grad.norm(dim=1).mean():.3f}")
+fig.tight_layout()
+plt.show()
+ratio = arrows["non-saturating"].norm(dim=1) / arrows["minimax"].norm(dim=1)
+predicted = (1 - p_fake) / p_fake  # e^{-d} of section 1, for each sample's logit d
+print(
+    f"step {early.step}: mean D(G(z)) = {p_fake.mean():.3f}; for the median sample the "
+    f"non-saturating push is {ratio.median():.1f}x the minimax push "
+    f"(section 1's e^(-d) = (1 - D) / D predicts {predicted.median():.1f}x)"
+)
+assert torch.allclose(ratio, predicted, rtol=1e-3)
 
 # %% [markdown]
 # ## 2. The data
@@ -698,69 +805,97 @@ pd.DataFrame(
 ).set_index("parameter")
 
 # %% [markdown]
-# ## 10. Observations from the committed run
+# ## 10. Observations from this run
 #
-# All numbers below come from the outputs above (`cpu` profile). Executing the notebook twice on
-# this machine gave identical numbers, except for the timings.
-#
-# **The run.** 15 epochs x 937 steps = 14,055 steps of 64 images in 673 s of training on a
-# 2-core CPU that other jobs shared during this execution (most epochs took 13-18 s; the
-# slowest, epochs 11, 12 and 15, took 108-175 s), plus 36 s for the 15 quality evaluations
-# (the first one, which also loads the classifier and the test digits, took 3.7 s; the others
-# 1.1-2.4 s, except 11.8 s after epoch 11).
-#
-# **Losses, in two phases** (per-epoch means from the table in section 5):
-#
-# 1. *The discriminator pulls ahead* (epochs 1-4): $D(G(z))$ falls from 0.60 at the first log
-#    (step 50) to an epoch mean of 0.29 in epoch 3, while $\mathcal L_G$ climbs from 0.92 to
-#    50-step means of about 2.0 (2.08 at step 1,500). The lowest 50-step mean on fakes was 0.272
-#    (step 1,400), a logit of about $-1.0$, where the non-saturating gradient is still 0.73 of
-#    its maximum. $D$ never wins outright, so training does not stall.
-# 2. *A steady state* (epochs 5-15): after step 5,000 every 50-step mean stays within
-#    $D(x) = 0.63\text{-}0.65$, $D(G(z)) = 0.34\text{-}0.38$, $\mathcal L_D = 1.01\text{-}1.10$ and
-#    $\mathcal L_G = 1.18\text{-}1.34$. The curves are flat, yet the samples and FID keep
-#    improving through all of it: flat losses mean the two players are matched, not that
-#    learning has stopped. The losses stay well away from the equilibrium ($2\log 2 = 1.386$ and
-#    $D = \tfrac12$): $D$ still tells real from fake better than chance.
-#
-# **Samples.** After epoch 1 the grid is grey, speckled blobs, most of them the same 8/9-like loop
-# whatever $z$ is (the classifier reads 81% of them as 8). After epoch 8 (the middle grid): strokes
-# on black, most of them readable digits, with white specks and some broken shapes. After epoch 15
-# every one of the ten digits appears in the 64-sample grid (zeros and sixes are the rarest, as the
-# histogram of section 6 confirms), most of them clearly, with salt noise and a few malformed ones
-# (a tangle in the bottom-right corner). Each output pixel comes from its own row of the last linear
-# layer; an MLP has no notion of neighbouring pixels (lesson 02's convolutions do).
-#
-# **Quality** (2,000 samples, against the 10,000 MNIST test digits). FID fell from 431.1 after
-# epoch 1 to **69.5** after epoch 15, and was still falling at the end (80.8, 83.8, 74.9, 69.5
-# over the last four epochs). Real digits score 1.61 at that sample count, so the classifier
-# still tells these digits from real ones easily. Classes covered: 4 after epoch 1, 9 and 8 in
-# epochs 2-3, **all 10 from epoch 5 on** except epoch 7 (9: zeros at 1.8%), and 10 at the end.
-# The class histogram is uneven but not collapsed: 1 takes 14.5% and 7 14.2%, 0 only 4.0% and 6
-# 5.2%, a KL divergence to uniform of 0.065 nats against 0.007 for real digits; the loss curves
-# show nothing of it. Mean confidence started high (0.87 after epoch 1: the early blobs all look
-# like the same few digits), fell to 0.73 at epoch 2 as variety grew, and rose to 0.89 (real
-# digits: 0.99).
-#
-# **Minimax vs non-saturating** (3 epochs each, same seed and batches). The non-saturating side
-# run *is* the main run's first 3 epochs: the same seed gives the same batches and noise, and
-# evaluating does not touch training's random numbers, so both reach FID 219.1. The minimax
-# run's $D(G(z))$ fell lower and swung more: its 50-step means went down to 0.124 (logit
-# $-1.96$, step 2,050), where the non-saturating loss would push about $e^{1.96} \approx 7$ times
-# harder, and averaged 0.344 in epoch 1; the non-saturating run never went below 0.272 (logit
-# $-0.98$) and averaged 0.389. Its $\mathcal L_D$ also fell further (the discriminator winning
-# more often). The minimax generator still learned, probably because Adam divides each step by
-# a running RMS of the gradient, so a uniformly small gradient still moves the weights. After 3
-# epochs the non-saturating run is ahead, FID 219.1 against 268.7 and KL to uniform 0.258
-# against 0.503, with 8 classes covered each: in this small setting the saturating loss cost
-# speed and variety, not success.
-#
-# **Uniform latent.** With `torch.rand` the generator collapsed completely within the same 3
-# epochs: all 64 samples show the same grey, speckled 2-like shape, FID 670.1, 1 class covered,
-# KL to uniform 2.303 ($= \log 10$), and a classifier confidence of 0.997. The classifier is sure
-# it sees one digit, which is why confidence alone is no measure of quality. Feeding that
-# generator `randn` noise (the usual follow-up bug) gives noisier blobs around one shape:
-# FID 564.0, still 1 class.
+# The cell below reads the numbers of *this* execution (the main run, the side runs, their
+# evaluations) and writes them up, so the text stays true on a GPU, in Colab and on every
+# re-execution; what to look for in each is the lesson, the numbers are your run's. The sample
+# grids are for your eyes: after the first epoch expect grey blobs, many of them one shape; by the
+# middle, strokes on black; at the end, digits with some salt noise and a few malformed ones. An
+# MLP's output pixels each come from their own row of the last layer, with no notion of
+# neighbouring pixels: lesson 02's convolutions have one.
+
+
+# %% tags=["nbval-ignore-output"]
+def rng(values, digits=2):
+    """'a-b' for a series of numbers (or one number when all are equal at that precision)."""
+    lo, hi = f"{values.min():.{digits}f}", f"{values.max():.{digits}f}"
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+def logit(p):
+    return math.log(p / (1 - p))
+
+
+ev = evals.assign(epoch=evals["epoch"].astype(int))
+epoch_seconds = ev["seconds"].diff().fillna(ev["seconds"].iloc[0])
+low = history.loc[history["d_fake"].idxmin()]
+late = history[history["step"] > history["step"].max() / 2]  # the second half of training
+covered = ev.set_index("epoch")["classes_covered"].astype(int)
+all_ten = covered[covered == 10]
+shares = pd.Series([final[f"class_hist_{i}"] for i in range(10)])
+fid = ev.set_index("epoch")["fid"]
+side_low = {k: t.history.loc[t.history["d_fake"].idxmin()] for k, t in side.items()}
+side_epoch1 = {k: t.history.loc[t.history["epoch"] <= 1, "d_fake"].mean() for k, t in side.items()}
+q_ns, q_mm = quality["non-saturating"], quality["minimax"]
+q_u, q_u_randn = quality["uniform latent (rand)"], quality["uniform-trained, sampled with randn"]
+n_ref = int(final["n_reference"])
+main_at_side = fid.get(SIDE_EPOCHS)  # the main run after as many epochs as the side runs
+ahead = "non-saturating" if q_ns["fid"] < q_mm["fid"] else "minimax"
+main_note = (
+    ""
+    if main_at_side is None
+    else f"The main run had FID {main_at_side:.1f} after epoch {SIDE_EPOCHS}: the non-saturating "
+    "side run trains exactly as the main run's beginning (same seed), sampled with other noise."
+)
+
+observations = rf"""
+**The run** ({c.profile} profile on {trainer.device}). {trainer.epoch} epochs x {len(trainer.data)}
+steps = {trainer.step:,} steps of {c.batch_size} images in {trainer.elapsed:.0f} s of training
+(epochs took {rng(epoch_seconds, 0)} s), plus {eval_seconds:.0f} s for {len(ev)} quality
+evaluations of {n_eval} samples.
+
+**Losses.** The lowest {c.log_every}-step mean of $D(G(z))$ was {low.d_fake:.3f} at step
+{int(low.step):,}, a logit of {logit(low.d_fake):.2f}: there the non-saturating loss's
+gradient is still {1 - low.d_fake:.2f} of its largest value (it is $1 - D(G(z))$), so the
+generator kept learning. Over the second half of training the {c.log_every}-step means stayed
+within $D(x)$ = {rng(late.d_real)}, $D(G(z))$ = {rng(late.d_fake)},
+$\mathcal L_D$ = {rng(late.loss_d)} and $\mathcal L_G$ = {rng(late.loss_g)}, against the
+equilibrium values $\tfrac12$, $2\log 2 = 1.386$ and $\log 2 = 0.693$. Flat losses mean matched
+players, not finished learning: compare them with the FID below over the same steps.
+
+**Quality** ({n_eval} samples against {n_ref:,} MNIST test digits). FID went from
+{fid.iloc[0]:.1f} after epoch {fid.index[0]} to **{fid.iloc[-1]:.1f}** after epoch {fid.index[-1]}
+(last evaluations: {", ".join(f"{v:.1f}" for v in fid.iloc[-4:])}); real digits score
+{real["fid"]:.2f} at this sample count, the floor. Classes covered per epoch:
+{", ".join(map(str, covered.tolist()))};
+{f"all ten first after epoch {all_ten.index[0]}" if len(all_ten) else "never all ten"}. At the end
+the most frequent digit takes {shares.max():.1%} of the samples ({shares.idxmax()}) and the rarest
+{shares.min():.1%} ({shares.idxmin()}), a KL divergence to uniform of {final["kl_uniform"]:.3f}
+nats against {real["kl_uniform"]:.3f} for real digits; the loss curves show none of this. Mean
+classifier confidence went {ev["mean_confidence"].iloc[0]:.2f} -> {final["mean_confidence"]:.2f}
+(real digits {real["mean_confidence"]:.2f}).
+
+**Minimax vs non-saturating** ({SIDE_EPOCHS} epochs each, same seed, batches and noise). The
+minimax run's $D(G(z))$ went down to {side_low["minimax"].d_fake:.3f} (logit
+{logit(side_low["minimax"].d_fake):.2f}, step {int(side_low["minimax"].step):,}), where the
+non-saturating loss would push $e^{{{-logit(side_low["minimax"].d_fake):.2f}}} \approx
+{math.exp(-logit(side_low["minimax"].d_fake)):.1f}$ times harder; the non-saturating run's lowest
+was {side_low["non-saturating"].d_fake:.3f}. Epoch-1 means of $D(G(z))$:
+{side_epoch1["minimax"]:.3f} (minimax) and {side_epoch1["non-saturating"]:.3f} (non-saturating).
+After {SIDE_EPOCHS} epochs FID is {q_ns["fid"]:.1f} (non-saturating) against {q_mm["fid"]:.1f}
+(minimax), classes covered {q_ns["classes_covered"]} and {q_mm["classes_covered"]}, KL to uniform
+{q_ns["kl_uniform"]:.3f} and {q_mm["kl_uniform"]:.3f}: the {ahead} run is ahead on FID in this run
+(one seed each: repeat both with other seeds before you call it a rule).
+{main_note}
+
+**Uniform latent.** Trained with `torch.rand`, the generator reached FID {q_u["fid"]:.1f} with
+{q_u["classes_covered"]} class(es) covered, KL to uniform {q_u["kl_uniform"]:.3f} (a single class is
+$\log 10 = 2.303$) and a classifier confidence of {q_u["mean_confidence"]:.3f}: read confidence
+together with coverage, never alone. Sampled with `randn` (the usual follow-up bug) it gives FID
+{q_u_randn["fid"]:.1f}, {q_u_randn["classes_covered"]} class(es).
+"""
+display(Markdown(observations))
 
 # %% [markdown]
 # ## 11. Exercises

@@ -16,6 +16,13 @@
 # %% [markdown]
 # # Lesson 02: Deep convolutional GANs (DCGAN)
 #
+# > **Run time:** RUNTIME_02 with the `cpu` profile on a 2-core laptop-class CPU (measured);
+# > on a GPU the `full` profile trains Radford et al.'s widths (not yet measured on a lent GPU).
+# > **Prerequisites:** lesson 01 (the GAN objective, the Trainer, FID in classifier features);
+# > convolutions and batch norm. **You will build:** the transposed convolution's output size and
+# > a generator block, stacked into a 32x32 generator. **Next:** lesson 03 changes the loss
+# > (Wasserstein, gradient penalty).
+#
 # Lesson 01 trained a GAN whose two players were multilayer perceptrons: every pixel was a separate
 # input, and the networks had to learn from scratch that neighbouring pixels belong together.
 # Radford, Metz and Chintala (2016, *Unsupervised representation learning with deep convolutional
@@ -73,14 +80,17 @@ import math
 import textwrap
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+from IPython.display import Markdown, display
 from PIL import Image
 
 import gankit
 from gankit.config import make_config, resolve_device, resolve_profile
 from gankit.data import load_dataset, to_model
+from gankit.exercises import check_generator_block, check_transposed_size
 from gankit.lesson import setup, train_or_load
 from gankit.metrics import EvaluateCallback, reference_quality
 from gankit.models import (
@@ -201,6 +211,61 @@ print("\n".join(textwrap.wrap(repr(config), 110)))
 # computes the number of stages from the image size; examples that hard-code five layers for 64x64
 # break as soon as the image size changes, the failure most often reported against them.
 #
+# ### Your turn: the output size, then one generator block
+#
+# First the formula: write the side of a transposed convolution's output for an $n \times n$ input,
+# kernel $k$, stride $s$, padding $p$. Each input pixel is spread over a $k\times k$ patch of the
+# output, neighbouring patches $s$ pixels apart, and $p$ pixels are cut from every border. Then one
+# stage of the generator: a module that maps `(B, in_ch, s, s)` to `(B, out_ch, 2s, 2s)` with a
+# stride-2 transposed convolution (kernel 4, padding 1, no bias), batch norm and a ReLU, in that
+# order. The check cells compare your answers with what `torch` computes and with gankit's block,
+# and say what is wrong; until you write them they say so and the lesson uses gankit's.
+
+
+# %%
+def my_transposed_size(n, kernel, stride, padding):
+    ### BEGIN SOLUTION
+    return (n - 1) * stride - 2 * padding + kernel
+    ### END SOLUTION
+
+
+def my_generator_block(in_ch, out_ch):
+    ### BEGIN SOLUTION
+    return nn.Sequential(
+        nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(True),
+    )
+    ### END SOLUTION
+
+
+# %%
+transposed_size = check_transposed_size(my_transposed_size)
+block = check_generator_block(my_generator_block)
+
+# %% [markdown]
+# With the two in hand, a 32x32 generator is a $4\times4$ stem, stages of your block, and an output
+# layer. The sides follow your formula; the cell stacks your block and checks its output.
+
+# %%
+sides = [transposed_size(1, 4, 1, 0)]  # the stem: z as a 1x1 image -> 4x4
+while sides[-1] < 32:
+    sides.append(transposed_size(sides[-1], 4, 2, 1))
+print(f"sides through G: {' -> '.join(map(str, sides))}")
+G_yours = nn.Sequential(
+    nn.ConvTranspose2d(100, 256, 4, 1, 0, bias=False),  # (B, 100, 1, 1) -> (B, 256, 4, 4)
+    nn.BatchNorm2d(256),
+    nn.ReLU(True),
+    block(256, 128),  # -> (B, 128, 8, 8)
+    block(128, 64),  # -> (B, 64, 16, 16)
+    nn.ConvTranspose2d(64, 1, 4, 2, 1, bias=False),  # -> (B, 1, 32, 32)
+    nn.Tanh(),
+)
+out = G_yours(torch.randn(2, 100, 1, 1))
+print(f"your generator: z (100, 1, 1) -> {tuple(out.shape[1:])}, values in [-1, 1]")
+assert out.shape[-1] == sides[-1] == 32
+
+# %% [markdown]
 # The table below is recorded with forward hooks on the `full` preset `dcgan-mnist` (the model a GPU
 # trains: latent 100, widths 64, 32x32 grey images), whatever budget this notebook runs in.
 
@@ -325,7 +390,7 @@ plt.show()
 # stated beside every number, and `reference_quality(n)` gives the value that real digits reach at
 # the same count: that, not 0, is the floor. The classifier reads 28x28 digits: a 32x32 sample is
 # cropped back to its 28x28 centre, which exactly undoes the padding of section 4. So real digits
-# prepared like this DCGAN's training data score the 28-pixel floor (FID 1.6 at 2,000 samples), and
+# prepared like this DCGAN's training data score the 28-pixel floor (the dotted line below), and
 # the 32-pixel DCGAN and lesson 01's 28-pixel MLP GAN (section 7) are measured alike.
 
 # %% tags=["nbval-ignore-output"]
@@ -363,8 +428,9 @@ print(
 #   above and $D(G(z))$ somewhat below 0.5.
 # * $\mathcal L_D \to 0$ with $D(G(z)) \to 0$ and $\mathcal L_G$ climbing means $D$ has won: it
 #   rejects every fake and $G$'s gradients fade. $\mathcal L_D$ sitting at $1.386$ with both
-#   probabilities at 0.5 from the start means $D$ learns nothing (often a bug, such as real and fake
-#   in different ranges).
+#   probabilities at 0.5 from the start means $D$ learns nothing
+#   (a bug: its optimizer steps other parameters, its gradients are detached or its learning rate
+#   is 0; real and fake in different ranges do the opposite, they let $D$ win at once).
 # * A sudden drop of $\mathcal L_G$ together with a jump of $D(G(z))$ can be a sign of collapse: $G$
 #   found one output that fools the current $D$.
 # * The losses say nothing about how good the images are. For that, look at the quality curves
@@ -457,8 +523,8 @@ show_gif(progress_gif(trainer.run_dir, duration_ms=600))
 # set its number of steps to `budget / step time`, spread over as many epochs as the DCGAN had (so
 # both are evaluated equally often), train it with the same `EvaluateCallback`, and report the time
 # it really took. The machine's load changes from minute to minute, so the two budgets need not
-# match (in the committed run other jobs slowed parts of both runs, and the MLP GAN used 145% of
-# the budget): compare the two FID curves at equal seconds on the plot, not only their last points.
+# match (the cell prints how far apart they came out): compare the two FID curves at equal seconds
+# on the plot, not only their last points.
 #
 # This run keeps no run folder (`run_dir=None`), so it never becomes lesson 01's "last run".
 
@@ -615,7 +681,9 @@ if IS_MNIST:
 # $D$ is slow to notice that all the fakes look alike, nothing stops $G$ from putting every $z$ on
 # the one output $D$ likes best. So we slow the discriminator down: its learning rate divided by 10,
 # everything else (models, data, loss, `Trainer`, seed) unchanged. The run is a third as long as the
-# DCGAN's and keeps no run folder.
+# DCGAN's and keeps no run folder. Its **control** is the same run with the normal learning rate,
+# for the same number of steps: a DCGAN that short may not cover all digits yet either, so only the
+# difference between the two is the effect of the slow discriminator.
 #
 # Besides the histogram we measure diversity directly: for 500 samples, the mean pixel distance from
 # each sample to its *nearest other* sample. Near-copies drive it towards 0, whatever digit they
@@ -639,6 +707,10 @@ if IS_MNIST:
     prone_eval = EvaluateCallback(every=1, n_samples=N_EVAL)
     prone.add_callback("on_epoch_end", prone_eval)
     prone.fit()
+    control = setup("dcgan-mnist", profile=profile, run_dir=None, epochs=prone.config.epochs)
+    control_eval = EvaluateCallback(every=1, n_samples=N_EVAL)
+    control.add_callback("on_epoch_end", control_eval)
+    control.fit()
     real_32 = to_model(
         real.images[torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[:500]]
     )
@@ -649,6 +721,12 @@ if IS_MNIST:
                 model="DCGAN",
                 steps=trainer.step,
                 **{"NN distance": nearest_neighbour_distance(trainer.sample(500, seed=3))},
+            ),
+            quality_row(
+                control_eval.last,
+                model="control (same steps)",
+                steps=control.step,
+                **{"NN distance": nearest_neighbour_distance(control.sample(500, seed=3))},
             ),
             quality_row(
                 prone_eval.last,
@@ -671,70 +749,89 @@ if IS_MNIST:
     prone_hist = prone_eval.last["class_hist"]
     plot_class_hist(
         {
-            f"DCGAN ({trainer.step} steps)": dcgan_hist,
+            f"control ({control.step} steps)": control_eval.last["class_hist"],
             f"lr_d / 10 ({prone.step} steps)": prone_hist,
         },
         N_EVAL,
     )
     print("lr_d / 10 shares:", " ".join(f"{d}:{p:.1%}" for d, p in enumerate(prone_hist)))
-    show_grids({"DCGAN": trainer.sample(64, seed=2), "lr_d / 10": prone.sample(64, seed=2)})
+    show_grids(
+        {
+            f"control, {control.step} steps": control.sample(64, seed=2),
+            f"lr_d / 10, {prone.step} steps": prone.sample(64, seed=2),
+        }
+    )
     plt.show()
     plot_losses(prone.history, prone.config, title="lr_d / 10: losses")
     plt.show()
 
 # %% [markdown]
-# ## 9. Observations from the committed run
+# ## 9. Observations from this run
 #
-# The committed run used the `cpu` budget on a 2-core machine (2 torch threads) that other jobs
-# shared for part of the run, so its seconds are longer than an idle machine's and its time per step
-# varies; on a GPU the `full` preset trains 20 real epochs at widths 64.
-#
-# * **Budget.** 6 epochs x 200 steps = 1,200 steps of 64 images (76,800 images, about 1.3 passes
-#   over MNIST) in 81 s of training (67 ms per step on average: 50-55 ms in epochs 1, 2 and 6, up to
-#   97 ms in the epochs the other jobs slowed), plus 13 s for the six evaluations.
-# * **Losses.** The discriminator won the opening: by step 150 $\mathcal L_D$ had fallen to 0.12 and
-#   $D(G(z))$ to 0.06 while $\mathcal L_G$ climbed to 3.5, where it stayed until step 300. The
-#   generator then slowly gained ground, and over the last 200 steps $\mathcal L_D$ stayed between
-#   0.39 and 0.53, $\mathcal L_G$ between 2.29 and 2.40, $D(x)$ near 0.82-0.84 and $D(G(z))$ near
-#   0.16-0.18: a stable band, with $D$ still well ahead of the equilibrium values (1.386, 0.5) and
-#   no sign of collapse in the curves.
-# * **Quality.** Classifier FID (2,000 samples) fell 678, 459, 278, 206, 192, 186 over the six
-#   epochs (real digits: 1.6), still falling at the end, if slowly (by 7 in the last epoch): the
-#   budget, not the model, is the limit here. The classes covered went 1, 1, 7, 8, 9, 8.
-# * **An early collapse that healed, partly.** After epoch 1 the fixed-noise grid is 64 grey blobs
-#   of one kind, differing only in detail, and the classifier put every sample in one class, "8"
-#   (confidence 0.999); after epoch 2 still 99.5% of them. As $D$ learned to reject the blobs, $G$
-#   spread out: 7 classes at step 600, 8 or 9 from step 800 on, but never all 10.
-# * **Class histogram.** Eight digits are covered at the end, unevenly: 3 takes 25.1%, 5 18.4% and 7
-#   17.1%, while 1 (1.7%) and 6 (1.8%) sit just below the 2% line and 4 gets 3.4% (real MNIST:
-#   9.0-11.2% each). KL to uniform is 0.290 against 0.007 for real digits: a mild partial collapse,
-#   two rare digits rather than missing ones, that the short run had not yet worked out of.
-# * **DCGAN vs MLP GAN.** The MLP GAN's step took 15.5 ms in the timing probe, so it was given 5,226
-#   steps for the DCGAN's 81 s; those steps took 117 s (145% of the budget), because the other jobs
-#   slowed three of its six epochs, two of them to twice the probe's time per step. Compared at
-#   equal seconds on the plot, the DCGAN's FID is below the MLP GAN's from about 28 s on: at the
-#   DCGAN's 81 s it is 186 against about 210 for the MLP GAN (read off the plot between its
-#   evaluations at 61 s and 91 s). The MLP GAN's lower final FID, 124 (KID 28.9 against 32.6), came
-#   from its extra 36 s; it also covers all 10 classes (KL to uniform 0.047) where the DCGAN covers
-#   eight. Measured alike, on the same 28x28 digits, the DCGAN leads at equal training time in
-#   this run, but by less than the load can shift: at each model's unslowed step time (50-55 ms
-#   and 15.5 ms) the DCGAN's 1,200 steps are worth about 4,000 MLP steps, and the MLP GAN's FID was
-#   about 190 at 3,484 steps and 135 at 4,355. Rerun the comparison on an idle machine before naming
-#   a winner. The grids (each at the end of its run) show what FID does not: the MLP's digits are
-#   sprinkled with isolated bright pixels, the DCGAN's strokes have none (though many are not yet
-#   legible digits), because a convolution uses the same weights at every position and so correlates
-#   neighbouring pixels by construction. The DCGAN's advantage should grow with more steps and width
-#   (the `full` profile); on a 2-core CPU minute the small MLP is a fair rival.
-# * **The collapse-prone run did collapse, completely.** With $D$'s learning rate divided by 10,
-#   after its 400 steps $G$ produced the same grey texture for every $z$: the nearest-neighbour
-#   distance is 0.53, against 12.2 for the DCGAN and 11.8 for real digits. The classifier called
-#   every sample an "8", with a mean confidence of 0.87, *higher* than for the DCGAN's digit-like
-#   samples (0.79): a classifier forced to choose is confidently wrong on inputs unlike any digit,
-#   which is why the histogram must be read together with the grid and FID (683 here). The losses
-#   give it away too: the slowed discriminator rated the fakes as *more* real than real digits for
-#   the whole run ($D(G(z))$ 0.76-0.85 vs $D(x)$ 0.60-0.67). This is the extreme form of collapse;
-#   partial collapse (a few digits, or one style per digit) shows up as tall and missing bars
-#   instead of a single one.
+# The cell below writes up this execution's numbers (MNIST only); the grids above are for your
+# eyes. Expect the first epoch's grid to be blobs of one kind, and strokes to appear within a few
+# epochs; convolutional samples have no isolated bright pixels, because a convolution uses the
+# same weights at every position and so correlates neighbouring pixels by construction.
+
+
+# %% tags=["nbval-ignore-output"]
+def spread(values, digits=2):
+    lo, hi = f"{min(values):.{digits}f}", f"{max(values):.{digits}f}"
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+if IS_MNIST:
+    late = history[history["step"] > 0.8 * history["step"].max()]  # the last fifth of training
+    low = history.loc[history["d_fake"].idxmin()]
+    hist = pd.Series(dcgan_hist)
+    if mlp_evals["seconds"].min() <= dcgan_seconds <= mlp_evals["seconds"].max():
+        mlp_at = float(np.interp(dcgan_seconds, mlp_evals["seconds"], mlp_evals["fid"]))
+        at_budget = (
+            f"At the DCGAN's {dcgan_seconds:.0f} s the MLP GAN's FID, read between its "
+            f"evaluations, is about {mlp_at:.0f}, against the DCGAN's {final['fid']:.0f}."
+        )
+    else:
+        at_budget = "The MLP GAN was not evaluated around the DCGAN's budget to compare at it."
+    mlp_final = mlp_evals.iloc[-1]
+    c_last, p_last = control_eval.last, prone_eval.last
+    nn_rows = diversity["NN distance"]
+    display(
+        Markdown(rf"""
+**Budget** ({profile} profile, {trainer.device}). {trainer.epoch} epochs, {trainer.step:,} steps of
+{c.batch_size} images in {dcgan_seconds:.0f} s of training ({dcgan_step * 1000:.0f} ms per step),
+plus {eval_seconds:.0f} s for {len(evals)} evaluations of {N_EVAL} samples.
+
+**Losses.** $D(G(z))$ reached its lowest {c.log_every}-step mean, {low.d_fake:.2f}, at step
+{int(low.step)} (where $\mathcal L_G$ was {low.loss_g:.2f}). Over the last fifth of training:
+$\mathcal L_D$ {spread(late.loss_d)}, $\mathcal L_G$ {spread(late.loss_g)}, $D(x)$
+{spread(late.d_real)}, $D(G(z))$ {spread(late.d_fake)}, against the equilibrium $2\log 2 = 1.386$
+and $D = 0.5$.
+
+**Quality.** FID per epoch: {", ".join(f"{v:.0f}" for v in evals["fid"])} (real digits:
+{ref["fid"]:.1f} at this count); classes covered: {
+            ", ".join(str(int(v)) for v in evals["classes_covered"])
+        }. At the end the most frequent digit ({hist.idxmax()}) takes {hist.max():.1%}
+and the rarest ({hist.idxmin()}) {hist.min():.1%} (real MNIST: 9.0-11.2% each); KL to uniform
+{final["kl_uniform"]:.3f} against {ref["kl_uniform"]:.3f} for real digits.
+
+**DCGAN vs MLP GAN at equal wall clock.** The MLP GAN's step took {mlp_step * 1000:.1f} ms in the
+probe, so it got {mlp.step:,} steps; they took {mlp_seconds:.0f} s
+({mlp_seconds / dcgan_seconds:.0%} of the budget: the machine's load moves step times). {at_budget}
+At its end the MLP GAN has FID {mlp_final["fid"]:.0f} and {int(mlp_final["classes_covered"])}
+classes covered, the DCGAN {final["fid"]:.0f} and {int(final["classes_covered"])}. One seed each,
+and a budget this short favours the cheaper model: do not name a winner from one run (the
+exercises rerun it).
+
+**The collapse-prone run and its control** ({prone.step} steps each). With $D$'s learning rate
+divided by 10: FID {p_last["fid"]:.0f}, {int(p_last["classes_covered"])} class(es) covered,
+nearest-neighbour distance {nn_rows["lr_d / 10"]:.2f}; the control with the normal rate: FID
+{c_last["fid"]:.0f}, {int(c_last["classes_covered"])} classes, distance
+{nn_rows["control (same steps)"]:.2f} (real digits {nn_rows["real digits"]:.2f}). A distance near 0
+means near-copies, whatever the classifier calls them; a confident classifier on such samples
+(confidence {p_last["mean_confidence"]:.2f} here) is a classifier forced to choose, which is why
+the histogram is read with the grid and FID.
+""")
+    )
 
 # %% [markdown]
 # ## 10. Exercises

@@ -16,6 +16,13 @@
 # %% [markdown]
 # # Lesson 03: Wasserstein GAN, weight clipping vs gradient penalty
 #
+# > **Run time:** RUNTIME_03 with the `cpu` profile on a 2-core laptop-class CPU (measured);
+# > on a GPU the `full` profile trains the full preset (not yet measured on a lent GPU).
+# > **Prerequisites:** lessons 01 and 02; gradients with respect to inputs
+# > (`torch.autograd.grad`). **You will build:** the per-sample gradient penalty, which trains
+# > this lesson's WGAN-GP, and one round of the critic loop. **Next:** lesson 04 conditions the
+# > generator on labels and genres.
+#
 # Lessons 01 and 02 trained a discriminator that *classifies* (real or fake, through a sigmoid and
 # binary cross-entropy). This lesson replaces it with a **critic** that *scores*, and the score
 # difference between real and generated images estimates a distance between the two distributions:
@@ -71,9 +78,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+from IPython.display import Markdown, display
 
 from gankit.config import ConfigError, make_config, resolve_device, resolve_profile
-from gankit.lesson import train_or_load
+from gankit.exercises import check_critic_loop, check_gradient_penalty
+from gankit.lesson import setup, train_or_load
 from gankit.losses import clip_weights, d_loss_wasserstein, g_loss_wasserstein, gradient_penalty
 from gankit.metrics import (
     EvaluateCallback,
@@ -83,6 +92,7 @@ from gankit.metrics import (
     reference_quality,
 )
 from gankit.models import DCGANDiscriminator, build_models, count_parameters
+from gankit.toy import ring, surface, toy_trainer
 from gankit.viz import show_grids
 
 device = resolve_device()
@@ -264,6 +274,69 @@ gradient_penalty(zero_critic, x_real, x_fake).backward()
 print(f"with eps:    weight gradient has NaN: {zero_critic.w.grad.isnan().any().item()}")
 
 # %% [markdown]
+# ### Your turn: the per-sample gradient penalty
+#
+# Write the penalty yourself, one value per sample: given the critic, a real and a fake batch and
+# one $\alpha_i$ per sample (shape `(B, 1, 1, 1)`), return the `(B,)` values
+# $(\lVert\nabla_{\hat x_i} D(\hat x_i)\rVert_2 - 1)^2$ at
+# $\hat x_i = \alpha_i x_i + (1 - \alpha_i)\tilde x_i$. The three details above are the whole
+# difficulty: `torch.autograd.grad(..., create_graph=True)` (the penalty is itself trained through),
+# the norm over all of a sample's pixels, and $\epsilon$ inside the square root. The check compares
+# your function with the linear critic's closed form, with gankit's on a small MLP critic, sample
+# by sample, and through `backward`. The WGAN-GP run of section 4 trains with the function this
+# cell returns: yours once it passes, gankit's until you write it.
+
+
+# %%
+def my_gradient_penalty(critic, x_real, x_fake, alpha):
+    ### BEGIN SOLUTION
+    x_hat = (alpha * x_real + (1 - alpha) * x_fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (torch.sqrt(grad.flatten(1).pow(2).sum(1) + 1e-12) - 1) ** 2
+    ### END SOLUTION
+
+
+# %%
+penalty_fn = check_gradient_penalty(my_gradient_penalty)
+
+# %% [markdown]
+# ### Your turn: the critic loop
+#
+# Gulrajani et al.'s Algorithm 1 trains the critic `n_critic` times (5 here) for every generator
+# step. Write one round: for each real batch in `batches`, draw `z = torch.randn(B, latent_dim)`,
+# make the fakes without gradients, minimise
+# $\mathcal L_D = \mathbb E[D(\tilde x)] - \mathbb E[D(x)] + \lambda\,\text{penalty}$ with
+# `penalty(D, x_real, x_fake)` (the batch mean, from the previous cell) and take one `opt_d` step;
+# then one generator step on fresh noise that minimises $-\mathbb E[D(G(z))]$. Return the critic
+# losses (a list) and the generator loss. The check runs your round and the library's
+# `Trainer.train_step` from the same weights, optimizer states and random numbers, and compares
+# losses and weights.
+
+
+# %%
+def my_critic_round(G, D, opt_g, opt_d, batches, latent_dim, gp_weight, penalty):
+    ### BEGIN SOLUTION
+    losses_d = []
+    for x_real in batches:
+        with torch.no_grad():  # G is fixed in the critic steps
+            x_fake = G(torch.randn(len(x_real), latent_dim))
+        loss_d = D(x_fake).mean() - D(x_real).mean() + gp_weight * penalty(D, x_real, x_fake)
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        losses_d.append(loss_d.detach())
+    loss_g = -D(G(torch.randn(len(batches[-1]), latent_dim))).mean()
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    return losses_d, loss_g.detach()
+    ### END SOLUTION
+
+
+# %%
+critic_round = check_critic_loop(my_critic_round, setup(config, run_dir=None, progress=False))
+
+# %% [markdown]
 # Clipping is one line, but look at what it does to a DCGAN critic *at initialisation*: the DCGAN
 # recipe draws weights from $N(0, 0.02^2)$, so most of them are already outside $[-0.01, 0.01]$ and
 # get pinned to the bound by the first clip.
@@ -284,6 +357,60 @@ print(
 )
 print(f"largest |weight| after clipping: {largest:.4f}")
 
+
+# %% [markdown]
+# ### What each constraint does to a critic you can see
+#
+# On lesson 01's ring of 8 Gaussians the whole critic fits in one picture. Train a WGAN critic
+# alone (no generator step: `n_critic` larger than the run) for 500 steps against the untrained
+# generator's points, once with Arjovsky et al.'s recipe (clip at 0.01, RMSprop at
+# $5 \cdot 10^{-5}$) and once with the gradient penalty ($\lambda = 10$, Adam), then draw its
+# level sets and measure the norm of its input gradient over the whole plane. Gulrajani et al.'s
+# Figure 1 makes the same comparison on the same data.
+
+# %% tags=["nbval-ignore-output"]
+toy_recipes = {
+    "weight clipping": dict(clip_value=0.01, optimizer="rmsprop", lr_d=5e-5),
+    "gradient penalty": dict(gp_weight=10.0),
+}
+toy_real = ring(2000, seed=99)
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+toy_critics = {}
+for ax, (name, recipe) in zip(axes, toy_recipes.items()):
+    t = toy_trainer(loss="wgan", n_critic=1000, steps_per_epoch=100, epochs=5, **recipe)
+    t.fit()
+    xs, ys, values = surface(t)
+    plane = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
+    plane.requires_grad_(True)
+    (grad,) = torch.autograd.grad(t.D(plane).sum(), plane)
+    norms = grad.norm(dim=1)
+    toy_critics[name] = {
+        "critic steps": t.step,
+        "critic range (max - min)": float(values.max() - values.min()),
+        "gradient norm, mean": float(norms.mean()),
+        "gradient norm, min-max": f"{norms.min():.4f}-{norms.max():.4f}",
+    }
+    filled = ax.contourf(xs, ys, values, levels=20, cmap="viridis")
+    ax.contour(xs, ys, values, levels=20, colors="k", linewidths=0.3)
+    fake = t.sample(500, seed=1)
+    ax.scatter(*toy_real.T, s=2, c="0.9", linewidths=0)
+    ax.scatter(*fake.T, s=2, c="red", linewidths=0)
+    ax.set(title=f"{name}: critic level sets", aspect="equal", xticks=[], yticks=[])
+    fig.colorbar(filled, ax=ax, shrink=0.8)
+fig.tight_layout()
+plt.show()
+pd.DataFrame(toy_critics).T
+
+# %% [markdown]
+# What to look for: the clipped critic's values span a tiny range and its gradient norm is far
+# below 1 everywhere (the table): the clip made it $K$-Lipschitz with a small, unknown $K$, so its
+# estimate is $K\,W_1$, and its level sets are few straight pieces: clipped weights favour very
+# simple functions (Gulrajani et al., section 3). The optimal critic for a point cloud against the
+# ring grows with the distance from the cloud, slope 1; the penalised critic's level sets follow
+# that shape, its gradient norm sits near 1 over the plane and its range is in the units of
+# $W_1$. The penalty is a *soft* constraint, enforced only at the interpolates $\hat x$ between
+# real and fake points: elsewhere nothing holds the norm at 1, and it can overshoot (the table's
+# maximum).
 
 # %% [markdown]
 # ## 3. Why batch norm leaves the critic
@@ -390,6 +517,7 @@ gp = train_or_load(
     "wgan-gp-mnist",
     load=LOAD_RUN,
     resume=RESUME,
+    penalty=penalty_fn,  # yours (section 2), or gankit's gradient_penalty if you skipped it
     callbacks={"on_epoch_end": [EvaluateCallback(every=1, n_samples=N_EVAL)]},
 )
 print(
@@ -400,8 +528,9 @@ print(
 
 # %% [markdown]
 # **Weight clipping on the same budget.** Same preset, same seed and data order, same number of
-# critic and generator steps, a critic without normalisation (as Arjovsky et al.'s, and as the `cpu`
-# profile's gradient-penalty critic); the changes are those of Arjovsky et al.: no penalty, clip at
+# critic and generator steps, a critic without normalisation (as the `cpu` profile's
+# gradient-penalty critic; Arjovsky et al.'s DCGAN critic had batch norm); the changes are those of
+# Arjovsky et al.: no penalty, clip at
 # $c = 0.01$ after every critic step, and RMSprop with learning rate $5 \cdot 10^{-5}$ where WGAN-GP
 # uses Adam at $10^{-4}$. The `cpu` profile raises the gradient-penalty learning rate above the
 # paper's $10^{-4}$ to learn digits in minutes (printed above), so the clipping learning rate is
@@ -546,38 +675,65 @@ for name, t in runs.items():
 # something. The weight histogram shows the clipped critic's weights piled up at $\pm 0.01$: that is
 # the capacity problem of clipping, the network spends most of its weights at the bound.
 #
-# **Observations (committed run, `cpu` profile, 2000 samples per evaluation).** Our sources found
-# clipping worse. On this budget it is, by a wide margin:
-#
-# * After 1200 critic steps (240 generator steps) the gradient-penalty run reaches FID 159.0 with
-#   all 10 digits covered; its best, 137.7, came at step 1000, and FID rose again in the last
-#   epoch. The clipping run ends at FID 485.2 with 4 digit classes covered, and its samples are
-#   flat grey blobs on a black background, a few shapes repeated across the grid. Real digits score
-#   1.61 at this sample count, so the GP run is still far from the data. Whether its last rise is
-#   noise or the start of a plateau, one run cannot tell; the `full` profile trains longer, at the
-#   paper's learning rate.
-# * The clipping run learns, but slowly: FID 645, 623, 574, 520, 495 and 485 at the six
-#   evaluations (its best is its last), with 1 class covered at first and 3 to 4 from step 600.
-#   After 1200 critic steps it sits between the GP run's first two evaluations (594 at step 200,
-#   448 at step 400).
-# * A clipping step is cheaper (no double backward): by the trainer's clock, which stops while the
-#   evaluations run, the clipping run trained for 22 s and the GP run for 43 s (the progress lines
-#   above). That does not rescue it: the GP run was at FID 448 after 400 critic steps (20 s of
-#   training), already below the 485 the clipping run reached in its 22 s.
-# * The classifier's mean confidence separates the runs far less than FID and class coverage do
-#   (0.773 against 0.703, both far below the 0.992 of real digits): the classifier still reads the
-#   grey blobs as digits with fair confidence. FID and class coverage are the numbers that separate
-#   the two runs.
-# * The clipped critic has 78.3% of its convolution weights at $|w| \ge 0.0099$ (the bound is 0.01),
-#   standard deviation 0.0071; the GP critic's weights spread freely (standard deviation 0.074,
-#   largest 0.39; its 88.8% at $|w| \ge 0.0099$ only says that most of them are larger than the
-#   clipping bound). This is the capacity problem Gulrajani et al. describe.
-# * The clipped critic's W1 estimate falls from 1.4 to about 0.03 within 200 steps and stays there
-#   until about step 500; its rolling mean then rises to about 0.11 by step 700 and stays between
-#   0.10 and 0.12 to the end, while FID keeps improving slowly (574 at step 600, 485 at step 1200):
-#   it is not a useful training curve here.
-# * Caveat: the clipping run uses RMSprop at $10^{-3}$, the paper's $5 \cdot 10^{-5}$ scaled like
-#   the GP learning rate. Exercise 3 tries the unscaled value.
+# The cell below writes up this execution's numbers.
+
+
+# %% tags=["nbval-ignore-output"]
+def conv_weights(trainer) -> torch.Tensor:
+    return torch.cat([p.detach().flatten().cpu() for p in trainer.D.parameters() if p.dim() > 1])
+
+
+ev_gp, ev_clip = evaluations(gp), evaluations(clip)
+last_gp, last_clip = ev_gp.iloc[-1], ev_clip.iloc[-1]
+best_gp = ev_gp.loc[ev_gp["fid"].idxmin()]
+# the gradient-penalty run at (at most) the clipping run's training time: equal wall clock
+early_gp = ev_gp[ev_gp["train_seconds"] <= last_clip["train_seconds"]]
+w_clip, w_gp = conv_weights(clip), conv_weights(gp)
+est_clip = w1_estimate(clip).rolling(10, min_periods=1).mean()
+late_est = est_clip[est_clip.index > est_clip.index.max() / 2]
+better = "gradient penalty" if last_gp["fid"] < last_clip["fid"] else "weight clipping"
+if len(early_gp):
+    e = early_gp.iloc[-1]
+    verdict = "below" if e["fid"] < last_clip["fid"] else "above"
+    equal_time = (
+        f"At equal training time the gradient-penalty run had FID {e['fid']:.1f} after "
+        f"{e['train_seconds']:.0f} s (step {int(e['step'])}), {verdict} the clipping run's final "
+        f"{last_clip['fid']:.1f}."
+    )
+else:
+    equal_time = "The gradient-penalty run had no evaluation within the clipping run's time."
+fids_clip = ", ".join(f"{v:.0f}" for v in ev_clip["fid"])
+classes_clip = ", ".join(str(int(v)) for v in ev_clip["classes_covered"])
+
+display(
+    Markdown(rf"""
+**Observations** ({profile} profile, {N_EVAL} samples per evaluation, one seed each).
+
+* After {gp.step} critic steps ({gp.step // gp.config.n_critic} generator steps) the
+  gradient-penalty run ends at FID {last_gp["fid"]:.1f} with {int(last_gp["classes_covered"])}
+  classes covered (its best, {best_gp["fid"]:.1f}, at step {int(best_gp["step"])}); the clipping run
+  ends at FID {last_clip["fid"]:.1f} with {int(last_clip["classes_covered"])} classes. Real digits
+  score {reference["fid"]:.2f} at this sample count. On this budget, {better} is ahead.
+* The clipping run's FID at its evaluations: {fids_clip}; its classes covered: {classes_clip}.
+* A clipping step is cheaper (no double backward): the clipping run trained for
+  {clip.elapsed:.0f} s, the gradient-penalty run for {gp.elapsed:.0f} s (the trainer's clock, which
+  stops while evaluations run). {equal_time}
+* The classifier's mean confidence: {last_gp["mean_confidence"]:.3f} (gradient penalty) and
+  {last_clip["mean_confidence"]:.3f} (clipping), against {reference["mean_confidence"]:.3f} for real
+  digits; read it with FID and coverage, which separate generators far more.
+* The clipped critic has {(w_clip.abs() >= 0.0099).float().mean():.1%} of its convolution weights at
+  $|w| \ge 0.0099$ (the bound is 0.01), standard deviation {w_clip.std():.4f}; the
+  gradient-penalty critic's spread freely (standard deviation {w_gp.std():.3f}, largest
+  {w_gp.abs().max():.2f}). That pile-up at the bound is the capacity problem Gulrajani et al.
+  describe.
+* The clipped critic's W1 estimate (rolling mean) starts at {est_clip.iloc[0]:.2f} and over the
+  second half of training stays within {late_est.min():.3f}-{late_est.max():.3f}: compare its shape
+  with the clipping FIDs above before you read it as a training curve.
+* Caveat: this clipping run is not Arjovsky et al.'s exact recipe: RMSprop at the profile's scaled
+  rate ({clip.config.lr_d:g}), no batch norm in the critic and no 100-critic-step warm-up. Exercise
+  3 tries the paper's rate; with one seed per method, a small gap is not a verdict.
+""")
+)
 
 # %% [markdown]
 # ## 5. Reading the critic loss as a training curve
@@ -590,6 +746,17 @@ for name, t in runs.items():
 # \widehat{W}_1 = \overline{D(x)} - \overline{D(\tilde x)}, \qquad
 # \lambda\,\text{GP} = L_D + \widehat{W}_1, \qquad -L_D = \widehat{W}_1 - \lambda\,\text{GP}.
 # $$
+#
+# Three cautions before reading $\widehat W_1$ as "the" Wasserstein distance. (1) For any critic
+# $f$ that is $K$-Lipschitz, $\mathbb E[f(x)] - \mathbb E[f(\tilde x)] \le K\,W_1$ (the
+# Kantorovich-Rubinstein duality takes the supremum over $f$): in expectation the estimate is a
+# *lower bound* on $K\,W_1$, reached only by the best critic, and the critic after a few steps is
+# not the best. (2) The penalty is a soft constraint, checked only at the interpolates $\hat x$:
+# the critic is not exactly 1-Lipschitz, so $K$ is near 1 but unknown, and can exceed it where no
+# $\hat x$ lies. (3) Pairing each real image with a random fake to draw $\hat x$ is a relaxation:
+# the theory puts the unit-norm gradient on lines of the *optimal* coupling, which the random pairs
+# only approximate. So $\widehat W_1$ is a training curve in roughly the units of $W_1$, not a
+# measured distance.
 
 # %% tags=["nbval-ignore-output"]
 h = gp.history.set_index("step")
@@ -620,7 +787,7 @@ print(
 
 
 # %% [markdown]
-# **What the losses should converge to.** This is the question our sources asked and left open.
+# **What the losses should converge to.** A question learners ask, and tutorials leave open.
 #
 # * **The W1 estimate** $\overline{D(x)} - \overline{D(\tilde x)}$ is the number to watch. It first
 #   rises while the critic learns to separate the (very different) distributions, then falls as the
@@ -677,23 +844,36 @@ print(pairs[["step", "w1_estimate", "fid", "classes_covered"]].round(3).to_strin
 
 
 # %% [markdown]
-# **Observations (committed run).**
-#
-# * The W1 estimate peaks at 26.7 (rolling mean) at step 30, while the critic learns to tell noise
-#   from digits, then falls: averaged over each of the six epochs it is 20.7, 14.9, 11.3, 4.1, 2.6
-#   and 2.3, while FID at the epochs' ends goes 594, 448, 294, 180, 138, 159. Over these 6
-#   evaluations Pearson $r = 0.99$ and Spearman $\rho = 0.94$: the critic's estimate ranks the
-#   checkpoints as the classifier's FID does except for the last two, where the estimate still falls
-#   (2.6 to 2.3) while FID rises (138 to 159). Both change little after step 800 compared with the
-#   first 800 steps. The estimate does not reach 0: it ends near 2.3, with $\lambda\,\text{GP}$ at
-#   0.21.
-# * The raw scores drift: the mean $D(x)$ (rolling mean) climbs to 42.2 around step 110 and falls to
-#   5.8, the mean $D(G(z))$ peaks at 19.2 around step 120 and ends at 3.5. So `loss_g`
-#   $= -\overline{D(G(z))}$ *rises* from $-19.2$ to $-3.5$: read naively, the generator's loss got
-#   worse by 16 while its samples went from noise to digits.
-# * Six points from one run are few, and the estimate's scale belongs to its critic: the clipped
-#   critic's sits near 0.1 and tracks nothing (Spearman $\rho = 0.09$ with FID). Use the estimate to
-#   watch one GP run, and a sample-quality metric to compare runs.
+# The cell below writes up this execution's numbers.
+
+# %% tags=["nbval-ignore-output"]
+roll = smooth(w1)
+per_epoch_w1 = [w1[(w1.index > a) & (w1.index <= b)].mean() for a, b in
+                itertools.pairwise([0, *pairs["step"]])]  # fmt: skip
+ranks_agree = "agree" if spearman > 0.8 else "only partly agree" if spearman > 0.3 else "disagree"
+h_roll = {k: smooth(h[k]) for k in ("d_real", "d_fake")}
+display(
+    Markdown(rf"""
+**Observations** (this run).
+
+* The W1 estimate (rolling mean) peaks at {roll.max():.1f} at step {roll.idxmax()}, while the
+  critic learns to tell noise from digits. Averaged over each epoch it is
+  {", ".join(f"{v:.1f}" for v in per_epoch_w1)}, while FID at the epochs' ends is
+  {", ".join(f"{v:.0f}" for v in pairs["fid"])}: Pearson $r$ = {pearson:.2f}, Spearman
+  $\rho$ = {spearman:.2f} over {len(pairs)} evaluations, so the two rankings {ranks_agree}. It ends
+  near {w1.iloc[-tail:].mean():.2f}, not 0, with $\lambda\,\text{{GP}}$ at
+  {penalty.iloc[-tail:].mean():.3f}.
+* The raw scores drift: the rolling mean of $D(x)$ ranges {h_roll["d_real"].min():.1f} to
+  {h_roll["d_real"].max():.1f}, that of $D(G(z))$ {h_roll["d_fake"].min():.1f} to
+  {h_roll["d_fake"].max():.1f}, and `loss_g` $= -\overline{{D(G(z))}}$ ends at
+  {smooth(h["loss_g"].dropna()).iloc[-1]:.1f} after starting near
+  {smooth(h["loss_g"].dropna()).iloc[0]:.1f}: read naively, its change says nothing about the
+  samples.
+* {len(pairs)} points from one run are few, and the estimate's scale belongs to its critic: the
+  clipped critic's tracks FID with Spearman $\rho$ = {clip_spearman:.2f}. Use the estimate to
+  watch one GP run, and a sample-quality metric to compare runs.
+""")
+)
 
 # %% [markdown]
 # ## 6. Sampling temperature
@@ -772,26 +952,40 @@ print(f"gradient-penalty run, latent_dim={gp.config.latent_dim}, n={N_EVAL} samp
 by_t
 
 # %% [markdown]
-# **Observations (committed run).** The textbook trade-off does not appear on this generator:
-#
-# * Lowering $T$ hurts: FID 154 at $T = 1$, 164 at 0.8, 207 at 0.6 and 421 at 0.4, and the
-#   classifier's mean confidence falls with it (0.774, 0.763, 0.739, 0.705): no fidelity is gained
-#   for the diversity lost. At $T = 0.4$ 9 digits are still covered, but unevenly (KL to uniform
-#   0.917 against 0.052 at $T = 1$), and only 29.2% of the samples are still read as the same digit
-#   as at $T = 1$. The grids show why: the strokes fade. The generator's first layer is linear in
-#   $z$ (a transposed convolution without bias, then batch norm with its running statistics in eval
-#   mode), so scaling $z$ scales the first features and the image loses contrast.
-# * $T = 1.5$ costs a little: FID 164 against 154 at $T = 1$, with all 10 digits, a slightly higher
-#   confidence (0.781 against 0.774) and 82.8% of the samples keeping their digit; the strokes get
-#   thinner and break up more.
-# * So on this generator $T = 1$, the latents it was trained on, gives the best FID of the five,
-#   and lowering $T$ acts largely as a contrast knob. One run, 1200 steps: a longer-trained
-#   generator may show more of the usual fidelity gain at $T < 1$ (try it on the `full` profile).
+# The cell below reads this run's table. Why scaling $z$ can act as a contrast knob: the
+# generator's first layer is linear in $z$ (a transposed convolution without bias, then batch
+# norm with its running statistics in eval mode), so scaling $z$ scales the first features.
+
+# %% tags=["nbval-ignore-output"]
+fid_t = by_t["FID"]
+below = fid_t[fid_t.index < 1]
+lowest = by_t.index.min()
+if (below > fid_t[1.0]).all():
+    low_t = (
+        f"every $T < 1$ raised FID ({', '.join(f'{fid_t[t]:.0f} at {t}' for t in below.index)}, "
+        f"against {fid_t[1.0]:.0f} at $T = 1$): no fidelity was gained for the diversity lost"
+    )
+else:
+    helped = ", ".join(f"{t}" for t in below.index[below < fid_t[1.0]])
+    low_t = f"$T$ = {helped} lowered FID below $T = 1$'s {fid_t[1.0]:.0f}: the trade-off appears"
+display(
+    Markdown(rf"""
+**Observations** (this run, {N_EVAL} samples per row). On this generator {low_t}. The best FID of
+the five is at $T = {fid_t.idxmin()}$. Mean confidence goes
+{", ".join(f"{v:.3f}" for v in by_t["mean confidence"])} from $T = {by_t.index[0]}$ to
+{by_t.index[-1]}. At $T = {lowest}$, {int(by_t.loc[lowest, "classes covered"])} digits are covered
+(KL to uniform {by_t.loc[lowest, "KL to uniform"]:.3f} against {by_t.loc[1.0, "KL to uniform"]:.3f}
+at $T = 1$) and {by_t.loc[lowest, "same digit as at T=1"]:.1%} of the samples are read as the
+same digit as at $T = 1$; at $T = 1.5$, {by_t.loc[1.5, "same digit as at T=1"]:.1%} are, with FID
+{fid_t[1.5]:.0f}. One run: a longer-trained generator may show more of the usual fidelity gain at
+$T < 1$ (try the `full` profile).
+""")
+)
 
 # %% [markdown]
 # ## 7. Does a 512-wide latent stay coherent at $T = 1.5$?
 #
-# One of our sources claims that with a 512-dimensional latent the samples "stay coherent" at
+# A claim heard in GAN courses: with a 512-dimensional latent the samples "stay coherent" at
 # temperature 1.5, where a 100-dimensional latent does not. The norm argument above suggests the
 # opposite could just as well be true: at $T = 1.5$ a 512-wide latent is further outside its
 # training shell, measured in shell widths, than a 100-wide one. Measure it: two runs identical
@@ -826,22 +1020,35 @@ show_grids(
 )
 plt.show()
 
-# %% [markdown]
-# **Observations (committed run): the claim does not hold here.**
-#
-# * Both widths *improve* by FID from $T = 1$ to $T = 1.5$ (latent 100: 106.3 to 100.0; latent 512:
-#   152.8 to 144.4), keep all 10 digits, and keep or gain a little confidence (0.813 to 0.813;
-#   0.780 to 0.785).
-# * The share of samples read as the same digit at $T = 1.5$ as at $T = 1$ is 87.3% for latent 100
-#   and 87.1% for latent 512: no sign that the wider latent keeps its samples' identities better.
-# * The 100-wide run is the better one at both temperatures, by about 45 FID, but that need not be
-#   the width's doing. The main run (latent 128, the same recipe otherwise) scored 154.3 at $T = 1$
-#   in section 6, measured the same way, close to the 512-wide run; and it got slightly *worse* at
-#   $T = 1.5$ (164.2) where these two got slightly better. With one training seed per width and
-#   1200 critic steps, gaps like these may be seed-to-seed variation (exercise 6), so the
-#   conclusion we can draw is the negative one: nothing in these numbers supports "512 stays
-#   coherent at $T = 1.5$ where 100 does not". Nor did the norm argument turn into a penalty for the
-#   wider latent: both generators extrapolate smoothly.
+# %% tags=["nbval-ignore-output"]
+rows = {d: table.loc[f"latent {d}"] for d in latent_runs}
+keep = {d: r.loc[1.5, "same digit as at T=1"] for d, r in rows.items()}
+change = {d: r.loc[1.5, "FID"] - r.loc[1.0, "FID"] for d, r in rows.items()}
+fid_at = {d: (r.loc[1.0, "FID"], r.loc[1.5, "FID"]) for d, r in rows.items()}
+covered_at = {d: int(r.loc[1.5, "classes covered"]) for d, r in rows.items()}
+verdict = (
+    "supports the claim"
+    if keep[512] > keep[100] + 0.05 and change[512] < change[100]
+    else "does not support the claim"
+)
+main_t = by_t["FID"]
+display(
+    Markdown(rf"""
+**Observations** (this run: one training seed per width, {latent_runs[100].step} critic steps).
+
+* From $T = 1$ to $T = 1.5$, FID changes by {change[100]:+.1f} for latent 100
+  ({fid_at[100][0]:.1f} to {fid_at[100][1]:.1f}) and by {change[512]:+.1f} for latent 512
+  ({fid_at[512][0]:.1f} to {fid_at[512][1]:.1f}); classes covered at $T = 1.5$:
+  {covered_at[100]} and {covered_at[512]}.
+* The share of samples read as the same digit at $T = 1.5$ as at $T = 1$: {keep[100]:.1%} for latent
+  100, {keep[512]:.1%} for latent 512.
+* The main run (latent {gp.config.latent_dim}) changed by {main_t[1.5] - main_t[1.0]:+.1f} FID over
+  the same step, measured the same way (section 6).
+* So this run {verdict} that a 512-wide latent stays coherent at $T = 1.5$ where a 100-wide one does
+  not. With one seed per width, gaps of a few FID may be seed-to-seed variation (exercise 6 measures
+  it).
+""")
+)
 
 # %% [markdown]
 # ## Summary
@@ -855,8 +1062,9 @@ plt.show()
 # * Read $\overline{D(x)} - \overline{D(\tilde x)}$ as the training curve: it falls towards (never
 #   to) zero as the generator improves; `loss_g` and the raw scores drift and mean nothing on their
 #   own.
-# * Temperature is said to trade diversity for fidelity; on this generator lowering it only lost
-#   quality, and $T = 1.5$ changed little. Claims like these are cheap to measure.
+# * Temperature is said to trade diversity for fidelity; whether it does on your generator is a
+#   measurement, not a given (section 6 states what this run found). Claims like these are cheap to
+#   measure.
 #
 # ## Exercises
 #

@@ -43,6 +43,9 @@ def test_every_lesson_with_solutions_gets_a_student_version_without_them(tmp_pat
             if c.cell_type == "code"
         )
     assert sum(c.source.count("### BEGIN SOLUTION") for c in nbformat.read(LESSON_01, 4).cells) == 3
+    for path in LESSONS:  # every lesson has your-turn cells now
+        cells = nbformat.read(path, 4).cells
+        assert sum(c.source.count("### BEGIN SOLUTION") for c in cells) >= 2, path.name
 
 
 @needs_mnist
@@ -74,3 +77,38 @@ def test_lesson_01_checks_pass_solutions_and_report_missing_ones(version, capsys
         assert all(f"{n}: correct" in out for n in names) and "not written" not in out
     else:
         assert all(f"{n}: not written yet" in out for n in names) and "correct" not in out
+
+
+def lesson_namespace(lesson: str) -> tuple[dict, tuple[str, ...]]:
+    """What a lesson's your-turn and check cells need (its own imports), and the checks' names."""
+    from gankit import exercises
+    from gankit.config import make_config
+    from gankit.lesson import setup
+
+    base = {"torch": torch, "nn": torch.nn, "setup": setup, **vars(exercises)}
+    if lesson.startswith("02"):
+        return base, ("transposed convolution size", "generator block")
+    if lesson.startswith("03"):
+        base["config"] = make_config("wgan-gp-mnist", "smoke")
+        return base, ("gradient penalty", "critic loop")
+    return base, ("G input", "projection logit")
+
+
+@needs_mnist
+@pytest.mark.parametrize("version", ["instructor", "student"])
+@pytest.mark.parametrize("lesson", [p.name for p in LESSONS if not p.name.startswith("01")])
+def test_later_lessons_checks_pass_solutions_and_report_missing_ones(lesson, version, capsys):
+    nb = nbformat.read(ROOT / "notebooks" / lesson, as_version=4)
+    if version == "student":
+        nb, _ = student_version(nb)
+    namespace, names = lesson_namespace(lesson)
+    pairs = exercises(nb)
+    assert len(pairs) >= 1
+    for solution, check in pairs:
+        exec(solution, namespace)
+        exec(check, namespace)
+    out = capsys.readouterr().out
+    if version == "instructor":
+        assert all(f"{n}: correct" in out for n in names) and "not written" not in out, out
+    else:
+        assert all(f"{n}: not written yet" in out for n in names) and "correct" not in out, out

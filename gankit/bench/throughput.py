@@ -167,8 +167,9 @@ def speed_variants(device: torch.device, config: GANConfig) -> dict[str, Callabl
     def layout(fmt: torch.memory_format) -> Callable[[Trainer], None]:
         return lambda t: set_memory_format(t, fmt)
 
-    def compile_(t: Trainer) -> None:
-        t.G, t.D = torch.compile(t.G), torch.compile(t.D)
+    def compile_(t: Trainer) -> None:  # what trains (G_train, D_train) and what samples
+        t.G = t.G_train = torch.compile(t.G)
+        t.D = t.D_train = torch.compile(t.D)
 
     out: dict[str, Callable[[Trainer], None]] = {}
     if device.type == "cuda" or cpu_supports_bf16():
