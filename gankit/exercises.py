@@ -334,8 +334,13 @@ def check_critic_loop(fn: Callable, trainer: Any) -> Callable:
     """fn(G, D, opt_g, opt_d, batches, latent_dim, gp_weight, penalty) -> (losses_d, loss_g): one
     round of WGAN-GP's Algorithm 1: a critic step on each of the n_critic real batches, then one G
     step. Compared with the library's `Trainer.train_step` on n_critic batches, on CPU copies of
-    `trainer`'s networks and optimizers, with the same random numbers (for each critic step: the
-    noise torch.randn(batch, latent_dim), then the penalty's alphas; then the G step's noise)."""
+    `trainer`'s networks, with the same random numbers (for each critic step: the noise
+    torch.randn(batch, latent_dim), then the penalty's alphas; then the G step's noise).
+
+    Both rounds step plain SGD optimizers, not the trainer's Adam: Adam's first steps are about
+    lr * sign(gradient), so float-rounding differences between two correct rounds (the order of
+    D's calls, say) flip the sign of near-zero gradients and move weights by 2 lr; with SGD a
+    weight moves in proportion to its gradient, and two correct rounds agree to rounding."""
     from .losses import gradient_penalty
 
     n_critic = trainer.config.n_critic
@@ -366,7 +371,10 @@ def check_critic_loop(fn: Callable, trainer: Any) -> Callable:
             G, D = copy.deepcopy(trainer.G).cpu(), copy.deepcopy(trainer.D).cpu()
             for p in (*G.parameters(), *D.parameters()):  # stale gradients: zero_grad matters
                 p.grad = torch.ones_like(p)
-            opt_g, opt_d = _copy_optimizer(trainer.opt_g, G), _copy_optimizer(trainer.opt_d, D)
+            opt_g, opt_d = (
+                torch.optim.SGD(G.parameters(), 0.01),
+                torch.optim.SGD(D.parameters(), 0.01),
+            )
             torch.manual_seed(0)
             out = step(G, D, opt_g, opt_d, batches, trainer.config.latent_dim,
                        trainer.objective.penalty_weight, gradient_penalty)  # fmt: skip

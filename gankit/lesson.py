@@ -13,7 +13,7 @@ from .data import BatchSource, load_dataset
 from .losses import Objective, PenaltyFn, objective_for
 from .models import build_models
 from .runs import find_run, new_run_dir
-from .train import Callback, Trainer
+from .train import Callback, Trainer, progress_mode
 
 AUTO = "auto"  # run_dir="auto": a new runs/<preset>/<timestamp>/ folder
 
@@ -73,7 +73,9 @@ def setup(
         distributed.check_sync_bn(config.sync_bn, dev)
         config = config.replace(world_size=world.size)  # ConfigError if the batch does not split
     seed_everything(config.seed)
-    ds = load_dataset(config, progress=progress is not False)  # decoding bars follow --quiet
+    # Decoding bars follow the training progress: shown live ("bar"), not in executed notebooks
+    # (GANKIT_PROGRESS=epochs, where a bar would be saved as a frozen "0%" line) nor with --quiet.
+    ds = load_dataset(config, progress=progress_mode(progress) == "bar")
     if config.cond_dim and ds.label_names:  # genre names travel with the checkpoint (--genres)
         config = config.replace(
             label_names=tuple(ds.label_names)

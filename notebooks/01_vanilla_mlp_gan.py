@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Lesson 01: a vanilla GAN with two small MLPs on MNIST
 #
-# > **Run time:** RUNTIME_01 with the `cpu` profile on a 2-core laptop-class CPU (measured);
+# > **Run time:** about 8 minutes with the `cpu` profile on a 2-core laptop-class CPU (measured);
 # > on a GPU the `full` profile trains the full preset (not yet measured on a lent GPU).
 # > **Prerequisites:** PyTorch basics (modules, `backward`, an optimizer step), and the binary
 # > cross-entropy of a classifier. **You will build:** the D and G losses, one step of the GAN
@@ -261,10 +261,11 @@ g_loss_fn = check_g_loss(my_g_loss)
 # when at least 1% of the samples land within 3 standard deviations of its centre (Srivastava et
 # al. 2017).
 #
-# What to look for: $D$ first separates the red cloud from the ring; $G$ follows $D$'s slope
-# towards the yellow regions, usually reaching a few modes first (a *partial mode collapse*), and
-# spreads over the ring as $D$ punishes the crowded modes. Three seeds per loss show how much of
-# that is luck.
+# What to look for: $D$ first separates the red cloud from the ring, and $G$'s samples move up
+# $D$'s slope, towards the yellow regions. A frame with red points on only some of the modes is a
+# *partial mode collapse*; a mode that $D$ lights up yellow while no red point reaches it is a mode
+# $G$ is missing, and $D$ is telling it so. The table counts the modes covered over training for
+# both generator losses and three seeds each: how much of a difference is luck, it shows.
 
 # %% tags=["nbval-ignore-output"]
 toy_real = ring(2000, seed=99)
@@ -846,7 +847,7 @@ main_note = (
     ""
     if main_at_side is None
     else f"The main run had FID {main_at_side:.1f} after epoch {SIDE_EPOCHS}: the non-saturating "
-    "side run trains exactly as the main run's beginning (same seed), sampled with other noise."
+    "side run trains exactly as the main run's beginning (same seed, batches and noise)."
 )
 
 observations = rf"""

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Lesson 02: Deep convolutional GANs (DCGAN)
 #
-# > **Run time:** RUNTIME_02 with the `cpu` profile on a 2-core laptop-class CPU (measured);
+# > **Run time:** about 3 minutes with the `cpu` profile on a 2-core laptop-class CPU (measured);
 # > on a GPU the `full` profile trains Radford et al.'s widths (not yet measured on a lent GPU).
 # > **Prerequisites:** lesson 01 (the GAN objective, the Trainer, FID in classifier features);
 # > convolutions and batch norm. **You will build:** the transposed convolution's output size and
@@ -793,6 +793,7 @@ if IS_MNIST:
     else:
         at_budget = "The MLP GAN was not evaluated around the DCGAN's budget to compare at it."
     mlp_final = mlp_evals.iloc[-1]
+    classes = ", ".join(str(int(v)) for v in evals["classes_covered"])
     c_last, p_last = control_eval.last, prone_eval.last
     nn_rows = diversity["NN distance"]
     display(
@@ -808,11 +809,10 @@ $\mathcal L_D$ {spread(late.loss_d)}, $\mathcal L_G$ {spread(late.loss_g)}, $D(x
 and $D = 0.5$.
 
 **Quality.** FID per epoch: {", ".join(f"{v:.0f}" for v in evals["fid"])} (real digits:
-{ref["fid"]:.1f} at this count); classes covered: {
-            ", ".join(str(int(v)) for v in evals["classes_covered"])
-        }. At the end the most frequent digit ({hist.idxmax()}) takes {hist.max():.1%}
-and the rarest ({hist.idxmin()}) {hist.min():.1%} (real MNIST: 9.0-11.2% each); KL to uniform
-{final["kl_uniform"]:.3f} against {ref["kl_uniform"]:.3f} for real digits.
+{ref["fid"]:.1f} at this count); classes covered: {classes}. At the end the most frequent digit
+({hist.idxmax()}) takes {hist.max():.1%} and the rarest ({hist.idxmin()}) {hist.min():.1%} (real
+MNIST: 9.0-11.2% each); KL to uniform {final["kl_uniform"]:.3f} against {ref["kl_uniform"]:.3f}
+for real digits.
 
 **DCGAN vs MLP GAN at equal wall clock.** The MLP GAN's step took {mlp_step * 1000:.1f} ms in the
 probe, so it got {mlp.step:,} steps; they took {mlp_seconds:.0f} s

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Lesson 03: Wasserstein GAN, weight clipping vs gradient penalty
 #
-# > **Run time:** RUNTIME_03 with the `cpu` profile on a 2-core laptop-class CPU (measured);
+# > **Run time:** about 3.5 minutes with the `cpu` profile on a 2-core laptop-class CPU (measured);
 # > on a GPU the `full` profile trains the full preset (not yet measured on a lent GPU).
 # > **Prerequisites:** lessons 01 and 02; gradients with respect to inputs
 # > (`torch.autograd.grad`). **You will build:** the per-sample gradient penalty, which trains

@@ -16,11 +16,12 @@
 # %% [markdown]
 # # Lesson 04: conditional GANs, from digits on demand to movie posters by genre
 #
-# > **Run time:** RUNTIME_04 with the `cpu` profile on a 2-core laptop-class CPU (measured; the
-# > toy posters); on a GPU the `full` profile trains the full presets (not yet measured on a lent
-# > GPU). **Prerequisites:** lessons 01-03 (WGAN-GP drives the poster model). **You will build:**
-# > the conditional input of G and the projection discriminator's logit. **Next:** the exercises,
-# > then your own data: `gankit train poster-cgan --data PATH` or an image folder in lesson 02.
+# > **Run time:** about 27 minutes with the `cpu` profile on a 2-core laptop-class CPU
+# > (measured, on the toy posters); on a GPU the `full` profile trains the full presets (not yet
+# > measured on a lent GPU). **Prerequisites:** lessons 01-03 (WGAN-GP drives the poster model).
+# > **You will build:** the conditional input of G and the projection discriminator's logit.
+# > **Next:** the exercises, then your own data: `gankit train poster-cgan --data PATH` or an
+# > image folder in lesson 02.
 #
 # Lessons 01 to 03 trained generators that draw *some* digit. Here the generator gets a second
 # input, a condition $y$: "draw a 7", or "paint a poster for a Horror / Sci-Fi film". Poster GANs

@@ -531,3 +531,26 @@ def test_unreadable_poster_file_is_skipped_and_counted(toy, monkeypatch):
 
     monkeypatch.setattr(posters, "decode_image", real)
     assert int(victim) in load_posters(toy, (8, 8), progress=False, cache_dir=cache).ids
+
+
+@pytest.mark.parametrize(
+    ("mode", "progress", "bar"),
+    [("bar", True, True), ("epochs", True, False), ("bar", False, False), ("none", True, False)],
+)
+def test_decoding_bar_follows_the_training_progress_mode(monkeypatch, mode, progress, bar):
+    """A live decoding bar where training shows one; none in executed notebooks
+    (GANKIT_PROGRESS=epochs, where a widget bar is saved as a frozen '0%' line) and none with
+    --quiet (progress=False)."""
+    import gankit.lesson as lesson
+
+    asked = []
+
+    def fake_load(config, progress):  # what setup asks the loader for, then stop
+        asked.append(progress)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(lesson, "load_dataset", fake_load)
+    monkeypatch.setenv("GANKIT_PROGRESS", mode)
+    with pytest.raises(RuntimeError, match="stop"):
+        lesson.setup("mlp-mnist", profile="smoke", run_dir=None, progress=progress)
+    assert asked == [bar]
