@@ -271,9 +271,14 @@ def load_dataset(
     root: str | os.PathLike | None = None,
     *,
     train: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Dataset:
-    """The training set a config asks for, at config.image_size and config.channels."""
+    """The training set a config asks for, at config.image_size and config.channels.
+
+    progress=None: decoding bars only where training shows a live bar ($GANKIT_PROGRESS unset or
+    "bar"); an executed notebook (GANKIT_PROGRESS=epochs) would keep a frozen "0%" line."""
+    if progress is None:
+        progress = os.environ.get("GANKIT_PROGRESS", "bar") == "bar"
     if config.dataset in ("mnist", "fashion-mnist"):
         ds = load_mnist(train, root, fashion=config.dataset == "fashion-mnist")
     elif config.dataset == "cifar10":

@@ -554,3 +554,22 @@ def test_decoding_bar_follows_the_training_progress_mode(monkeypatch, mode, prog
     with pytest.raises(RuntimeError, match="stop"):
         lesson.setup("mlp-mnist", profile="smoke", run_dir=None, progress=progress)
     assert asked == [bar]
+
+
+@pytest.mark.parametrize(("mode", "bar"), [("bar", True), ("epochs", False), ("none", False)])
+def test_load_dataset_called_directly_follows_the_progress_mode(monkeypatch, mode, bar):
+    """Lesson 04 calls load_dataset itself: its decoding bar follows GANKIT_PROGRESS too."""
+    import gankit.data as data
+
+    asked = []
+
+    def fake_posters(path, size, *, top_k, encoding, progress):
+        asked.append(progress)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(data, "load_posters", fake_posters)
+    monkeypatch.setenv("GANKIT_PROGRESS", mode)
+    config = data.GANConfig(preset="poster-cgan", dataset="posters", data_path="x", cond_dim=28)
+    with pytest.raises(RuntimeError, match="stop"):
+        data.load_dataset(config)
+    assert asked == [bar]
