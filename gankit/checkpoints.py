@@ -20,7 +20,7 @@ import torch
 
 from . import __version__
 from .config import CONFIG_BOUNDS, ConfigError, GANConfig
-from .distributed import from_main, gather, noise_seed, on_main
+from .distributed import gather, noise_seed, on_main
 from .files import atomic_save
 from .models import build_models
 from .speed import load_optimizer_state
@@ -489,14 +489,13 @@ class Checkpointing:
         self.fixed_noise = ckpt["fixed_noise"].to(self.device)
         labels = ckpt["fixed_labels"]
         self.fixed_labels = None if labels is None else labels.to(self.device)
-        self._restore_ranks(ckpt, source)
+        self._restore_ranks(ckpt)
 
-    def _restore_ranks(self, ckpt: dict[str, Any], source: str) -> None:
+    def _restore_ranks(self, ckpt: dict[str, Any]) -> None:
         """Each rank's RNG state and loss sums: its own when the checkpoint was written by as many
         processes, else (another process count) rank 0's RNG (ranks the checkpoint lacks start
         fresh noise streams) and the mean sums (`resume` says so)."""
         world, saved = self.world, ckpt.get("ranks") or [{"rng": ckpt["rng"], "accum": None}]
-        self.saved_world_size = len(saved)
         if len(saved) == world.size:
             mine = saved[world.rank]
             self._sums = (ckpt["accum"] if mine["accum"] is None else mine["accum"]).to(self.device)
@@ -521,8 +520,12 @@ class Checkpointing:
         """Continue from `path`, or the run folder's newest readable checkpoint; False if none.
         On several processes every rank loads the checkpoint rank 0 found."""
         if path is None and self.world.size > 1:
-            found = on_main(lambda: newest_checkpoint(self.run_dir, "cpu"), self.world)
-            path = from_main(found[0] if found else None, self.world)
+
+            def newest_path() -> str | None:  # the path only: no tensors are broadcast
+                found = newest_checkpoint(self.run_dir, "cpu")
+                return found[0] if found else None
+
+            path = on_main(newest_path, self.world)
             if path is None:
                 return False
         found = newest_checkpoint(self.run_dir, self.device) if path is None else None
@@ -530,14 +533,14 @@ class Checkpointing:
             found = (str(path), load_checkpoint(path, self.device))
         if found:
             self.load_state_dict(found[1], source=found[0])
-            self.note_process_change(found[0])
+            self.note_process_change(found[0], len(found[1].get("ranks") or [None]))
         return found is not None
 
-    def note_process_change(self, source: str) -> None:
+    def note_process_change(self, source: str, was: int) -> None:
         """Say (and keep in `events`, hence metrics.json) that a run continues on another number
-        of processes than wrote its checkpoint: the weights, optimizer state and global batches
-        continue exactly, the per-process noise streams do not."""
-        was, now = self.saved_world_size, self.world.size
+        of processes than the `was` that wrote its checkpoint: the weights, optimizer state and
+        global batches continue exactly, the per-process noise streams do not."""
+        now = self.world.size
         if was == now:
             return
         note = f"the noise streams differ from an uninterrupted {was}-process run"

@@ -46,21 +46,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def train_run(args: argparse.Namespace, config: GANConfig, device: Any, world: Any, setup) -> int:
     """`gankit train` once the processes are joined: rank 0 picks the run folder and prints."""
-    from .distributed import from_main, on_main
+    from .distributed import on_main
     from .runs import latest_run, new_run_dir
 
     say = print if world.is_main else (lambda *a, **k: None)
     run_dir, created = None, False
     if args.resume:
-        run_dir = from_main(latest_run(args.preset, args.out) if world.is_main else None, world)
+        run_dir = on_main(lambda: latest_run(args.preset, args.out), world)
         if run_dir is None:
             say(
                 f"no earlier {args.preset} run with a checkpoint under {args.out or 'runs'}; "
                 "starting a new one"
             )
     if run_dir is None:
-        made = on_main(lambda: new_run_dir(args.preset, args.out), world)
-        run_dir, created = from_main(made, world), True
+        run_dir, created = on_main(lambda: new_run_dir(args.preset, args.out), world), True
     try:
         trainer = setup(config, device=str(device), run_dir=run_dir, progress=not args.quiet)
     except BaseException:
@@ -193,34 +192,27 @@ GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # PI
 def folder_channels(folder: Path, option: str) -> int:
     """3 when an image under `folder` is in colour (RGB, CMYK, palette, ...), 1 when all are grey.
 
-    Walks the folder as load_image_folder does (image extensions, hidden names skipped, folder
-    links followed once), reading headers only and stopping at the first colour image. ConfigError
-    when it holds no image file, or none PIL can open: refused before a run folder is made.
+    Scans the folder as load_image_folder does (its scan_folder: image extensions, regular files,
+    hidden names skipped, folder links followed unless they loop), reading headers only and
+    stopping at the first colour image. ConfigError when it holds no image file, or none PIL can
+    open: refused before a run folder is made.
     """
     from PIL import Image
 
-    from .datasets.images import IMAGE_EXTENSIONS
+    from .datasets.images import IMAGE_EXTENSIONS, scan_folder
 
-    n_files, n_read, seen = 0, 0, set()
-    for where, dirs, files in os.walk(folder, followlinks=True):
-        real = os.path.realpath(where)
-        if real in seen:  # a folder link back to one already walked
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            n_files += 1
-            try:
-                with Image.open(Path(where, name)) as im:
-                    mode = im.mode
-            except (OSError, ValueError, Image.DecompressionBombError):
-                continue  # load_image_folder skips it and says why
-            n_read += 1
-            if mode not in GREY_MODES:
-                return 3
+    root = folder.resolve()
+    found, _ = scan_folder(root, recursive=True)
+    n_files, n_read = len(found), 0
+    for name, _ in found:
+        try:
+            with Image.open(root / name) as im:
+                mode = im.mode
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # load_image_folder skips it and says why
+        n_read += 1
+        if mode not in GREY_MODES:
+            return 3
     if not n_files:
         raise ConfigError(
             f"--data {option!r} holds no image files (looked for {', '.join(IMAGE_EXTENSIONS)}, "

@@ -112,6 +112,16 @@ def cache_root() -> Path:
     return project_dir() / "data" / "cache"
 
 
+def progress_mode(progress: bool | str) -> str:
+    """ "bar" (a live tqdm bar), "epochs" (one printed line per epoch) or "none"; True means
+    $GANKIT_PROGRESS if set (`make course` sets "epochs": executed notebooks keep plain lines,
+    not a frozen widget), else "bar"."""
+    mode = os.environ.get("GANKIT_PROGRESS", "bar") if progress is True else progress or "none"
+    if mode not in ("bar", "epochs", "none"):
+        raise ValueError(f"progress={mode!r}: use 'bar', 'epochs' or 'none' (or True/False)")
+    return mode
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) so a run can be repeated."""
     random.seed(seed)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .config import ConfigError, GANConfig, cache_root, data_root
+from .config import ConfigError, GANConfig, cache_root, data_root, progress_mode
 from .datasets.images import augment, load_image_folder
 from .datasets.posters import load_posters
 from .datasets.toy_posters import poster_root
@@ -275,10 +275,11 @@ def load_dataset(
 ) -> Dataset:
     """The training set a config asks for, at config.image_size and config.channels.
 
-    progress=None: decoding bars only where training shows a live bar ($GANKIT_PROGRESS unset or
-    "bar"); an executed notebook (GANKIT_PROGRESS=epochs) would keep a frozen "0%" line."""
+    progress=None: decoding bars only where training shows a live bar (progress_mode:
+    $GANKIT_PROGRESS unset or "bar"); an executed notebook (GANKIT_PROGRESS=epochs) would keep a
+    frozen "0%" line."""
     if progress is None:
-        progress = os.environ.get("GANKIT_PROGRESS", "bar") == "bar"
+        progress = progress_mode(True) == "bar"
     if config.dataset in ("mnist", "fashion-mnist"):
         ds = load_mnist(train, root, fashion=config.dataset == "fashion-mnist")
     elif config.dataset == "cifar10":

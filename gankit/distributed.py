@@ -154,19 +154,10 @@ def gather(obj: Any, world: World) -> list[Any]:
     return out
 
 
-def from_main(obj: Any, world: World) -> Any:
-    """Rank 0's `obj`, on every rank (e.g. the run folder rank 0 picked)."""
-    if world.size == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def on_main(fn: Any, world: World) -> Any:
-    """fn() on rank 0 only; an exception it raises is raised on every rank, with its message, so
-    that no rank waits forever for one that stopped (e.g. RunLocked). Returns fn's result on rank 0,
-    None elsewhere."""
+    """fn() on rank 0 only, its result on every rank (e.g. the run folder rank 0 made). An exception
+    it raises is raised on every rank, with its message, so that no rank waits forever for one that
+    stopped (e.g. RunLocked). One broadcast; nothing at all with one process."""
     result, error = None, None
     if world.is_main:
         try:
@@ -174,7 +165,9 @@ def on_main(fn: Any, world: World) -> Any:
         except Exception as e:  # sent to the other ranks, then raised here too
             error = e
     if world.size > 1:
-        sent = from_main(None if error is None else (type(error), str(error)), world)
+        box = [(result, None if error is None else (type(error), str(error)))]
+        dist.broadcast_object_list(box, src=0)
+        result, sent = box[0]
         if sent is not None and error is None:
             kind, message = sent
             try:

@@ -113,11 +113,7 @@ def check_gan_step(fn: Callable, trainer: Any) -> Callable:
     torch.randn(batch, latent_dim): first for the D step, then for the G step)."""
 
     def library(G, D, opt_g, opt_d, x_real, latent_dim):  # the Trainer's two steps, as a function
-        t = copy.copy(trainer)
-        t.G = t.G_train = G  # one process: the networks train unwrapped
-        t.D = t.D_train = D
-        t.opt_g, t.opt_d, t.one_d_call = opt_g, opt_d, False
-        t.device = x_real.device
+        t = _stepping(trainer, G, D, opt_g, opt_d, x_real.device)
         return t.d_step(x_real)[0], t.g_step(x_real)
 
     library.__name__ = "Trainer.d_step + Trainer.g_step"
@@ -153,6 +149,17 @@ def check_gan_step(fn: Callable, trainer: Any) -> Callable:
         _close(mine[1], ref[1].detach(), "loss_g", "G's loss goes through D on fresh noise.")
 
     return _attempt("GAN step", fn, library, check)
+
+
+def _stepping(trainer: Any, G: nn.Module, D: nn.Module, opt_g: Any, opt_d: Any, device: Any) -> Any:
+    """A shallow copy of `trainer` whose d_step and g_step train these networks with these
+    optimizers on `device`: the library's algorithm, run on the check's copies. One process: the
+    networks train unwrapped; real and fake are scored in two calls, as a learner writes them."""
+    t = copy.copy(trainer)
+    t.G = t.G_train = G
+    t.D = t.D_train = D
+    t.opt_g, t.opt_d, t.one_d_call, t.device = opt_g, opt_d, False, device
+    return t
 
 
 def _copy_optimizer(opt: torch.optim.Optimizer, module: nn.Module) -> torch.optim.Optimizer:
@@ -346,18 +353,8 @@ def check_critic_loop(fn: Callable, trainer: Any) -> Callable:
     n_critic = trainer.config.n_critic
 
     def library(G, D, opt_g, opt_d, batches, latent_dim, gp_weight, penalty):
-        t = copy.copy(trainer)
-        t.G = t.G_train = G  # one process: the networks train unwrapped
-        t.D = t.D_train = D
-        t.opt_g, t.opt_d, t.one_d_call, t.G_ema = opt_g, opt_d, False, None
-        t.device, t.step, t._sums = batches[0].device, 0, torch.zeros(5)
-        t._zero_one, t._n, t.memory_format = torch.tensor([0.0, 1.0]), 0, torch.contiguous_format
-        losses_d = []
-        for x in batches:
-            loss_d = t.d_step(x)[0]
-            losses_d.append(loss_d)
-            t.step += 1
-        return losses_d, t.g_step(batches[-1])
+        t = _stepping(trainer, G, D, opt_g, opt_d, batches[0].device)
+        return [t.d_step(x)[0] for x in batches], t.g_step(batches[-1])
 
     library.__name__ = "Trainer.train_step"
 

@@ -8,12 +8,19 @@ from typing import Any
 import torch
 
 from . import distributed
-from .config import ConfigError, GANConfig, make_config, resolve_device, seed_everything
+from .config import (
+    ConfigError,
+    GANConfig,
+    make_config,
+    progress_mode,
+    resolve_device,
+    seed_everything,
+)
 from .data import BatchSource, load_dataset
 from .losses import Objective, PenaltyFn, objective_for
 from .models import build_models
 from .runs import find_run, new_run_dir
-from .train import Callback, Trainer, progress_mode
+from .train import Callback, Trainer
 
 AUTO = "auto"  # run_dir="auto": a new runs/<preset>/<timestamp>/ folder
 
@@ -102,7 +109,6 @@ def setup(
     folder = run_dir
     if run_dir == AUTO:  # rank 0 names the folder: the ranks' clocks may read another second
         folder = distributed.on_main(lambda: new_run_dir(config.preset, runs), world)
-        folder = distributed.from_main(folder, world)
     trainer = Trainer(
         config, G, D, source, objective=objective, device=dev, run_dir=folder, progress=progress
     )
@@ -135,8 +141,7 @@ def train_or_load(
     previous = None
     if (load or resume) and run_dir:  # rank 0 picks the run that every rank continues
         world = distributed.current()
-        found = distributed.on_main(lambda: find_run(config, runs, finished=not resume), world)
-        previous = distributed.from_main(found, world)
+        previous = distributed.on_main(lambda: find_run(config, runs, finished=not resume), world)
     trainer = setup(config, run_dir=previous or run_dir, runs=runs, **setup_kwargs)
     for event, fns in (callbacks or {}).items():
         for fn in fns:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .checkpoints import (
     Checkpointing,
 )
-from .config import GANConfig, resolve_device
+from .config import GANConfig, progress_mode, resolve_device
 from .data import BatchSource
 from .distributed import current, mean_over_ranks, wrap
 from .losses import Objective, clip_weights, objective_for
@@ -82,7 +82,6 @@ class Trainer(Checkpointing):
         self.world = current()  # rank 0 of 1 unless torchrun started several processes
         if config.world_size != self.world.size:  # e.g. a 2-process checkpoint sampled in one
             config = config.replace(world_size=self.world.size)
-        self.saved_world_size = self.world.size  # processes that wrote the loaded checkpoint
         if not self.world.is_main:
             progress = False  # one progress bar and one set of lines: rank 0's
         self.config, self.data, self.progress = config, data, progress
@@ -384,16 +383,6 @@ def ema_of(G: nn.Module, decay: float) -> AveragedModel:
         return avg + (current - avg) * (1 - keep)
 
     return AveragedModel(G, avg_fn=average, use_buffers=True).requires_grad_(False)
-
-
-def progress_mode(progress: bool | str) -> str:
-    """ "bar" (a live tqdm bar), "epochs" (one printed line per epoch) or "none"; True means
-    $GANKIT_PROGRESS if set (`make course` sets "epochs": executed notebooks keep plain lines,
-    not a frozen widget), else "bar"."""
-    mode = os.environ.get("GANKIT_PROGRESS", "bar") if progress is True else progress or "none"
-    if mode not in ("bar", "epochs", "none"):
-        raise ValueError(f"progress={mode!r}: use 'bar', 'epochs' or 'none' (or True/False)")
-    return mode
 
 
 def epoch_line(trainer: Trainer, target: int) -> str:

@@ -159,7 +159,7 @@ def load_image_folder(
     _check_size_channels(size, channels)
     height, width = int(size[0]), int(size[1])
     root_abs = root_path.resolve()
-    found, scan_skipped = _scan_folder(root_abs, recursive)
+    found, scan_skipped = scan_folder(root_abs, recursive)
     names = [name for name, _ in found]
     if not names:
         where = "or its subfolders " if recursive else ""
@@ -490,7 +490,7 @@ def _os_reason(e: OSError, is_link: bool) -> str:
     return "unreadable"
 
 
-def _scan_folder(
+def scan_folder(
     root: Path, recursive: bool
 ) -> tuple[list[tuple[str, os.stat_result]], dict[str, list[str]]]:
     """(image files as (relative POSIX path, stat), reason -> other files) under root, both sorted;
