@@ -40,6 +40,7 @@ course: venv
 		echo "== $$nb -> $(COURSE_DIR)/$$(basename $$nb)"; \
 		cp "$$nb" $(COURSE_DIR)/ && $(EXECUTE) "$(COURSE_DIR)/$$(basename $$nb)" || exit 1; \
 	done
+	$(PY) scripts/widget_fallbacks.py $(addprefix $(COURSE_DIR)/,$(notdir $(NOTEBOOKS)))
 	$(MAKE) --no-print-directory reports LESSONS=$(COURSE_DIR) REPORTS=$(COURSE_DIR)/reports
 	@echo "executed lessons in $(COURSE_DIR)/; reports: $(COURSE_DIR)/reports/index.html"
 

@@ -187,13 +187,14 @@ class RunFolder:
             self.checkpoint(trainer, keep=True)
 
     def on_epoch_end(self, trainer: Any) -> None:
-        if trainer.world.is_main:
+        if trainer.world.is_main:  # the files are rank 0's; the checkpoint needs every rank
             grid = trainer.sample(
                 len(trainer.fixed_noise), trainer.fixed_labels, noise=trainer.fixed_noise
             )
             save_grid(grid, self.path / "samples" / f"epoch_{trainer.epoch:04d}.png")
-        if trainer.records and trainer.world.is_main:
-            atomic_write(self.path / "history.csv", trainer.history.to_csv(index=False).encode())
+            if trainer.records:
+                history = trainer.history.to_csv(index=False).encode()
+                atomic_write(self.path / "history.csv", history)
         self.checkpoint(trainer)
 
     def on_evaluate(self, trainer: Any) -> None:

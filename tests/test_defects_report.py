@@ -304,7 +304,8 @@ def test_make_course_executes_copies_and_leaves_the_checkout_clean(tmp_path):
     lesson = tmp_path / "lessons" / "01_probe.ipynb"
     lesson.parent.mkdir()
     code = "import os\nprint(os.environ.get('GANKIT_PROGRESS'), os.getcwd())"
-    nbformat.write(new_notebook(cells=[new_code_cell(code)]), lesson)
+    widget = "import ipywidgets\nipywidgets.IntSlider()"  # saved: a live view and a text fallback
+    nbformat.write(new_notebook(cells=[new_code_cell(code), new_code_cell(widget)]), lesson)
     before = lesson.read_bytes()
     runs = tmp_path / "runs"
     make_run(runs, "mlp-mnist", "20261207-173018", 4e-4, [69.5], (200, 30, 30))
@@ -315,6 +316,9 @@ def test_make_course_executes_copies_and_leaves_the_checkout_clean(tmp_path):
     assert lesson.read_bytes() == before  # the tracked lesson is not executed in place
     executed = nbformat.read(course / "01_probe.ipynb", as_version=4)
     assert executed.cells[0].outputs[0]["text"].split() == ["epochs", str(course)]
+    # a reader of the executed copy without its kernel sees a note, not "IntSlider(value=0)"
+    (view,) = executed.cells[1].outputs
+    assert view["data"]["text/plain"].startswith("[interactive widget")
     for name in ("index.html", "01_probe.html"):
         assert (course / "reports" / name).is_file(), name
     assert list((course / "reports").glob("progress-*.html"))
